@@ -1,0 +1,35 @@
+/**
+ * Protocol errors. Each has a stable `code` to branch on, and a message that is
+ * exactly the text sent after `ERROR ` on the wire.
+ */
+
+export type ProtocolErrorCode =
+  | 'LINE_TOO_LONG'
+  | 'INVALID_UTF8'
+  | 'UNKNOWN_COMMAND'
+  | 'WRONG_DIRECTION'
+  | 'MISSING_ARGUMENTS'
+  | 'BAD_ARGUMENT'
+  | 'BAD_TOKEN'
+  | 'BAD_JSON'
+  | 'UNKNOWN_STREAM'
+  | 'TOKEN_TOO_OLD'
+  | 'TOKEN_NOT_RISING'
+  | 'AUTH_REQUIRED'
+  | 'AUTH_FAILED'
+  | 'NOT_PERMITTED'
+  | 'WRONG_REMOTE'
+  | 'SLOW_CONSUMER'
+  | 'PING_TIMEOUT'
+  | 'SHUTTING_DOWN'
+  | 'TOO_MANY_CONNECTIONS';
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

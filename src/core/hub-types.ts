@@ -1,0 +1,129 @@
+/** Configuration and events shared by the hub and its connections. */
+import type { ClientActionCommand } from './commands.js';
+import type { StreamLog } from './stream-log.js';
+
+/** Synapse 2017's streams: the default set a gateway serves. */
+export const SYNAPSE_STREAMS: readonly string[] = [
+  'events',
+  'backfill',
+  'presence',
+  'typing',
+  'receipts',
+  'push_rules',
+  'pushers',
+  'caches',
+  'public_rooms',
+  'device_lists',
+  'to_device',
+  'federation',
+  'tag_account_data',
+  'account_data',
+  'current_state_deltas',
+];
+
+/** Short-lived streams whose too-old tokens jump to the head instead of failing. */
+export const JUMP_STREAMS: readonly string[] = ['typing'];
+
+export interface StreamConfig {
+  name: string;
+  /**
+   * What a token older than retention gets: `error` (ERROR naming the oldest
+   * token, then close) or `jump` (POSITION at the head, as for typing
+   * notifications, which nobody needs to replay).
+   */
+  tooOld?: 'error' | 'jump';
+}
+
+export interface Credential {
+  secret: string;
+  role: 'writer' | 'subscriber';
+  /** Streams this credential may read (subscriber) or write (writer); all when absent. */
+  streams?: readonly string[];
+}
+
+export type ConnectionRole = 'anonymous' | 'subscriber' | 'writer';
+
+export type DisconnectReason =
+  | 'peer_closed'
+  | 'protocol_error'
+  | 'slow_consumer'
+  | 'ping_timeout'
+  | 'too_old'
+  | 'unknown_stream'
+  | 'auth'
+  | 'shutdown'
+  | 'too_many_connections';
+
+/** What the outside sees of a connection (logs, metrics, status page). */
+export interface ConnectionInfo {
+  readonly id: number;
+  readonly transportKind: string;
+  readonly remoteAddress: string;
+  readonly name: string | undefined;
+  readonly role: ConnectionRole;
+  readonly connectedAt: number;
+  readonly queuedCommands: number;
+  readonly queuedBytes: number;
+  /** Streams subscribed, and whether each is still catching up. */
+  subscriptions(): { stream: string; catchingUp: boolean; lastToken: number }[];
+}
+
+export interface SlowConsumerDetails {
+  queuedCommands: number;
+  queuedBytes: number;
+  /** Which limit was crossed. */
+  limit: 'commands' | 'bytes' | 'stall';
+  /** The stream whose row did not fit (absent for a stall). */
+  stream?: string;
+}
+
+export interface PresenceChange {
+  userId: string;
+  syncing: boolean;
+  lastSyncMs: number;
+  connection: ConnectionInfo;
+}
+
+/** Everything the hub reports; all optional so tests and bindings take what they need. */
+export interface HubEvents {
+  opened(conn: ConnectionInfo): void;
+  closed(conn: ConnectionInfo, reason: DisconnectReason, detail: string): void;
+  clientCommand(conn: ConnectionInfo, cmd: ClientActionCommand): void;
+  presence(change: PresenceChange): void;
+  /** An ERROR line from a client: logged, the connection stays open. */
+  remoteError(conn: ConnectionInfo, message: string): void;
+  /** A REPLICATE token ahead of the head: answered with POSITION at the head. */
+  tokenAhead(conn: ConnectionInfo, stream: string, token: number, head: number): void;
+  slowConsumer(conn: ConnectionInfo, details: SlowConsumerDetails): void;
+  /** Rows stored and sent out. */
+  written(stream: string, rows: number, head: number): void;
+}
+
+export interface HubOptions {
+  serverName: string;
+  streams: readonly (string | StreamConfig)[];
+  credentials: readonly Credential[];
+  /** Subscribers must AUTH before anything but PING. */
+  requireAuth: boolean;
+  maxLineBytes: number;
+  maxQueueCommands: number;
+  maxQueueBytes: number;
+  /** A subscriber whose socket makes no write progress this long, with rows queued, is cut. */
+  maxStallMs: number;
+  pingIntervalMs: number;
+  /** Silence after which a peer that has pinged is timed out (and a hanging close aborted). */
+  pingTimeoutMs: number;
+  maxConnections: number;
+  /** How much of the log one catch-up read hands to the socket. */
+  catchUpChunkBytes: number;
+  clock: () => number;
+  createLog: (stream: string) => StreamLog;
+  /** Called when output is pending; the binding calls `hub.flush()` soon (once per tick). */
+  scheduleFlush: () => void;
+  events: Partial<HubEvents>;
+}
+
+export const DEFAULT_PING_INTERVAL_MS = 5_000;
+export const DEFAULT_PING_TIMEOUT_MS = 25_000;
+export const DEFAULT_MAX_STALL_MS = 30_000;
+export const DEFAULT_CATCH_UP_CHUNK_BYTES = 256 * 1024;

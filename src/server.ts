@@ -1,0 +1,179 @@
+/**
+ * The replication server as a library: declared streams held in memory,
+ * served over TCP to Synapse-style workers, written by TCP writers or by
+ * `publish()` in-process.
+ *
+ *     const server = new ReplicationServer({ serverName: 'hs.example', writerToken: 's3cret' });
+ *     await server.listen({ host: '127.0.0.1', port: 9092 });
+ *     await server.publish('events', [['$ev:hs', '!room:hs', 'm.room.message', '', null]]);
+ */
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { ReplicationHub } from './core/hub.js';
+import {
+  DEFAULT_CATCH_UP_CHUNK_BYTES,
+  DEFAULT_MAX_STALL_MS,
+  DEFAULT_PING_INTERVAL_MS,
+  DEFAULT_PING_TIMEOUT_MS,
+  JUMP_STREAMS,
+  SYNAPSE_STREAMS,
+  type ConnectionInfo,
+  type Credential,
+  type DisconnectReason,
+  type HubEvents,
+  type PresenceChange,
+  type SlowConsumerDetails,
+  type StreamConfig,
+} from './core/hub-types.js';
+import type { ClientActionCommand } from './core/commands.js';
+import { DEFAULT_MAX_LINE_BYTES } from './core/line-scanner.js';
+import { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_COMMANDS } from './core/ring-queue.js';
+import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_ROWS, MemoryStreamLog, type StreamLog } from './core/stream-log.js';
+import { encodeRows } from './core/row-encoding.js';
+import { TcpListener } from './bindings/tcp-server.js';
+
+export interface ReplicationServerOptions {
+  /** Sent in `SERVER` to every connection (default `localhost`). */
+  serverName?: string;
+  /** Declared streams (default: Synapse 2017's fifteen, with `typing` jumping to the head on a too-old token). */
+  streams?: readonly (string | StreamConfig)[];
+  /** Shorthand for a writer credential for every stream. */
+  writerToken?: string;
+  /** Shorthand for a subscriber credential; when set, subscribers must AUTH. */
+  subscriberToken?: string;
+  /** Further credentials, e.g. writers of some streams only. */
+  credentials?: readonly Credential[];
+  /** Require AUTH of every connection (default: when a subscriber credential exists). */
+  requireAuth?: boolean;
+  retentionRows?: number;
+  retentionBytes?: number;
+  maxQueueCommands?: number;
+  maxQueueBytes?: number;
+  maxLineBytes?: number;
+  maxConnections?: number;
+  maxStallMs?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  /** How often the keep-alive sweep runs over all connections (default 1 s). */
+  sweepIntervalMs?: number;
+  catchUpChunkBytes?: number;
+  /** Per-stream log factory (default: in-memory, bounded by the retention options). */
+  createLog?: (stream: string) => StreamLog;
+  clock?: () => number;
+}
+
+export interface ReplicationServerEvents {
+  connection: [conn: ConnectionInfo];
+  disconnect: [conn: ConnectionInfo, reason: DisconnectReason, detail: string];
+  /** USER_SYNC, FEDERATION_ACK, REMOVE_PUSHER, INVALIDATE_CACHE, USER_IP from any subscriber. */
+  command: [cmd: ClientActionCommand, conn: ConnectionInfo];
+  presence: [change: PresenceChange];
+  remoteError: [conn: ConnectionInfo, message: string];
+  tokenAhead: [conn: ConnectionInfo, stream: string, token: number, head: number];
+  slowConsumer: [conn: ConnectionInfo, details: SlowConsumerDetails];
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 100_000;
+export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
+/** How long close() lets connections flush `ERROR server shutting down` before dropping them. */
+const CLOSE_GRACE_MS = 5_000;
+
+export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
+  readonly hub: ReplicationHub;
+  private readonly tcp: TcpListener;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closed: Promise<void> | null = null;
+
+  constructor(options: ReplicationServerOptions = {}) {
+    super();
+    const credentials: Credential[] = [...(options.credentials ?? [])];
+    if (options.writerToken) credentials.push({ secret: options.writerToken, role: 'writer' });
+    if (options.subscriberToken) credentials.push({ secret: options.subscriberToken, role: 'subscriber' });
+    const retention = {
+      retentionRows: options.retentionRows ?? DEFAULT_RETENTION_ROWS,
+      retentionBytes: options.retentionBytes ?? DEFAULT_RETENTION_BYTES,
+    };
+    const events: HubEvents = {
+      opened: (conn) => this.emit('connection', conn),
+      closed: (conn, reason, detail) => this.emit('disconnect', conn, reason, detail),
+      clientCommand: (conn, cmd) => this.emit('command', cmd, conn),
+      presence: (change) => this.emit('presence', change),
+      remoteError: (conn, message) => this.emit('remoteError', conn, message),
+      tokenAhead: (conn, stream, token, head) => this.emit('tokenAhead', conn, stream, token, head),
+      slowConsumer: (conn, details) => this.emit('slowConsumer', conn, details),
+      written: () => {},
+    };
+    this.hub = new ReplicationHub({
+      serverName: options.serverName ?? 'localhost',
+      streams: options.streams ?? SYNAPSE_STREAMS.map((name) => ({ name, tooOld: JUMP_STREAMS.includes(name) ? 'jump' : 'error' })),
+      credentials,
+      requireAuth: options.requireAuth ?? credentials.some((c) => c.role === 'subscriber'),
+      maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+      maxQueueCommands: options.maxQueueCommands ?? DEFAULT_MAX_QUEUE_COMMANDS,
+      maxQueueBytes: options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxStallMs: options.maxStallMs ?? DEFAULT_MAX_STALL_MS,
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      pingTimeoutMs: options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
+      catchUpChunkBytes: options.catchUpChunkBytes ?? DEFAULT_CATCH_UP_CHUNK_BYTES,
+      clock: options.clock ?? Date.now,
+      createLog: options.createLog ?? (() => new MemoryStreamLog(retention)),
+      scheduleFlush: () => setImmediate(() => this.hub.flush()),
+      events,
+    });
+    this.tcp = new TcpListener(this.hub);
+    this.sweepTimer = setInterval(() => this.hub.sweep(), options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** Starts the TCP listener (port 0 picks a free port). */
+  async listen(options: { host?: string; port?: number } = {}): Promise<AddressInfo> {
+    return this.tcp.listen(options.host ?? '127.0.0.1', options.port ?? 9092);
+  }
+
+  address(): AddressInfo | null {
+    return this.tcp.address();
+  }
+
+  /** The stream's current token. */
+  head(stream: string): number {
+    return this.hub.requireStream(stream).log.head;
+  }
+
+  /**
+   * Stores rows under the stream's next token and sends them to its
+   * subscribers; the rows of one call share the token (a batch). Resolves
+   * with the token.
+   */
+  async publish(stream: string, rows: readonly unknown[]): Promise<number> {
+    const state = this.hub.requireStream(stream);
+    const token = state.log.head + 1;
+    this.hub.appendEncoded(stream, token, encodeRows(stream, token, rows), rows.length);
+    return token;
+  }
+
+  /** Moves a stream to `token` without rows (`POSITION`). */
+  advance(stream: string, token: number): void {
+    const state = this.hub.requireStream(stream);
+    if (token <= state.log.head) throw new Error(`token ${token} for ${stream} is not above the stream's head ${state.log.head}`);
+    this.hub.advance(state, token);
+  }
+
+  /** Open connections, for status pages and metrics. */
+  connections(): ConnectionInfo[] {
+    return [...this.hub.connections()];
+  }
+
+  /** Sends `ERROR server shutting down` to every connection and resolves once all are closed. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      clearInterval(this.sweepTimer);
+      this.hub.shutdown();
+      this.hub.flush();
+      const grace = setTimeout(() => this.tcp.destroyAll(), CLOSE_GRACE_MS);
+      await this.tcp.close();
+      clearTimeout(grace);
+    })();
+    return this.closed;
+  }
+}

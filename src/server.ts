@@ -60,6 +60,8 @@ export interface ReplicationServerOptions {
   /** Per-stream log factory (default: in-memory, bounded by the retention options). */
   createLog?: (stream: string) => StreamLog;
   clock?: () => number;
+  /** Sees every write to every connection (metrics: bytes and commands out); transports are wrapped only when set. */
+  onSent?: (chunks: readonly Buffer[], transportKind: string) => void;
 }
 
 export interface ReplicationServerEvents {
@@ -71,6 +73,8 @@ export interface ReplicationServerEvents {
   remoteError: [conn: ConnectionInfo, message: string];
   tokenAhead: [conn: ConnectionInfo, stream: string, token: number, head: number];
   slowConsumer: [conn: ConnectionInfo, details: SlowConsumerDetails];
+  /** Rows (or a POSITION, with rows 0) stored in a stream; `head` is its new token. */
+  written: [stream: string, rows: number, head: number];
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 100_000;
@@ -93,7 +97,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       retentionRows: options.retentionRows ?? DEFAULT_RETENTION_ROWS,
       retentionBytes: options.retentionBytes ?? DEFAULT_RETENTION_BYTES,
     };
-    const events: HubEvents = {
+    const events: Partial<HubEvents> = {
       opened: (conn) => this.emit('connection', conn),
       closed: (conn, reason, detail) => this.emit('disconnect', conn, reason, detail),
       clientCommand: (conn, cmd) => this.emit('command', cmd, conn),
@@ -101,7 +105,8 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       remoteError: (conn, message) => this.emit('remoteError', conn, message),
       tokenAhead: (conn, stream, token, head) => this.emit('tokenAhead', conn, stream, token, head),
       slowConsumer: (conn, details) => this.emit('slowConsumer', conn, details),
-      written: () => {},
+      written: (stream, rows, head) => this.emit('written', stream, rows, head),
+      ...(options.onSent !== undefined ? { sent: options.onSent } : {}),
     };
     this.hub = new ReplicationHub({
       serverName: options.serverName ?? 'localhost',
@@ -150,6 +155,20 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     const token = state.log.head + 1;
     this.hub.appendEncoded(stream, token, encodeRows(stream, token, rows), rows.length);
     return token;
+  }
+
+  /**
+   * Stores lines already encoded elsewhere (a relay's upstream rows), as
+   * they are: `bytes` holds `rows` complete RDATA lines of one token, all but
+   * the last framed `batch`. `token` must be above the stream's head.
+   */
+  appendLines(stream: string, token: number, bytes: Buffer, rows: number): void {
+    this.hub.appendEncoded(stream, token, bytes, rows);
+  }
+
+  /** The name sent in `SERVER` to connections opened from now on (a relay learns its upstream's). */
+  setServerName(name: string): void {
+    this.hub.options.serverName = name;
   }
 
   /** Moves a stream to `token` without rows (`POSITION`). */

@@ -27,11 +27,10 @@ export class TcpListener {
   }
 
   /** Stops accepting; resolves when every socket has closed (the hub has already told them why). */
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      if (this.sockets.size === 0 && !this.server.listening) resolve();
-    });
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // net.Server reports closed before its sockets' 'close' events: wait for those too, so the hub has forgotten them.
+    await Promise.all([...this.sockets].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve()))));
   }
 
   /** Drops every socket at once: for a shutdown that has waited long enough. */

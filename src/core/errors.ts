@@ -22,7 +22,9 @@ export type ProtocolErrorCode =
   | 'SLOW_CONSUMER'
   | 'PING_TIMEOUT'
   | 'SHUTTING_DOWN'
-  | 'TOO_MANY_CONNECTIONS';
+  | 'TOO_MANY_CONNECTIONS'
+  /** Not sent: the peer sent `ERROR <message>` (a client reports it as this code). */
+  | 'REMOTE_ERROR';
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';

@@ -97,6 +97,11 @@ export interface HubEvents {
   slowConsumer(conn: ConnectionInfo, details: SlowConsumerDetails): void;
   /** Rows stored and sent out. */
   written(stream: string, rows: number, head: number): void;
+  /**
+   * Bytes handed to a connection's transport (metrics: bytes and commands
+   * out). Only when set does the hub wrap transports to report it.
+   */
+  sent(chunks: readonly Buffer[], transportKind: string): void;
 }
 
 export interface HubOptions {

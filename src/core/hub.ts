@@ -68,13 +68,14 @@ export class ReplicationHub {
 
   /** A new connection: greets the peer, or refuses it past the connection limit. */
   accept(transport: Transport, transportKind: string, remoteAddress: string): ServerConnection {
+    const sent = this.options.events.sent;
+    if (sent !== undefined) transport = observedTransport(transport, transportKind, sent);
     const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress);
     this.connectionSet.add(conn);
+    this.options.events.opened?.(conn);
     if (this.connectionSet.size > this.options.maxConnections) {
       conn.close('too_many_connections', `too many connections (limit ${this.options.maxConnections}); try again later`);
-      return conn;
     }
-    this.options.events.opened?.(conn);
     return conn;
   }
 
@@ -198,4 +199,20 @@ export class ReplicationHub {
   shutdown(): void {
     for (const conn of [...this.connectionSet]) conn.close('shutdown', 'server shutting down');
   }
+}
+
+/** A transport that reports what is written to it (only built when someone listens). */
+function observedTransport(
+  inner: Transport,
+  transportKind: string,
+  sent: (chunks: readonly Buffer[], transportKind: string) => void,
+): Transport {
+  return {
+    write(chunks) {
+      sent(chunks, transportKind);
+      return inner.write(chunks);
+    },
+    end: () => inner.end(),
+    destroy: () => inner.destroy(),
+  };
 }

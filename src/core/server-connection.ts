@@ -194,6 +194,7 @@ export class ServerConnection implements ConnectionInfo, LineSink {
   }
 
   private authenticate(secret: string): void {
+    if (this.role !== 'anonymous') throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
     const credential = this.hub.options.credentials.find((c) => c.secret === secret);
     if (!credential) throw new ProtocolError('AUTH_FAILED', 'AUTH failed: the token matches no configured credential');
     this.role = credential.role;
@@ -290,14 +291,17 @@ export class ServerConnection implements ConnectionInfo, LineSink {
       const head = this.headOf(stream);
       if (token <= head) throw notRising(stream.name, token, head);
     }
-    const pending = this.pendingBatches.get(stream.name);
-    if (pending !== undefined || buf[end] !== LF) {
-      this.writeRowApart(stream, token, lineWithLf(buf, start, end), pending);
+    let run = this.run;
+    // A run this line cannot extend ends first: a batch tail it holds becomes pending, which this line must join.
+    if (run !== null && (run.stream !== stream || run.buf !== buf || run.end !== start)) {
+      this.endRun();
+      run = null;
+    }
+    if (this.pendingBatches.has(stream.name) || buf[end] !== LF) {
+      this.writeRowApart(stream, token, lineWithLf(buf, start, end));
       return;
     }
-    let run = this.run;
-    if (run === null || run.stream !== stream || run.buf !== buf || run.end !== start) {
-      this.endRun();
+    if (run === null) {
       run = this.run = {
         stream,
         buf,
@@ -321,9 +325,10 @@ export class ServerConnection implements ConnectionInfo, LineSink {
   }
 
   /** A row that cannot extend a run (a batch spanning chunks, a CR line): stored on its own. */
-  private writeRowApart(stream: StreamState, token: number | null, line: Buffer, pending: PendingBatch | undefined): void {
+  private writeRowApart(stream: StreamState, token: number | null, line: Buffer): void {
+    // Ending the run first: a batch tail it holds for this stream becomes pending, and this line joins it.
     this.endRun();
-    const batch = pending ?? { parts: [], lines: 0 };
+    const batch = this.pendingBatches.get(stream.name) ?? { parts: [], lines: 0 };
     batch.parts.push(line);
     batch.lines++;
     if (token === null) {
@@ -447,7 +452,8 @@ export class ServerConnection implements ConnectionInfo, LineSink {
       this.close('ping_timeout', 'ping timeout');
     } else if (this.blocked && this.queue.length > 0 && now - this.lastProgressAt > opts.maxStallMs) {
       this.cutSlowConsumer('stall');
-    } else if (now - this.lastSentAt >= opts.pingIntervalMs) {
+    } else if (!this.blocked && now - this.lastSentAt >= opts.pingIntervalMs) {
+      // A blocked socket has rows queued: a PING behind them would tell the peer nothing sooner.
       this.enqueue(encodeCommand({ name: 'PING', data: String(now) }), 1);
     }
   }

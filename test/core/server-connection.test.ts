@@ -1,0 +1,324 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fakeHub, rows, send, type FakeHub } from './support/fake-hub.js';
+
+function writer(h: FakeHub, secret = 'w-secret') {
+  const w = h.connect();
+  send(h, w.conn, `AUTH ${secret}\n`);
+  assert.equal(w.conn.role, 'writer');
+  w.t.take();
+  return w;
+}
+
+function subscriber(h: FakeHub, replicate: string) {
+  const s = h.connect();
+  s.t.take();
+  send(h, s.conn, `${replicate}\n`);
+  return s;
+}
+
+/** Tokens of the numbered RDATA and POSITION lines, `b` for batch lines. */
+function tokens(lines: string[]): string[] {
+  return lines.map((l) => {
+    const [name, , token] = l.split(' ');
+    return name === 'POSITION' ? `P${token}` : token!;
+  });
+}
+
+test('greets with SERVER <name> then PING <now> before the peer says anything', () => {
+  const h = fakeHub();
+  const { t } = h.connect();
+  assert.deepEqual(t.take(), ['SERVER gw.test', `PING ${h.clock.now}`]);
+  assert.deepEqual(h.events.map((e) => e[0]), ['opened']);
+});
+
+test("a writer's run of lines in one chunk is stored as one slice of that chunk, and subscribers get those bytes", () => {
+  const h = fakeHub();
+  const s = subscriber(h, 'REPLICATE events NOW');
+  assert.deepEqual(s.t.take(), ['POSITION events 0']);
+  const w = writer(h);
+  const chunk = send(h, w.conn, rows('events', [1, 2, 3]) + 'PING 5\n' + rows('events', [4]));
+  const entries = h.appended.get('events')!;
+  assert.equal(entries.length, 2, 'a PING between rows ends a run');
+  assert.equal(entries[0]!.bytes.buffer, chunk.buffer, 'a view of the chunk, not a copy');
+  assert.equal(entries[0]!.lines, 3);
+  assert.equal(entries[0]!.firstToken, 1);
+  assert.equal(entries[0]!.lastToken, 3);
+  assert.ok(s.t.written.includes(entries[0]!.bytes), 'the same Buffer is handed to the subscriber');
+  assert.deepEqual(s.t.take(), rows('events', [1, 2, 3, 4]).trimEnd().split('\n'));
+  assert.equal(h.hub.stream('events')!.log.head, 4);
+});
+
+test('a batch split across writer chunks is stored as one group and replayed in catch-up with its framing', () => {
+  const h = fakeHub();
+  const live = subscriber(h, 'REPLICATE caches NOW');
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches 1 ["a"]\nRDATA caches batch ["b"]\nRDATA caches ba');
+  assert.deepEqual(tokens(live.t.take()), ['P0', '1'], 'the batch waits for its numbered row');
+  send(h, w.conn, 'tch ["c"]\nRDATA events 1 ["e"]\n');
+  send(h, w.conn, 'RDATA caches 2 ["d"]\n');
+  const batch = ['RDATA caches batch ["b"]', 'RDATA caches batch ["c"]', 'RDATA caches 2 ["d"]'];
+  assert.deepEqual(live.t.take(), batch);
+  const entries = h.appended.get('caches')!;
+  assert.equal(entries.length, 2);
+  assert.deepEqual([entries[1]!.firstToken, entries[1]!.lastToken, entries[1]!.rows], [2, 2, 3]);
+  const late = subscriber(h, 'REPLICATE caches 1');
+  assert.deepEqual(late.t.take(), [...batch, 'POSITION caches 2']);
+});
+
+test('a batch with CRLF line endings is stored whole, each line ending in LF alone', () => {
+  const h = fakeHub();
+  const live = subscriber(h, 'REPLICATE caches NOW');
+  live.t.take();
+  const w = writer(h);
+  // LF batch line then a CRLF numbered row; then a batch all in CRLF.
+  send(h, w.conn, 'RDATA caches batch ["a"]\nRDATA caches 1 ["b"]\r\n');
+  send(h, w.conn, 'RDATA caches batch ["c"]\r\nRDATA caches batch ["d"]\r\nRDATA caches 2 ["e"]\r\n');
+  const expected = [
+    'RDATA caches batch ["a"]',
+    'RDATA caches 1 ["b"]',
+    'RDATA caches batch ["c"]',
+    'RDATA caches batch ["d"]',
+    'RDATA caches 2 ["e"]',
+  ];
+  assert.deepEqual(live.t.take(), expected);
+  assert.ok(!live.t.text().includes('\r'));
+  assert.equal(h.hub.stream('caches')!.log.retainedRows, 5);
+  assert.deepEqual(subscriber(h, 'REPLICATE caches 0').t.take(), [...expected, 'POSITION caches 2']);
+});
+
+test('a PING or a blank line between the lines of a batch does not split it', () => {
+  const h = fakeHub();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches batch ["a"]\nPING 1\nRDATA caches 1 ["b"]\n');
+  send(h, w.conn, 'RDATA caches batch ["c"]\n\nRDATA caches batch ["d"]\r\n   \nRDATA caches 2 ["e"]\nRDATA caches 3 ["f"]\n');
+  assert.ok(w.conn.open);
+  const entries = h.appended.get('caches')!;
+  assert.deepEqual(
+    entries.map((e) => [e.firstToken, e.lastToken, e.rows]),
+    [[1, 1, 2], [2, 2, 3], [3, 3, 1]],
+  );
+  assert.deepEqual(subscriber(h, 'REPLICATE caches 0').t.take(), [
+    'RDATA caches batch ["a"]',
+    'RDATA caches 1 ["b"]',
+    'RDATA caches batch ["c"]',
+    'RDATA caches batch ["d"]',
+    'RDATA caches 2 ["e"]',
+    'RDATA caches 3 ["f"]',
+    'POSITION caches 3',
+  ]);
+});
+
+test('rows of another stream may come between the lines of a batch', () => {
+  const h = fakeHub();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches batch ["a"]\nRDATA events 7 ["x"]\nRDATA caches batch ["b"]\n');
+  send(h, w.conn, 'RDATA events 8 ["y"]\nRDATA caches 3 ["c"]\n');
+  assert.deepEqual(subscriber(h, 'REPLICATE caches 0').t.take(), [
+    'RDATA caches batch ["a"]',
+    'RDATA caches batch ["b"]',
+    'RDATA caches 3 ["c"]',
+    'POSITION caches 3',
+  ]);
+  assert.equal(h.hub.stream('events')!.log.head, 8);
+});
+
+test('a batch whose numbered row is rejected is not stored, and rows validated before it are kept', () => {
+  const h = fakeHub();
+  const live = subscriber(h, 'REPLICATE caches NOW');
+  live.t.take();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches 5 ["ok"]\nRDATA caches batch ["x"]\nRDATA caches batch ["y"]\nRDATA caches 5 ["z"]\n');
+  assert.deepEqual(w.t.take(), ["ERROR token 5 for caches is not above the stream's head 5"]);
+  assert.ok(w.t.ended);
+  assert.deepEqual(live.t.take(), ['RDATA caches 5 ["ok"]']);
+  assert.equal(h.hub.stream('caches')!.log.retainedRows, 1);
+  // The same across chunks: the batch lines were pending.
+  const w2 = writer(h);
+  send(h, w2.conn, 'RDATA caches batch ["x"]\n');
+  send(h, w2.conn, 'RDATA caches 4 ["z"]\n');
+  assert.match(w2.t.take()[0]!, /^ERROR token 4 for caches is not above/);
+  assert.deepEqual(live.t.take(), []);
+  assert.equal(h.hub.stream('caches')!.log.retainedRows, 1);
+});
+
+test('POSITION inside a batch is refused, and the batch is dropped', () => {
+  const h = fakeHub();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches batch ["a"]\nPOSITION caches 9\n');
+  assert.deepEqual(w.t.take(), ['ERROR POSITION caches inside a batch: a batch ends with a numbered RDATA']);
+  assert.equal(h.hub.stream('caches')!.log.head, 0);
+  assert.equal(h.hub.stream('caches')!.log.retainedRows, 0);
+});
+
+test('catch-up is read from the log as the transport drains, then POSITION and live rows with no gap or duplicate', () => {
+  const h = fakeHub();
+  const w = writer(h);
+  // 40 writer chunks of 5 rows: 40 log entries of ~275 bytes.
+  for (let t = 1; t <= 200; t += 5) send(h, w.conn, rows('events', [t, t + 1, t + 2, t + 3, t + 4]));
+  const s = h.connect();
+  s.t.take();
+  s.t.accepting = false;
+  const greeting = s.t.writeSizes.length;
+  send(h, s.conn, 'REPLICATE events 50\n');
+  let writes = s.t.writeSizes.length;
+  assert.equal(writes, greeting + 1, 'one read, then it waits for drain');
+  let next = 201;
+  for (let i = 0; i < 100 && !s.t.text().includes('POSITION'); i++) {
+    // The writer goes on while the subscriber catches up.
+    send(h, w.conn, rows('events', [next++, next++]));
+    assert.equal(s.t.writeSizes.length, writes, 'nothing is written until drain');
+    s.conn.drained();
+    h.settle();
+    assert.equal(s.t.writeSizes.length, writes + 1, 'one catch-up read per drain');
+    writes = s.t.writeSizes.length;
+  }
+  assert.ok(s.t.writeSizes.every((n) => n < 1024 + 300), `reads of about catchUpChunkBytes: ${s.t.writeSizes}`);
+  s.t.accepting = true;
+  send(h, w.conn, rows('events', [next++, next++]));
+  s.conn.drained();
+  h.settle();
+  const got = tokens(s.t.take());
+  const position = got.findIndex((x) => x.startsWith('P'));
+  assert.ok(position > 0);
+  const head = Number(got[position]!.slice(1));
+  const expected = [];
+  for (let t = 51; t < next; t++) expected.push(String(t));
+  expected.splice(head - 50, 0, `P${head}`);
+  assert.deepEqual(got, expected);
+  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', catchingUp: false, lastToken: next - 1 }]);
+});
+
+test('the server PINGs after pingIntervalMs of silence, and never times out a peer that has not PINGed', () => {
+  const h = fakeHub();
+  const { conn, t } = h.connect();
+  t.take();
+  h.advance(4_000);
+  assert.deepEqual(t.take(), []);
+  h.advance(1_000);
+  assert.deepEqual(t.take(), [`PING ${h.clock.now}`]);
+  for (let i = 0; i < 40; i++) h.advance(5_000);
+  assert.ok(conn.open, 'silent for 8 ping timeouts, but it never PINGed');
+  assert.equal(t.take().length, 40);
+});
+
+test('a peer that PINGed and then went silent gets ERROR ping timeout, and a close that hangs is aborted', () => {
+  const h = fakeHub();
+  const { conn, t } = h.connect();
+  send(h, conn, 'PING 1\n');
+  t.take();
+  h.advance(20_000);
+  send(h, conn, 'NAME still-here\n');
+  h.advance(20_000);
+  assert.ok(conn.open, 'any line resets the timeout');
+  h.advance(5_001);
+  assert.ok(!conn.open);
+  assert.deepEqual(t.take().slice(-1), ['ERROR ping timeout']);
+  assert.ok(t.ended && !t.destroyed);
+  assert.deepEqual(h.events.at(-1)?.slice(2), ['ping_timeout', 'ping timeout']);
+  h.advance(20_000);
+  assert.ok(!t.destroyed);
+  h.advance(5_001);
+  assert.ok(t.destroyed, 'the close did not complete within another timeout period');
+  conn.transportClosed();
+  assert.equal(h.hub.connectionCount, 0);
+});
+
+test('a subscriber whose socket is full is cut at the queue command limit with ERROR past the queue', () => {
+  const h = fakeHub();
+  const slow = subscriber(h, 'REPLICATE events NOW');
+  const fine = subscriber(h, 'REPLICATE events NOW');
+  slow.t.take();
+  fine.t.take();
+  slow.t.accepting = false;
+  const w = writer(h);
+  let token = 0;
+  for (let i = 0; i < 150 && slow.conn.open; i++) send(h, w.conn, rows('events', [++token]));
+  assert.ok(!slow.conn.open);
+  const lines = slow.t.take();
+  assert.equal(lines.at(-1), 'ERROR Failed to keep up');
+  assert.ok(slow.t.ended);
+  assert.equal(slow.conn.queuedCommands, 0, 'its queue is freed');
+  // One row was written before the socket said it was full; 100 more were queued.
+  assert.equal(lines.length, 2);
+  assert.equal(token, 102);
+  const cut = h.events.find((e) => e[0] === 'slowConsumer');
+  assert.deepEqual({ ...(cut?.[2] as object), queuedBytes: 0 }, { queuedCommands: 100, queuedBytes: 0, limit: 'commands', stream: 'events' });
+  assert.equal(fine.t.take().length, 102, 'the other subscriber got every row');
+  assert.ok(!h.hub.stream('events')!.live.has(slow.conn));
+});
+
+test('the byte limit cuts the same way, and a row larger than the queue goes straight to a socket that takes it', () => {
+  const h = fakeHub({ maxQueueBytes: 1000 });
+  const s = subscriber(h, 'REPLICATE events NOW');
+  s.t.take();
+  const w = writer(h);
+  const big = `RDATA events 1 ["${'x'.repeat(2000)}"]\n`;
+  send(h, w.conn, big);
+  assert.deepEqual(s.t.take(), [big.trimEnd()]);
+  assert.ok(s.conn.open);
+  s.t.accepting = false;
+  send(h, w.conn, rows('events', [2]));
+  send(h, w.conn, `RDATA events 3 ["${'y'.repeat(990)}"]\n`);
+  assert.ok(!s.conn.open);
+  assert.equal(s.t.take().at(-1), 'ERROR Failed to keep up');
+  assert.equal((h.events.find((e) => e[0] === 'slowConsumer')?.[2] as { limit: string }).limit, 'bytes');
+});
+
+test('a subscriber whose socket makes no progress for maxStallMs is cut', () => {
+  const h = fakeHub({ maxStallMs: 3_000, pingIntervalMs: 60_000, pingTimeoutMs: 120_000 });
+  const s = subscriber(h, 'REPLICATE events NOW');
+  s.t.take();
+  s.t.accepting = false;
+  const w = writer(h);
+  send(h, w.conn, rows('events', [1]));
+  send(h, w.conn, rows('events', [2]));
+  assert.equal(s.conn.queuedCommands, 1);
+  h.advance(2_000);
+  s.conn.drained(); // progress: the queued row goes out
+  h.settle();
+  send(h, w.conn, rows('events', [3]));
+  h.advance(2_500);
+  assert.ok(s.conn.open, 'progress 2.5 s ago');
+  h.advance(1_000);
+  assert.ok(!s.conn.open);
+  assert.equal(s.t.take().at(-1), 'ERROR Failed to keep up');
+  assert.equal((h.events.find((e) => e[0] === 'slowConsumer')?.[2] as { limit: string }).limit, 'stall');
+});
+
+test('connections past maxConnections are refused with ERROR and closed', () => {
+  const h = fakeHub({ maxConnections: 2 });
+  h.connect();
+  h.connect();
+  const third = h.connect();
+  assert.deepEqual(third.t.take(), ['ERROR too many connections (limit 2); try again later']);
+  assert.ok(third.t.ended);
+  // Every disconnect pairs with a connection event, the refused one too.
+  assert.equal(h.events.filter((e) => e[0] === 'opened').length, 3);
+  assert.deepEqual(h.events.filter((e) => e[0] === 'closed').map((e) => e[2]), ['too_many_connections']);
+});
+
+test('a second AUTH on an authenticated connection is refused', () => {
+  const h = fakeHub();
+  const { conn, t } = h.connect();
+  t.take();
+  send(h, conn, 'AUTH w-secret\nAUTH w-caches\n');
+  assert.deepEqual(t.take(), ['ERROR already authenticated as a writer']);
+  assert.ok(t.ended);
+});
+
+test('no PING is queued behind rows while the socket is blocked', () => {
+  const h = fakeHub();
+  const { conn, t } = h.connect();
+  send(h, conn, 'REPLICATE events NOW\n');
+  t.accepting = false;
+  h.hub.appendEncoded('events', 1, Buffer.from('RDATA events 1 [1]\n'), 1);
+  h.settle();
+  t.take();
+  for (let i = 0; i < 5; i++) h.advance(5_000);
+  assert.equal(conn.queuedCommands, 0);
+  assert.deepEqual(t.take(), []);
+  conn.drained();
+  h.advance(5_000);
+  assert.match(t.take().join('\n'), /^PING \d+$/);
+});

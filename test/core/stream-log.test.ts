@@ -1,0 +1,228 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { MemoryStreamLog, type LogCursor, type LogEntry, type StreamLog } from '../../src/core/stream-log.js';
+
+/** One group: `rows` RDATA lines sharing `token` (all but the last say `batch`), or a POSITION when rows is 0. */
+interface Group {
+  token: number;
+  rows: number;
+}
+
+function groupText(stream: string, g: Group): string {
+  if (g.rows === 0) return `POSITION ${stream} ${g.token}\n`;
+  let text = '';
+  for (let i = 0; i < g.rows; i++) {
+    const word = i === g.rows - 1 ? String(g.token) : 'batch';
+    text += `RDATA ${stream} ${word} ["row ${g.token}.${i}",{"k":"a b"}]\n`;
+  }
+  return text;
+}
+
+function entry(groups: Group[], stream = 's'): LogEntry {
+  const bytes = Buffer.from(groups.map((g) => groupText(stream, g)).join(''));
+  const rows = groups.reduce((n, g) => n + g.rows, 0);
+  const lines = groups.reduce((n, g) => n + Math.max(1, g.rows), 0);
+  return { firstToken: groups[0]!.token, lastToken: groups[groups.length - 1]!.token, bytes, lines, rows };
+}
+
+/** Everything from `cursor` to the head, `maxBytes` at a time. */
+function readAll(log: StreamLog, cursor: LogCursor, maxBytes = 1 << 20): { text: string; reads: number; lines: number } {
+  let text = '';
+  let reads = 0;
+  let lines = 0;
+  for (;;) {
+    const r = log.read(cursor, maxBytes);
+    assert.ok(r !== null, 'entries were evicted under the cursor');
+    if (r.chunks.length === 0) return { text, reads, lines };
+    text += Buffer.concat(r.chunks).toString();
+    lines += r.lines;
+    reads++;
+  }
+}
+
+function readAfter(log: StreamLog, token: number): string {
+  const cursor = log.cursorAfter(token);
+  assert.ok(cursor !== null, `cursorAfter(${token}) is null`);
+  return readAll(log, cursor).text;
+}
+
+test('starts empty at its start token, with oldest equal to the head', () => {
+  const log = new MemoryStreamLog({ startToken: 100 });
+  assert.equal(log.head, 100);
+  assert.equal(log.oldest, 100);
+  assert.equal(log.retainedRows, 0);
+  assert.equal(readAfter(log, 100), '');
+  assert.equal(log.cursorAfter(99), null, 'rows at or below the start token were never here');
+  assert.equal(readAfter(log, 150), '', 'a token past the head reads nothing');
+});
+
+test('reads appended entries back in order, in chunks of about maxBytes, each a whole entry', () => {
+  const log = new MemoryStreamLog();
+  const entries: LogEntry[] = [];
+  for (let t = 1; t <= 50; t++) {
+    const e = entry([{ token: t, rows: 1 + (t % 3) }]);
+    entries.push(e);
+    log.append(e);
+  }
+  assert.equal(log.head, 50);
+  assert.equal(log.oldest, 0);
+  assert.equal(log.retainedRows, entries.reduce((n, e) => n + e.rows, 0));
+  assert.equal(log.retainedBytes, entries.reduce((n, e) => n + e.bytes.length, 0));
+  const cursor = log.cursorAfter(0)!;
+  const r1 = log.read(cursor, 1)!;
+  assert.equal(r1.chunks.length, 1, 'at least one whole entry even when maxBytes is tiny');
+  assert.equal(r1.chunks[0], entries[0]!.bytes, 'the stored Buffer itself, not a copy');
+  assert.equal(r1.lastToken, 1);
+  assert.equal(r1.lines, entries[0]!.lines);
+  const rest = readAll(log, cursor, 500);
+  assert.ok(rest.reads > 5, `read in several chunks (${rest.reads})`);
+  assert.equal(
+    Buffer.concat([r1.chunks[0]!, Buffer.from(rest.text)]).toString(),
+    Buffer.concat(entries.map((e) => e.bytes)).toString(),
+  );
+  assert.equal(rest.lines + r1.lines, entries.reduce((n, e) => n + e.lines, 0));
+  const atHead = log.read(cursor, 500)!;
+  assert.deepEqual(atHead.chunks, [], 'empty at the head');
+  log.append(entry([{ token: 51, rows: 1 }]));
+  assert.equal(readAll(log, cursor).text, groupText('s', { token: 51, rows: 1 }), 'the same cursor goes on past later appends');
+});
+
+test('cursorAfter a token inside a multi-group entry starts at the next group', () => {
+  const log = new MemoryStreamLog();
+  const groups: Group[] = [
+    { token: 3, rows: 1 },
+    { token: 4, rows: 3 },
+    { token: 7, rows: 0 },
+    { token: 9, rows: 2 },
+  ];
+  log.append(entry(groups));
+  const after = (t: number): string => groups.filter((g) => g.token > t).map((g) => groupText('s', g)).join('');
+  for (const t of [0, 2, 3, 4, 5, 6, 7, 8]) assert.equal(readAfter(log, t), after(t), `after ${t}`);
+  assert.equal(readAfter(log, 9), '');
+});
+
+test('a resume from inside a batch never starts mid-batch: the whole batch is replayed with its framing', () => {
+  const log = new MemoryStreamLog();
+  log.append(entry([{ token: 1, rows: 1 }, { token: 5, rows: 4 }, { token: 6, rows: 1 }]));
+  log.append(entry([{ token: 10, rows: 3 }]));
+  // A client cut off after two `batch` lines of token 5 still holds token 1.
+  const text = readAfter(log, 1);
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0]!, /^RDATA s batch \["row 5\.0"/);
+  assert.deepEqual(
+    lines.map((l) => l.split(' ')[2]),
+    ['batch', 'batch', 'batch', '5', '6', 'batch', 'batch', '10'],
+  );
+  // Tokens between groups (2..4 were never used) resume at the same place.
+  assert.equal(readAfter(log, 3), text);
+  assert.match(readAfter(log, 6), /^RDATA s batch \["row 10\.0"/);
+});
+
+test('retention by rows evicts whole entries, oldest first, and moves oldest to the last evicted token', () => {
+  const log = new MemoryStreamLog({ retentionRows: 10 });
+  for (let t = 1; t <= 25; t++) log.append(entry([{ token: t, rows: 1 }]));
+  assert.equal(log.retainedRows, 10);
+  assert.equal(log.oldest, 15);
+  assert.equal(log.head, 25);
+  assert.equal(log.cursorAfter(14), null);
+  assert.equal(log.cursorAfter(0), null);
+  const text = readAfter(log, 15);
+  assert.deepEqual(
+    text.trimEnd().split('\n').map((l) => Number(l.split(' ')[2])),
+    [16, 17, 18, 19, 20, 21, 22, 23, 24, 25],
+  );
+  // A batch counts as its rows and goes as a whole.
+  log.append(entry([{ token: 26, rows: 4 }]));
+  assert.equal(log.retainedRows, 10);
+  assert.equal(log.oldest, 19);
+});
+
+test('retention by bytes evicts until the retained bytes fit, keeping the newest entry however large', () => {
+  const one = entry([{ token: 10, rows: 1 }]).bytes.length;
+  const log = new MemoryStreamLog({ retentionBytes: one * 5 + 3 });
+  for (let t = 10; t <= 29; t++) log.append(entry([{ token: t, rows: 1 }]));
+  assert.ok(log.retainedBytes <= one * 5 + 3);
+  assert.equal(log.retainedRows, 5);
+  assert.equal(log.oldest, 24);
+  const big = entry([{ token: 30, rows: 50 }]);
+  assert.ok(big.bytes.length > one * 5 + 3);
+  log.append(big);
+  assert.equal(log.retainedRows, 50, 'only the newest, oversized entry is left');
+  assert.equal(log.oldest, 29);
+  assert.equal(readAfter(log, 29), big.bytes.toString());
+});
+
+test('POSITION entries count as bytes but not rows', () => {
+  const log = new MemoryStreamLog({ retentionRows: 2 });
+  log.append(entry([{ token: 1, rows: 1 }]));
+  for (let t = 2; t <= 10; t++) log.append(entry([{ token: t, rows: 0 }]));
+  assert.equal(log.retainedRows, 1);
+  assert.equal(log.head, 10);
+  assert.equal(log.oldest, 0);
+  assert.match(readAfter(log, 0), /^RDATA s 1 .*\nPOSITION s 2\n/);
+});
+
+test('a cursor whose entries were evicted reads null, including one that stopped mid-read', () => {
+  const log = new MemoryStreamLog({ retentionRows: 20 });
+  for (let t = 1; t <= 20; t++) log.append(entry([{ token: t, rows: 1 }]));
+  const idle = log.cursorAfter(0)!;
+  const midway = log.cursorAfter(0)!;
+  assert.equal(log.read(midway, 1)!.lastToken, 1);
+  const fresh = log.cursorAfter(19)!;
+  for (let t = 21; t <= 25; t++) log.append(entry([{ token: t, rows: 1 }]));
+  assert.equal(log.read(idle, 1 << 20), null);
+  assert.equal(log.read(midway, 1 << 20), null);
+  assert.equal(readAll(log, fresh).lines, 6, 'a cursor past the evicted entries reads on');
+});
+
+test('cursors survive the compaction of a long evicted prefix', () => {
+  const log = new MemoryStreamLog({ retentionRows: 3000 });
+  for (let t = 1; t <= 5600; t++) log.append(entry([{ token: t, rows: 1 }]));
+  const cursor = log.cursorAfter(5500)!;
+  const stale = log.cursorAfter(2700)!;
+  // Past 6000 entries the evicted prefix is more than half the array: it is compacted away.
+  for (let t = 5601; t <= 8000; t++) log.append(entry([{ token: t, rows: 1 }]));
+  assert.equal(log.oldest, 5000);
+  assert.equal(log.read(stale, 1 << 20), null);
+  const tokens = readAll(log, cursor).text.trimEnd().split('\n').map((l) => Number(l.split(' ')[2]));
+  assert.equal(tokens.length, 2500);
+  assert.equal(tokens[0], 5501);
+  assert.equal(tokens[2499], 8000);
+  assert.equal(readAfter(log, 5000).split('\n').length - 1, 3000);
+});
+
+test('property: catch-up from any token >= oldest is exactly the groups after it, whole, in order', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(fc.record({ gap: fc.integer({ min: 1, max: 3 }), rows: fc.integer({ min: 0, max: 4 }) }), { minLength: 1, maxLength: 4 }), {
+        minLength: 1,
+        maxLength: 40,
+      }),
+      fc.integer({ min: 1, max: 60 }),
+      fc.integer({ min: 1, max: 400 }),
+      (entries, retentionRows, chunkBytes) => {
+        const log = new MemoryStreamLog({ retentionRows });
+        const all: Group[] = [];
+        let token = 0;
+        for (const spec of entries) {
+          const groups = spec.map((g) => ({ token: (token += g.gap), rows: g.rows }));
+          all.push(...groups);
+          log.append(entry(groups));
+        }
+        assert.equal(log.head, token);
+        for (let t = 0; t <= token + 1; t++) {
+          const cursor = log.cursorAfter(t);
+          if (t < log.oldest) {
+            assert.equal(cursor, null);
+            continue;
+          }
+          assert.ok(cursor !== null);
+          const expected = all.filter((g) => g.token > t).map((g) => groupText('s', g)).join('');
+          assert.equal(readAll(log, cursor, chunkBytes).text, expected, `after ${t} (oldest ${log.oldest})`);
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

@@ -1,0 +1,145 @@
+/**
+ * `replication-gateway publish`: reads JSON rows from stdin, one per line, and
+ * writes them to a stream as a writer, one token per row, tokens rising
+ * (src/writer.ts: nothing sent is lost or doubled across reconnects). A line
+ * that is not JSON is reported on stderr with its number and skipped. Exits
+ * once the gateway holds every row, printing a one-line JSON summary on
+ * stdout; logs (pino JSON) go to stderr.
+ */
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { destination, pino } from 'pino';
+import { ReplicationWriter } from '../writer.js';
+import { parseHostPort, usageError } from './client-args.js';
+
+const OPTIONS = {
+  connect: { type: 'string' },
+  auth: { type: 'string' },
+  stream: { type: 'string' },
+  'start-token': { type: 'string' },
+  'server-name': { type: 'string' },
+  name: { type: 'string', default: 'replication-gateway-publish' },
+  'max-unstored-rows': { type: 'string', default: '100000' },
+  'ping-interval-ms': { type: 'string', default: '5000' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const HELP = `usage: replication-gateway publish --connect HOST:PORT --auth WRITER_TOKEN --stream NAME [options] < rows.jsonl
+
+Reads one JSON row per line from stdin and writes each as its own token, tokens
+rising. A line that is not JSON is reported on stderr with its line number and
+skipped; blank lines are ignored. Reconnects and re-sends whatever the gateway
+did not store. When stdin ends and the gateway holds every row, prints a JSON
+summary {"rows","firstToken","lastToken","seconds","rowsPerSecond","badLines","alreadyStored"}
+on stdout and exits 0 (1 if the gateway refuses the writer at the first connect).
+
+options:
+  --connect HOST:PORT        the gateway (required; no default)
+  --auth WRITER_TOKEN        the writer credential, sent as AUTH (required; no default)
+  --stream NAME              the stream to write (required; no default)
+  --start-token N            token of the first row (default: the gateway's head + 1); rows whose
+                             token the gateway already holds are skipped, so a re-run resumes
+  --server-name N            insist on this SERVER name (default: accept any)
+  --name N                   the NAME sent to the gateway (default: replication-gateway-publish)
+  --max-unstored-rows N      rows sent but not yet known stored before reading pauses (default: 100000)
+  --ping-interval-ms MS      keep-alive interval; the timeout is 5 times it (default: 5000)
+  -h, --help                 this text
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    return usageError('publish', (err as Error).message, HELP);
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  for (const required of ['connect', 'auth', 'stream'] as const) {
+    if (values[required] === undefined) return usageError('publish', `--${required} is required`, HELP);
+  }
+  const target = parseHostPort(values.connect!);
+  if (typeof target === 'string') return usageError('publish', target, HELP);
+  const startToken = values['start-token'] === undefined ? undefined : wholeNumber(values['start-token']);
+  const maxUnstoredRows = wholeNumber(values['max-unstored-rows']);
+  const pingIntervalMs = wholeNumber(values['ping-interval-ms']);
+  if (startToken === null || maxUnstoredRows === null || !maxUnstoredRows || !pingIntervalMs) {
+    return usageError('publish', 'numbers must be whole and non-negative (and the bounds above 0)', HELP);
+  }
+  const stream = values.stream!;
+
+  const logger = pino({ name: 'publish' }, destination(2));
+  const writer = new ReplicationWriter({
+    host: target.host,
+    port: target.port,
+    auth: values.auth!,
+    name: values.name,
+    serverName: values['server-name'],
+    streams: [stream],
+    startToken,
+    maxUnstoredRows,
+    pingIntervalMs,
+    pingTimeoutMs: pingIntervalMs * 5,
+    logger,
+  });
+  // Refused at the first connect (bad credential, unknown stream, wrong server): retrying will not help.
+  const refused = new Promise<string>((resolve) => {
+    writer.on('error', (err: Error & { code?: string }) => {
+      logger.warn({ code: err.code }, err.message);
+      if (writer.head(stream) === null && (err.code === 'REMOTE_ERROR' || err.code === 'WRONG_REMOTE')) resolve(err.message);
+    });
+  });
+  writer.start();
+
+  const started = Date.now();
+  let rows = 0;
+  let badLines = 0;
+  let firstToken: number | null = null;
+  let lastToken: number | null = null;
+  let lineNo = 0;
+  const input = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const publishAll = (async () => {
+    for await (const line of input) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      let row: unknown;
+      try {
+        row = JSON.parse(line);
+      } catch (err) {
+        badLines++;
+        logger.error({ line: lineNo }, `line ${lineNo}: not JSON (${(err as Error).message}); skipped`);
+        continue;
+      }
+      const token = await writer.publish(stream, [row]);
+      firstToken ??= token;
+      lastToken = token;
+      rows++;
+    }
+    await writer.flush();
+  })();
+  const outcome = await Promise.race([publishAll.then(() => null), refused]);
+  input.close();
+  await writer.close();
+  if (outcome !== null) {
+    logger.error({ reason: outcome }, 'the gateway refused this writer');
+    return 1;
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const summary = {
+    rows,
+    firstToken,
+    lastToken,
+    seconds,
+    rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
+    badLines,
+    alreadyStored: writer.alreadyStored,
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return 0;
+}
+
+function wholeNumber(text: string): number | null {
+  return /^\d{1,16}$/.test(text) ? Number(text) : null;
+}

@@ -1,0 +1,109 @@
+/**
+ * `replication-gateway tail`: follows streams and prints every row as one
+ * JSON line on stdout, `{"stream":"events","token":12,"row":[...]}` (a
+ * batch's rows all carry its token). The row is the server's JSON bytes,
+ * spliced in unparsed. Connection events go to stderr as pino JSON lines.
+ * Reconnects and resumes until SIGINT or SIGTERM, then exits 0.
+ */
+import { parseArgs } from 'node:util';
+import { destination, pino } from 'pino';
+import { ReplicationClient } from '../client.js';
+import { parseHostPort, usageError } from './client-args.js';
+
+const OPTIONS = {
+  connect: { type: 'string' },
+  stream: { type: 'string', multiple: true },
+  'server-name': { type: 'string' },
+  name: { type: 'string', default: 'replication-gateway-tail' },
+  auth: { type: 'string' },
+  'ping-interval-ms': { type: 'string', default: '5000' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const HELP = `usage: replication-gateway tail --connect HOST:PORT --stream NAME[:TOKEN] ... [options]
+
+Prints each row of the streams as a JSON line {"stream":..,"token":..,"row":..}
+on stdout; connection events go to stderr. Resumes across drops; exits 0 on
+SIGINT or SIGTERM.
+
+options:
+  --connect HOST:PORT     the server to follow (required; no default)
+  --stream NAME[:TOKEN]   a stream to follow, after TOKEN (default: from NOW); repeatable, at least one
+  --server-name N         insist on this SERVER name (default: accept any)
+  --name N                the NAME sent to the server (default: replication-gateway-tail)
+  --auth TOKEN            send AUTH TOKEN first (default: none; a Synapse master knows no AUTH)
+  --ping-interval-ms MS   keep-alive interval; the timeout is 5 times it (default: 5000)
+  -h, --help              this text
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    return usageError('tail', (err as Error).message, HELP);
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.connect === undefined) return usageError('tail', '--connect is required', HELP);
+  if (values.stream === undefined || values.stream.length === 0) return usageError('tail', 'give at least one --stream', HELP);
+  const target = parseHostPort(values.connect);
+  if (typeof target === 'string') return usageError('tail', target, HELP);
+  const streams: Record<string, number | 'NOW'> = {};
+  for (const spec of values.stream) {
+    const m = /^([^:\s]+)(?::(NOW|now|\d{1,16}))?$/.exec(spec);
+    if (m === null) return usageError('tail', `bad --stream ${JSON.stringify(spec)}: expected NAME or NAME:TOKEN`, HELP);
+    streams[m[1]!] = m[2] === undefined || m[2].toUpperCase() === 'NOW' ? 'NOW' : Number(m[2]);
+  }
+  const pingIntervalMs = Number(values['ping-interval-ms']);
+  if (!Number.isFinite(pingIntervalMs) || pingIntervalMs <= 0) return usageError('tail', 'bad --ping-interval-ms', HELP);
+
+  const logger = pino({ name: 'tail' }, destination(2));
+  const client = new ReplicationClient({
+    host: target.host,
+    port: target.port,
+    name: values.name,
+    serverName: values['server-name'],
+    auth: values.auth,
+    streams,
+    pingIntervalMs,
+    pingTimeoutMs: pingIntervalMs * 5,
+    logger,
+  });
+  client.on('error', (err: Error & { code?: string }) => logger.warn({ code: err.code }, err.message));
+  client.on('position', (stream: string, token: number) => logger.info({ stream, token }, 'position'));
+
+  const out = process.stdout;
+  let waitingForDrain = false;
+  client.on('rows', (stream: string, token: number, rows: readonly { rowJson: Buffer }[]) => {
+    const head = `{"stream":${JSON.stringify(stream)},"token":${token},"row":`;
+    const chunks: Buffer[] = [];
+    for (const r of rows) chunks.push(Buffer.from(head), r.rowJson, CLOSE_LINE);
+    if (!out.write(Buffer.concat(chunks)) && !waitingForDrain) {
+      // stdout is a pipe to a slower reader: stop reading the socket until it drains.
+      waitingForDrain = true;
+      client.pause();
+      out.once('drain', () => {
+        waitingForDrain = false;
+        client.resume();
+      });
+    }
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    client.start();
+  });
+  await client.close();
+  await new Promise<void>((resolve) => out.write('', () => resolve()));
+  return 0;
+}
+
+const CLOSE_LINE = Buffer.from('}\n');

@@ -1,0 +1,168 @@
+/**
+ * The replication client library: `ReplicationClient` follows streams (a
+ * worker, a test, the relay); `ReplicationWriter` (src/writer.ts) publishes
+ * rows to a gateway. See docs/client.md.
+ */
+import { ReplicationSession, type SessionOptions } from './client-session.js';
+import type { RowBatch } from './core/row-batch.js';
+
+export { RowBatch } from './core/row-batch.js';
+export type { RdataCommand } from './core/commands.js';
+export type { ClientTransport, TransportEvents, TransportFactory } from './core/client-transport.js';
+export { ProtocolError } from './core/errors.js';
+export type { SessionOptions } from './client-session.js';
+export { ReplicationWriter, type ReplicationWriterOptions } from './writer.js';
+
+export interface ReplicationClientOptions extends SessionOptions {
+  /** Streams to follow: names (from NOW), or name → token to start after. */
+  streams?: readonly string[] | Readonly<Record<string, number | 'NOW'>>;
+  /** Users syncing on this worker now (USER_SYNC start on every connect). */
+  syncingUsers?: readonly string[];
+  /** Batches a stream() iterator holds before the client stops reading the socket (default 1000). */
+  maxBufferedBatches?: number;
+}
+
+/** An async-iterator view's buffer (see ReplicationClient.stream). */
+interface StreamConsumer {
+  batches: RowBatch[];
+  wake: ((r: IteratorResult<RowBatch>) => void) | null;
+  paused: boolean;
+  done: boolean;
+}
+
+/**
+ * Follows streams. Events:
+ * - 'rows' (stream, token, rows, batch): the rows of one token; `rows[i].row()` decodes one.
+ * - 'position' (stream, token): the stream is at token without new rows.
+ * - 'connected' (serverName), 'disconnected' (reason, retryInMs), 'sync' (data).
+ * - 'error' (ProtocolError): wrong remote, ping timeout, bad input, or ERROR from the server (code REMOTE_ERROR).
+ */
+export class ReplicationClient extends ReplicationSession {
+  private readonly consumers = new Map<string, Set<StreamConsumer>>();
+  private readonly maxBufferedBatches: number;
+
+  constructor(options: ReplicationClientOptions) {
+    super(options, {});
+    this.maxBufferedBatches = options.maxBufferedBatches ?? 1000;
+    const streams = options.streams ?? [];
+    const now = Date.now();
+    if (isNameList(streams)) for (const s of streams) this.conn.follow(s, undefined, now);
+    else for (const [s, from] of Object.entries(streams)) this.conn.follow(s, from, now);
+    for (const u of options.syncingUsers ?? []) this.conn.userSync(u, true, now);
+  }
+
+  /**
+   * Follows `stream` after token `from` (or 'NOW'); without `from`, a stream
+   * already followed keeps its position and a new one starts at NOW.
+   */
+  follow(stream: string, from?: number | 'NOW'): void {
+    this.conn.follow(stream, from, Date.now());
+  }
+
+  /** The last token delivered per stream (a batch's token, or a POSITION), null before any. */
+  positions(): Record<string, number | null> {
+    return this.conn.positions();
+  }
+
+  userSync(userId: string, syncing: boolean): void {
+    this.conn.userSync(userId, syncing, Date.now());
+  }
+
+  federationAck(token: number): void {
+    this.conn.send({ name: 'FEDERATION_ACK', token }, Date.now());
+  }
+
+  removePusher(appId: string, pushKey: string, userId: string): void {
+    this.conn.send({ name: 'REMOVE_PUSHER', appId, pushKey, userId }, Date.now());
+  }
+
+  invalidateCache(cacheFunc: string, keys: readonly unknown[]): void {
+    this.conn.send({ name: 'INVALIDATE_CACHE', cacheFunc, keysJson: JSON.stringify(keys) }, Date.now());
+  }
+
+  userIp(userId: string, accessToken: string, ip: string, userAgent: string, deviceId: string | null, lastSeen: number): void {
+    const infoJson = JSON.stringify([accessToken, ip, userAgent, deviceId, lastSeen]);
+    this.conn.send({ name: 'USER_IP', userId, infoJson }, Date.now());
+  }
+
+  /**
+   * The batches of `stream` as an async iterator (following it if not yet).
+   * Each iterator holds up to maxBufferedBatches undelivered batches; past
+   * that the client stops reading the socket until the consumer catches up
+   * (the server then buffers, and may drop a far-behind client, which
+   * reconnects and resumes). It ends when the client is closed or the loop breaks.
+   */
+  stream(stream: string, from?: number | 'NOW'): AsyncIterableIterator<RowBatch> {
+    this.follow(stream, from);
+    const consumer: StreamConsumer = { batches: [], wake: null, paused: false, done: false };
+    let set = this.consumers.get(stream);
+    if (set === undefined) this.consumers.set(stream, (set = new Set()));
+    set.add(consumer);
+    const finish = (): IteratorResult<RowBatch> => {
+      consumer.done = true;
+      this.consumers.get(stream)?.delete(consumer);
+      this.unpause(consumer);
+      return { done: true, value: undefined };
+    };
+    const iterator: AsyncIterableIterator<RowBatch> = {
+      next: () => {
+        const batch = consumer.batches.shift();
+        if (batch !== undefined) {
+          if (consumer.batches.length <= this.maxBufferedBatches / 2) this.unpause(consumer);
+          return Promise.resolve({ done: false, value: batch });
+        }
+        if (consumer.done) return Promise.resolve(finish());
+        return new Promise((resolve) => (consumer.wake = resolve));
+      },
+      return: () => Promise.resolve(finish()),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  protected onRows(batch: RowBatch): void {
+    this.emit('rows', batch.stream, batch.token, batch.rows, batch);
+    const set = this.consumers.get(batch.stream);
+    if (set === undefined) return;
+    for (const c of set) {
+      if (c.wake !== null) {
+        const wake = c.wake;
+        c.wake = null;
+        wake({ done: false, value: batch });
+        continue;
+      }
+      c.batches.push(batch);
+      if (!c.paused && c.batches.length >= this.maxBufferedBatches) {
+        c.paused = true;
+        this.pause();
+      }
+    }
+  }
+
+  protected onPosition(stream: string, token: number): void {
+    this.emit('position', stream, token);
+  }
+
+  protected override onClosed(): void {
+    for (const set of this.consumers.values()) {
+      for (const c of set) {
+        c.done = true;
+        if (c.wake !== null) {
+          const wake = c.wake;
+          c.wake = null;
+          wake({ done: true, value: undefined });
+        }
+      }
+    }
+  }
+
+  private unpause(c: StreamConsumer): void {
+    if (!c.paused) return;
+    c.paused = false;
+    this.resume();
+  }
+}
+
+function isNameList(streams: ReplicationClientOptions['streams']): streams is readonly string[] {
+  return Array.isArray(streams);
+}

@@ -1,0 +1,441 @@
+/**
+ * The client side of replication (PROTOCOL.md section 3), as one session that
+ * outlives its connections: it keeps each stream's position, the syncing
+ * users and the commands made while disconnected, and replays them on every
+ * connect. No I/O and no timers: the binding feeds it transport events, bytes
+ * and `now`, and calls `tick(now)` from one timer.
+ *
+ *     < AUTH <credential>                 only when configured (a v1 master would refuse it)
+ *     < NAME <name>                       optional
+ *     < PING <now>
+ *     < REPLICATE <stream> <token|NOW>    per followed stream, from its stored token
+ *     < USER_SYNC <user> start <now>      per syncing user
+ *     < ...                               commands queued while disconnected
+ *     > SERVER <name>                     a different expected name: < ERROR Wrong remote, close
+ *     > RDATA <stream> batch <json>       held per stream...
+ *     > RDATA <stream> <token> <json>     ...and delivered with this row as one batch
+ *     > POSITION <stream> <token>
+ *     > PING <data> | SYNC <data> | ERROR <message>
+ *
+ * Synapse 2017 sends catch-up rows of one token as separate numbered lines,
+ * so a lone numbered row may be followed by more with the same token. Each is
+ * delivered as it comes (as v1 clients do), but the resume point stays at the
+ * token before until a later token or a POSITION closes it; after a reconnect
+ * the rows of that token already delivered are recognised by count and
+ * skipped. Either framing thus survives a cut anywhere with nothing lost or
+ * delivered twice. Synapse 2017 may also send rows at or below a POSITION
+ * again right after it (its catch-up/live switch): once a stream's POSITION
+ * has come on a connection, rows at or below the stored token are dropped.
+ * Before it (catch-up) rows are taken as they come, since Synapse's
+ * account_data catch-up is not in token order.
+ */
+import {
+  CLIENT_ACTION_COMMANDS,
+  encodeCommand,
+  parseCommand,
+  RdataCommand,
+  type ClientActionCommand,
+  type Command,
+} from './commands.js';
+import { ProtocolError } from './errors.js';
+import { LineScanner } from './line-scanner.js';
+import { RingQueue } from './ring-queue.js';
+import { RowBatch, RowCollector } from './row-batch.js';
+
+export const DEFAULT_PING_INTERVAL_MS = 5000;
+export const DEFAULT_PING_TIMEOUT_MS = 25_000;
+export const DEFAULT_MAX_QUEUED_COMMANDS = 1000;
+export const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024;
+
+export interface ClientConnectionOptions {
+  /** Sent as NAME on every connect. */
+  name?: string;
+  /** The SERVER name to insist on; anything else is `ERROR Wrong remote` and a close. */
+  expectedServerName?: string;
+  /** Sent as AUTH first on every connect. */
+  auth?: string;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  /** Bounds of the queue of commands made while disconnected; past them the oldest go. */
+  maxQueuedCommands?: number;
+  maxQueuedBytes?: number;
+  maxLineBytes?: number;
+  /** A writer: accept the client commands the gateway forwards to it. */
+  acceptForwarded?: boolean;
+}
+
+/** Where a session's output goes: the binding implements it. */
+export interface ClientConnectionSink {
+  /** Bytes for the current connection; false when the transport wants a `drain` first. */
+  write(chunks: Buffer[]): boolean;
+  /** The session gave up on this connection (after sending ERROR, if it had a reason): close it. */
+  close(reason: ProtocolError): void;
+  server(serverName: string): void;
+  rows(batch: RowBatch): void;
+  position(stream: string, token: number): void;
+  /** The server sent ERROR (it usually closes next). */
+  remoteError(message: string): void;
+  sync(data: string): void;
+  /** A client command the gateway forwarded to this writer. */
+  forwarded(cmd: ClientActionCommand): void;
+}
+
+type State = 'disconnected' | 'open' | 'closing';
+
+interface StreamState {
+  /** Every row up to this token was delivered: REPLICATE from here. 'NOW' until the first POSITION. */
+  resumeFrom: number | 'NOW';
+  /** Always REPLICATE from NOW (a writer learning the stored head). */
+  fromNow: boolean;
+  /** The last token handed to the caller, or null. */
+  token: number | null;
+  /** A lone numbered row's token, which more rows may still share (Synapse catch-up); -1 when none. */
+  openToken: number;
+  /** Rows of openToken delivered, over all connections. */
+  openDelivered: number;
+  /** Rows of openToken received on this connection: the first openDelivered of them are replays. */
+  openSeen: number;
+  /** POSITION came on this connection: rows are in token order from here on. */
+  live: boolean;
+  /** `batch` rows waiting for their numbered row. */
+  batch: RowCollector;
+}
+
+export class ClientConnection {
+  private readonly options: Required<Omit<ClientConnectionOptions, 'name' | 'expectedServerName' | 'auth'>> &
+    Pick<ClientConnectionOptions, 'name' | 'expectedServerName' | 'auth'>;
+  private readonly scanner: LineScanner;
+  private readonly streams = new Map<string, StreamState>();
+  private readonly syncingUsers = new Set<string>();
+  private readonly queue: RingQueue;
+  private state: State = 'disconnected';
+  private lastSentMs = 0;
+  private lastReceivedMs = 0;
+  private receivedPing = false;
+  private readingPaused = false;
+  private serverSeenNow = false;
+  private wrongRemoteNow = false;
+  /** Commands dropped from the full disconnected queue, over the session. */
+  droppedCommands = 0;
+  /** Rows received again (after a reconnect, or Synapse's repeat after a POSITION) and not delivered twice. */
+  skippedReplays = 0;
+
+  constructor(
+    private readonly sink: ClientConnectionSink,
+    options: ClientConnectionOptions = {},
+  ) {
+    this.options = {
+      name: options.name,
+      expectedServerName: options.expectedServerName,
+      auth: options.auth,
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      pingTimeoutMs: options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
+      maxQueuedCommands: options.maxQueuedCommands ?? DEFAULT_MAX_QUEUED_COMMANDS,
+      maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      maxLineBytes: options.maxLineBytes ?? 1024 * 1024,
+      acceptForwarded: options.acceptForwarded ?? false,
+    };
+    this.queue = new RingQueue(this.options.maxQueuedCommands, this.options.maxQueuedBytes);
+    this.scanner = new LineScanner(
+      {
+        onLine: (buf, start, end) => this.onLine(buf, start, end),
+        onLineError: (err) => this.fail(err),
+      },
+      { maxLineBytes: this.options.maxLineBytes },
+    );
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** This connection saw SERVER with an acceptable name (for the backoff's notion of healthy). */
+  get serverSeen(): boolean {
+    return this.serverSeenNow;
+  }
+
+  /** This connection was closed because SERVER named another server. */
+  get wrongRemote(): boolean {
+    return this.wrongRemoteNow;
+  }
+
+  /** Commands waiting for the next connection. */
+  get queuedCommands(): number {
+    return this.queue.commands;
+  }
+
+  // ------------------------------------------------------------ transport events
+
+  /** The transport opened: sends the handshake (module comment). */
+  connected(now: number): void {
+    this.state = 'open';
+    this.receivedPing = false;
+    this.serverSeenNow = false;
+    this.wrongRemoteNow = false;
+    this.lastReceivedMs = now;
+    const out: Buffer[] = [];
+    const { auth, name } = this.options;
+    if (auth !== undefined) out.push(encodeCommand({ name: 'AUTH', credential: auth }));
+    if (name !== undefined) out.push(encodeCommand({ name: 'NAME', clientName: name }));
+    out.push(encodeCommand({ name: 'PING', data: String(now) }));
+    for (const [stream, st] of this.streams) {
+      st.openSeen = 0;
+      st.live = false;
+      out.push(replicate(stream, st));
+    }
+    for (const userId of this.syncingUsers) {
+      out.push(encodeCommand({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }));
+    }
+    for (const buf of this.queue.takeAll()) out.push(buf);
+    this.writeNow(out, now);
+  }
+
+  data(chunk: Buffer, now: number): void {
+    if (this.state !== 'open') return;
+    this.lastReceivedMs = now;
+    this.scanner.push(chunk);
+  }
+
+  /** The transport closed, whoever closed it. */
+  disconnected(): void {
+    this.state = 'disconnected';
+    this.scanner.reset();
+    // Rows of an unfinished batch were never delivered: the resume sends them again.
+    for (const st of this.streams.values()) st.batch.clear();
+  }
+
+  /** Keep-alive (PROTOCOL.md, Keep-alive): PING after a quiet interval, give up after the timeout. */
+  tick(now: number): void {
+    if (this.state !== 'open') return;
+    if (this.receivedPing && !this.readingPaused && now - this.lastReceivedMs > this.options.pingTimeoutMs) {
+      this.fail(new ProtocolError('PING_TIMEOUT', 'ping timeout'));
+      return;
+    }
+    if (now - this.lastSentMs >= this.options.pingIntervalMs) {
+      this.writeNow([encodeCommand({ name: 'PING', data: String(now) })], now);
+    }
+  }
+
+  /** The caller stopped reading the transport: silence is then ours, not the server's. */
+  pauseReading(): void {
+    this.readingPaused = true;
+  }
+
+  resumeReading(now: number): void {
+    this.readingPaused = false;
+    this.lastReceivedMs = now;
+  }
+
+  // ------------------------------------------------------------ caller's commands
+
+  /**
+   * Follows `stream` from `from` (a token, or 'NOW'); without `from`, a stream
+   * already followed keeps its position and a new one starts at NOW.
+   * While connected the REPLICATE goes at once and replaces the old subscription.
+   */
+  follow(stream: string, from: number | 'NOW' | undefined, now: number): void {
+    let st = this.streams.get(stream);
+    if (st !== undefined && from === undefined) return;
+    if (st === undefined || from !== undefined) {
+      st?.batch.clear();
+      st = newStream(from ?? 'NOW', false);
+      this.streams.set(stream, st);
+    }
+    if (this.state === 'open') this.writeNow([replicate(stream, st)], now);
+  }
+
+  /** Follows `stream` from NOW on every connect: the POSITION is the server's head (a writer's view). */
+  followHead(stream: string, now: number): void {
+    const st = newStream('NOW', true);
+    this.streams.set(stream, st);
+    if (this.state === 'open') this.writeNow([replicate(stream, st)], now);
+  }
+
+  /**
+   * A user started or stopped syncing. Not queued while disconnected: every
+   * connect announces the users syncing then, and a master forgets a lost
+   * connection's users by itself.
+   */
+  userSync(userId: string, syncing: boolean, now: number): void {
+    if (syncing) this.syncingUsers.add(userId);
+    else this.syncingUsers.delete(userId);
+    if (this.state === 'open') {
+      this.writeNow([encodeCommand({ name: 'USER_SYNC', userId, state: syncing ? 'start' : 'end', lastSyncMs: now })], now);
+    }
+  }
+
+  /** Sends a command now, or queues it for the next connection (dropping the oldest past the bounds). */
+  send(cmd: ClientActionCommand, now: number): void {
+    const buf = encodeCommand(cmd);
+    if (this.state === 'open') {
+      this.writeNow([buf], now);
+      return;
+    }
+    while (!this.queue.fits(buf.length) && this.queue.length > 0) {
+      this.queue.shift();
+      this.droppedCommands++;
+    }
+    if (this.queue.push(buf)) return;
+    this.droppedCommands++; // one command bigger than the whole queue
+  }
+
+  /** Raw lines (a writer's RDATA) for the open connection; false when not open or the transport is full. */
+  write(chunks: Buffer[], now: number): boolean {
+    if (this.state !== 'open') return false;
+    return this.writeNow(chunks, now);
+  }
+
+  /** The token each followed stream has reached (the last delivery or POSITION), null before any. */
+  positions(): Record<string, number | null> {
+    const out: Record<string, number | null> = {};
+    for (const [stream, st] of this.streams) out[stream] = st.token;
+    return out;
+  }
+
+  /** Sends nothing more and asks the binding to close (the caller is done). */
+  close(): void {
+    if (this.state === 'open') this.state = 'closing';
+  }
+
+  // ------------------------------------------------------------ input
+
+  private onLine(buf: Buffer, start: number, end: number): void {
+    if (this.state !== 'open') return; // a close is under way: the rest of the chunk is moot
+    let cmd: Command;
+    try {
+      cmd = parseCommand(buf, start, end, 'server');
+    } catch (err) {
+      const forwarded = this.forwardedCommand(err, buf, start, end);
+      if (forwarded === null) this.fail(err as ProtocolError);
+      else this.sink.forwarded(forwarded);
+      return;
+    }
+    if (cmd instanceof RdataCommand) {
+      this.onRdata(cmd, buf, start, end);
+      return;
+    }
+    switch (cmd.name) {
+      case 'SERVER':
+        this.onServer(cmd.serverName);
+        return;
+      case 'POSITION':
+        this.onPosition(cmd.stream, cmd.token);
+        return;
+      case 'PING':
+        this.receivedPing = true;
+        return;
+      case 'ERROR':
+        this.sink.remoteError(cmd.message);
+        return;
+      case 'SYNC':
+        this.sink.sync(cmd.data);
+        return;
+      default:
+        // parseCommand(…, 'server') returns only what a server may send.
+        this.fail(new ProtocolError('WRONG_DIRECTION', `${cmd.name} may not be sent by a server`));
+    }
+  }
+
+  /** A gateway forwards subscribers' commands to a writer verbatim; anyone else gets them as errors. */
+  private forwardedCommand(err: unknown, buf: Buffer, start: number, end: number): ClientActionCommand | null {
+    if (!this.options.acceptForwarded || !(err instanceof ProtocolError) || err.code !== 'WRONG_DIRECTION') return null;
+    const cmd = parseCommand(buf, start, end, 'client');
+    return CLIENT_ACTION_COMMANDS.has(cmd.name) ? (cmd as ClientActionCommand) : null;
+  }
+
+  private onServer(serverName: string): void {
+    const expected = this.options.expectedServerName;
+    if (expected !== undefined && serverName !== expected) {
+      this.wrongRemoteNow = true;
+      this.fail(new ProtocolError('WRONG_REMOTE', 'Wrong remote'));
+      return;
+    }
+    this.serverSeenNow = true;
+    this.sink.server(serverName);
+  }
+
+  private onRdata(row: RdataCommand, buf: Buffer, start: number, end: number): void {
+    const st = this.streams.get(row.stream);
+    if (st === undefined) return; // a stream no longer followed: its rows are moot
+    st.batch.add(row, buf, start, end);
+    const token = row.token;
+    if (token === null) return;
+    const framed = st.batch.length > 1;
+    let skip = 0;
+    if (st.live && typeof st.resumeFrom === 'number' && token <= st.resumeFrom) {
+      skip = st.batch.length; // already delivered: Synapse's repeat after a POSITION
+    } else if (token === st.openToken) {
+      // The open token again: after a reconnect, its first rows were delivered before.
+      skip = Math.min(st.batch.length, Math.max(0, st.openDelivered - st.openSeen));
+      st.openSeen += st.batch.length;
+      st.openDelivered += st.batch.length - skip;
+      if (framed) this.closeToken(st, token);
+    } else if (token > st.openToken && (st.resumeFrom === 'NOW' || token > st.resumeFrom)) {
+      if (st.openToken >= 0) st.resumeFrom = st.openToken;
+      if (framed) {
+        this.closeToken(st, token);
+      } else {
+        st.openToken = token;
+        st.openDelivered = 1;
+        st.openSeen = 1;
+      }
+      st.token = token;
+    }
+    // Otherwise the token is behind the position (Synapse's account_data catch-up order, or
+    // its duplicate at the catch-up/live switch): handed over as it came, position unchanged.
+    if (skip === st.batch.length) {
+      this.skippedReplays += skip;
+      st.batch.clear();
+      return;
+    }
+    this.skippedReplays += skip;
+    this.sink.rows(st.batch.take(row.stream, token, skip));
+  }
+
+  private closeToken(st: StreamState, token: number): void {
+    st.resumeFrom = token;
+    st.openToken = -1;
+    st.openDelivered = 0;
+    st.openSeen = 0;
+  }
+
+  private onPosition(stream: string, token: number): void {
+    const st = this.streams.get(stream);
+    if (st === undefined) return;
+    st.batch.clear(); // a POSITION inside a batch: the batch never completes
+    this.closeToken(st, token);
+    st.live = true;
+    st.token = token;
+    this.sink.position(stream, token);
+  }
+
+  /** Says why (PROTOCOL.md, Errors: we always do), then closes. */
+  private fail(err: ProtocolError): void {
+    if (this.state !== 'open') return;
+    this.sink.write([encodeCommand({ name: 'ERROR', message: err.message })]);
+    this.state = 'closing';
+    this.sink.close(err);
+  }
+
+  private writeNow(chunks: Buffer[], now: number): boolean {
+    this.lastSentMs = now;
+    return this.sink.write(chunks);
+  }
+}
+
+function newStream(from: number | 'NOW', fromNow: boolean): StreamState {
+  return {
+    resumeFrom: from,
+    fromNow,
+    token: from === 'NOW' ? null : from,
+    openToken: -1,
+    openDelivered: 0,
+    openSeen: 0,
+    live: false,
+    batch: new RowCollector(),
+  };
+}
+
+function replicate(stream: string, st: StreamState): Buffer {
+  return encodeCommand({ name: 'REPLICATE', stream, token: st.fromNow ? 'NOW' : st.resumeFrom });
+}

@@ -1,0 +1,79 @@
+/**
+ * One delivery to a client's caller: the rows of one token of one stream,
+ * as they came in `RDATA` lines
+ *
+ *     RDATA caches batch ["get_user_by_id",["@a:hs"],1490197670513]
+ *     RDATA caches 54 ["get_user_by_id",["@b:hs"],1490197670513]
+ *
+ * Rows stay bytes: `rows[i].row()` parses one, `values()` parses all, and
+ * `line(i)` is the received line itself (a view, no LF), for a relay that
+ * forwards it unchanged.
+ */
+import type { RdataCommand } from './commands.js';
+
+export class RowBatch {
+  constructor(
+    readonly stream: string,
+    readonly token: number,
+    readonly rows: readonly RdataCommand[],
+    /** Line i is `lineBufs[i][lineStarts[i], lineEnds[i])`: kept as numbers so no view is made unless asked for. */
+    private readonly lineBufs: readonly Buffer[],
+    private readonly lineStarts: readonly number[],
+    private readonly lineEnds: readonly number[],
+  ) {}
+
+  /** Every row's value, parsed now. */
+  values(): unknown[] {
+    return this.rows.map((r) => r.row());
+  }
+
+  /** The bytes of row i's RDATA line as received, without its LF. */
+  line(i: number): Buffer {
+    const buf = this.lineBufs[i];
+    if (buf === undefined) throw new RangeError(`no row ${i} in a batch of ${this.rows.length}`);
+    return buf.subarray(this.lineStarts[i], this.lineEnds[i]);
+  }
+}
+
+/** Collects the rows of one token as lines arrive; `take` hands them over and starts again. */
+export class RowCollector {
+  private rows: RdataCommand[] = [];
+  private bufs: Buffer[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
+
+  get length(): number {
+    return this.rows.length;
+  }
+
+  add(row: RdataCommand, buf: Buffer, start: number, end: number): void {
+    this.rows.push(row);
+    this.bufs.push(buf);
+    this.starts.push(start);
+    this.ends.push(end);
+  }
+
+  /** The collected rows from index `from` on, as one batch; the collector is empty afterwards. */
+  take(stream: string, token: number, from = 0): RowBatch {
+    const batch =
+      from === 0
+        ? new RowBatch(stream, token, this.rows, this.bufs, this.starts, this.ends)
+        : new RowBatch(
+            stream,
+            token,
+            this.rows.slice(from),
+            this.bufs.slice(from),
+            this.starts.slice(from),
+            this.ends.slice(from),
+          );
+    this.clear();
+    return batch;
+  }
+
+  clear(): void {
+    this.rows = [];
+    this.bufs = [];
+    this.starts = [];
+    this.ends = [];
+  }
+}

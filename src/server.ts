@@ -29,7 +29,8 @@ import type { ClientActionCommand } from './core/commands.js';
 import { DEFAULT_MAX_LINE_BYTES } from './core/line-scanner.js';
 import { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_COMMANDS } from './core/ring-queue.js';
 import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_ROWS, MemoryStreamLog, type StreamLog } from './core/stream-log.js';
-import { encodeRows } from './core/row-encoding.js';
+import { inlineRowEncoder, type RowEncoder } from './core/row-encoding.js';
+import { OrderedPublisher } from './core/ordered-commit.js';
 import { TcpListener } from './bindings/tcp-server.js';
 
 export interface ReplicationServerOptions {
@@ -60,6 +61,8 @@ export interface ReplicationServerOptions {
   /** Per-stream log factory (default: in-memory, bounded by the retention options). */
   createLog?: (stream: string) => StreamLog;
   clock?: () => number;
+  /** How `publish()` turns rows into RDATA bytes: inline (default) or an EncoderPool from src/workers. */
+  encoder?: RowEncoder;
   /** Sees every write to every connection (metrics: bytes and commands out); transports are wrapped only when set. */
   onSent?: (chunks: readonly Buffer[], transportKind: string) => void;
 }
@@ -86,6 +89,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
   readonly hub: ReplicationHub;
   private readonly tcp: TcpListener;
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly publisher: OrderedPublisher;
   private closed: Promise<void> | null = null;
 
   constructor(options: ReplicationServerOptions = {}) {
@@ -126,6 +130,11 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       scheduleFlush: () => setImmediate(() => this.hub.flush()),
       events,
     });
+    this.publisher = new OrderedPublisher({
+      encoder: options.encoder ?? inlineRowEncoder,
+      head: (stream) => this.hub.requireStream(stream).log.head,
+      commit: (stream, token, bytes, rows) => this.hub.appendEncoded(stream, token, bytes, rows),
+    });
     this.tcp = new TcpListener(this.hub);
     this.sweepTimer = setInterval(() => this.hub.sweep(), options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -147,14 +156,19 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
 
   /**
    * Stores rows under the stream's next token and sends them to its
-   * subscribers; the rows of one call share the token (a batch). Resolves
-   * with the token.
+   * subscribers; the rows of one call share the token (a batch). The token
+   * is taken at the call, so calls commit in call order even when a later,
+   * smaller batch finishes encoding first. Resolves with the token; rejects
+   * (storing nothing of the batch) with a RowEncodingError naming a row that
+   * is not JSON.
    */
-  async publish(stream: string, rows: readonly unknown[]): Promise<number> {
-    const state = this.hub.requireStream(stream);
-    const token = state.log.head + 1;
-    this.hub.appendEncoded(stream, token, encodeRows(stream, token, rows), rows.length);
-    return token;
+  publish(stream: string, rows: readonly unknown[]): Promise<number> {
+    try {
+      this.hub.requireStream(stream);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.publisher.publish(stream, rows);
   }
 
   /**
@@ -187,6 +201,9 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
   close(): Promise<void> {
     this.closed ??= (async () => {
       clearInterval(this.sweepTimer);
+      // Publishes already encoding are stored and sent before the goodbye
+      // (and with none in flight the goodbye goes out before close() returns).
+      if (this.publisher.pending > 0) await this.publisher.idle();
       this.hub.shutdown();
       this.hub.flush();
       const grace = setTimeout(() => this.tcp.destroyAll(), CLOSE_GRACE_MS);

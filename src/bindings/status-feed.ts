@@ -1,0 +1,305 @@
+/**
+ * The read-only status feed behind the status page: a JSON snapshot of the
+ * hub pushed to every `replication.status` WebSocket once per interval (not
+ * polled). One snapshot is built per interval and per read scope, and the
+ * same string goes to every socket of that scope.
+ *
+ *     < AUTH <token>                 only when the hub requires AUTH; PING is ignored
+ *     > {"type":"hello","server":"hs","authRequired":true}
+ *     > {"type":"status","streams":[{"name":"events","head":54,"rowsPerSec":120,...}],
+ *        "connections":{...},"disconnects":[...]}
+ *     > {"type":"error","message":"AUTH failed: ..."}     then the close
+ *
+ * A credential with a stream list sees only those streams and the
+ * connections reading them.
+ */
+import type { ReplicationHub } from '../core/hub.js';
+import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
+
+export const DEFAULT_STATUS_INTERVAL_MS = 1000;
+const DEFAULT_MAX_LISTED_CONNECTIONS = 200;
+const DEFAULT_MAX_DISCONNECTS = 50;
+
+/** Where one status socket's messages go (the WebSocket bridge implements it). */
+export interface StatusSink {
+  /** False when the socket is still busy with earlier snapshots: this one is skipped. */
+  send(text: string): boolean;
+  end(): void;
+}
+
+export interface StatusFeedOptions {
+  intervalMs?: number;
+  /** Connections listed per snapshot, the most lagging first (the total is always given). */
+  maxListedConnections?: number;
+  /** Recent disconnects kept. */
+  maxDisconnects?: number;
+  clock?: () => number;
+}
+
+export interface StreamStatus {
+  name: string;
+  head: number;
+  oldest: number;
+  rowsPerSec: number;
+  rowsWritten: number;
+  retainedRows: number;
+  retainedBytes: number;
+  liveSubscribers: number;
+}
+
+export interface ConnectionStatus {
+  id: number;
+  name: string | null;
+  transport: string;
+  remote: string;
+  role: string;
+  connectedAt: number;
+  streams: { stream: string; catchingUp: boolean; lastToken: number; lag: number }[];
+  queuedCommands: number;
+  queuedBytes: number;
+  /** The largest head - lastToken over its streams. */
+  lag: number;
+}
+
+export interface DisconnectStatus {
+  at: number;
+  id: number;
+  name: string | null;
+  transport: string;
+  remote: string;
+  role: string;
+  reason: DisconnectReason;
+  detail: string;
+}
+
+export interface StatusSnapshot {
+  type: 'status';
+  at: number;
+  server: string;
+  streams: StreamStatus[];
+  connections: { total: number; listed: ConnectionStatus[] };
+  disconnects: DisconnectStatus[];
+}
+
+export class StatusFeed {
+  readonly intervalMs: number;
+  private readonly maxListed: number;
+  private readonly maxDisconnects: number;
+  private readonly clock: () => number;
+  private readonly sessions = new Set<StatusSession>();
+  private readonly disconnects: DisconnectStatus[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  /** rowsWritten per stream at the last sample, for rows/s. */
+  private lastRows = new Map<string, number>();
+  private lastSampleMs = 0;
+  private rates = new Map<string, number>();
+
+  constructor(
+    readonly hub: ReplicationHub,
+    options: StatusFeedOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
+    this.maxListed = options.maxListedConnections ?? DEFAULT_MAX_LISTED_CONNECTIONS;
+    this.maxDisconnects = options.maxDisconnects ?? DEFAULT_MAX_DISCONNECTS;
+    this.clock = options.clock ?? Date.now;
+    this.sample(this.clock());
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** A new status socket. */
+  accept(sink: StatusSink): StatusSession {
+    const session = new StatusSession(this, sink);
+    this.sessions.add(session);
+    const authRequired = this.hub.options.requireAuth;
+    session.sendJson({ type: 'hello', server: this.hub.options.serverName, authRequired, intervalMs: this.intervalMs });
+    if (!authRequired) session.authorize(null);
+    this.timer ??= setInterval(() => this.publish(), this.intervalMs);
+    this.timer.unref();
+    return session;
+  }
+
+  /** For the hub's `closed` event (ReplicationServer's 'disconnect'). */
+  recordDisconnect(conn: ConnectionInfo, reason: DisconnectReason, detail: string): void {
+    this.disconnects.unshift({
+      at: this.clock(),
+      id: conn.id,
+      name: conn.name ?? null,
+      transport: conn.transportKind,
+      remote: conn.remoteAddress,
+      role: conn.role,
+      reason,
+      detail,
+    });
+    if (this.disconnects.length > this.maxDisconnects) this.disconnects.length = this.maxDisconnects;
+  }
+
+  /** The hub now, seen through a read scope (null: everything). */
+  snapshot(scope: ReadonlySet<string> | null = null): StatusSnapshot {
+    const hub = this.hub;
+    const streams: StreamStatus[] = [];
+    const heads = new Map<string, number>();
+    for (const s of hub.streams()) {
+      const head = s.log.head;
+      heads.set(s.name, head);
+      if (scope !== null && !scope.has(s.name)) continue;
+      streams.push({
+        name: s.name,
+        head,
+        oldest: s.log.oldest,
+        rowsPerSec: this.rates.get(s.name) ?? 0,
+        rowsWritten: s.rowsWritten,
+        retainedRows: s.log.retainedRows,
+        retainedBytes: s.log.retainedBytes,
+        liveSubscribers: s.live.size,
+      });
+    }
+    const all: ConnectionStatus[] = [];
+    for (const c of hub.connections()) {
+      const subs = c
+        .subscriptions()
+        .filter((s) => scope === null || scope.has(s.stream))
+        .map((s) => ({ ...s, lag: Math.max(0, (heads.get(s.stream) ?? s.lastToken) - s.lastToken) }));
+      if (scope !== null && subs.length === 0) continue;
+      all.push({
+        id: c.id,
+        name: c.name ?? null,
+        transport: c.transportKind,
+        remote: scope === null ? c.remoteAddress : '',
+        role: c.role,
+        connectedAt: c.connectedAt,
+        streams: subs,
+        queuedCommands: c.queuedCommands,
+        queuedBytes: c.queuedBytes,
+        lag: subs.reduce((m, s) => Math.max(m, s.lag), 0),
+      });
+    }
+    all.sort((a, b) => b.lag - a.lag || b.queuedBytes - a.queuedBytes || a.id - b.id);
+    return {
+      type: 'status',
+      at: this.clock(),
+      server: hub.options.serverName,
+      streams,
+      connections: { total: all.length, listed: all.length > this.maxListed ? all.slice(0, this.maxListed) : all },
+      disconnects: scope === null ? this.disconnects : [],
+    };
+  }
+
+  /** Stops the timer and closes every status socket. */
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    for (const s of [...this.sessions]) s.end();
+  }
+
+  /** One round: rates, then one snapshot per scope to every authorized socket. */
+  publish(): void {
+    this.sample(this.clock());
+    const texts = new Map<string, string>();
+    for (const session of this.sessions) {
+      if (!session.authorized) continue;
+      const key = session.scopeKey;
+      let text = texts.get(key);
+      if (text === undefined) texts.set(key, (text = JSON.stringify(this.snapshot(session.scope))));
+      session.sendText(text);
+    }
+  }
+
+  /** Sends the current snapshot to one socket now (it just authorized). */
+  sendNow(session: StatusSession): void {
+    session.sendText(JSON.stringify(this.snapshot(session.scope)));
+  }
+
+  forget(session: StatusSession): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private sample(now: number): void {
+    const dtMs = now - this.lastSampleMs;
+    const rows = new Map<string, number>();
+    for (const s of this.hub.streams()) {
+      rows.set(s.name, s.rowsWritten);
+      const before = this.lastRows.get(s.name);
+      if (before !== undefined && dtMs > 0) this.rates.set(s.name, Math.round(((s.rowsWritten - before) * 1000) / dtMs));
+    }
+    this.lastRows = rows;
+    this.lastSampleMs = now;
+  }
+}
+
+/** One status socket: waits for AUTH when the hub requires it, then receives snapshots. */
+export class StatusSession {
+  authorized = false;
+  scope: ReadonlySet<string> | null = null;
+  scopeKey = '*';
+  private done = false;
+
+  constructor(
+    private readonly feed: StatusFeed,
+    private readonly sink: StatusSink,
+  ) {}
+
+  /** Text from the socket: lines of `AUTH <token>` or `PING <data>`. */
+  receive(text: string): void {
+    for (const raw of text.split('\n')) {
+      if (this.done) return;
+      const line = raw.replace(/\r$/, '').trim();
+      if (line === '') continue;
+      const space = line.indexOf(' ');
+      const name = space === -1 ? line : line.slice(0, space);
+      if (name === 'PING') continue;
+      if (name !== 'AUTH') {
+        this.refuse('the status feed is read-only: send AUTH <token> or PING');
+        return;
+      }
+      const secret = space === -1 ? '' : line.slice(space + 1);
+      const credential = this.feed.hub.options.credentials.find((c) => c.secret === secret);
+      if (credential === undefined) {
+        this.refuse('AUTH failed: the token matches no configured credential');
+        return;
+      }
+      this.authorize(credential.streams ? new Set(credential.streams) : null);
+    }
+  }
+
+  authorize(scope: ReadonlySet<string> | null): void {
+    this.scope = scope;
+    this.scopeKey = scope === null ? '*' : [...scope].sort().join(',');
+    this.authorized = true;
+    this.feed.sendNow(this);
+  }
+
+  /** `{"type":"error"}` and the close. */
+  refuse(message: string): void {
+    if (this.done) return;
+    this.sendJson({ type: 'error', message });
+    this.end();
+  }
+
+  sendJson(value: unknown): void {
+    this.sendText(JSON.stringify(value));
+  }
+
+  sendText(text: string): void {
+    if (!this.done) this.sink.send(text);
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.feed.forget(this);
+    this.sink.end();
+  }
+
+  /** The socket closed. */
+  closed(): void {
+    this.done = true;
+    this.feed.forget(this);
+  }
+}

@@ -1,0 +1,279 @@
+// The WebSocket bridge against the same conformance cases as TCP, with `ws`
+// as the client: greeting, catch-up, batches, live rows, errors, limits,
+// congestion, liveness and shutdown.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { row, startGateway, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
+
+describe('WebSocket bridge, text mode', () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await startGateway({ serverName: 'hs.test', writerToken: 'w-secret' });
+  });
+  after(() => gw.close());
+
+  it('greets with SERVER then PING, each message holding whole lines', async () => {
+    const peer = await WsPeer.open(gw.wsUrl);
+    await peer.line(/^PING \d+$/);
+    assert.equal(peer.lines[0], 'SERVER hs.test');
+    for (const m of peer.messages) assert.ok(m.endsWith('\n'), `message ${JSON.stringify(m)} ends in LF`);
+    peer.terminate();
+  });
+
+  it('echoes the replication subprotocol when offered', async () => {
+    const peer = await WsPeer.open(gw.wsUrl, { protocol: 'replication' });
+    assert.equal(peer.ws.protocol, 'replication');
+    await peer.line(/^SERVER /);
+    peer.terminate();
+  });
+
+  it('catches up from a token, then sends POSITION and live rows with no gap', async () => {
+    for (let i = 0; i < 5; i++) await gw.server.publish('caches', [row(i)]);
+    const head = gw.server.head('caches');
+    const peer = await WsPeer.open(gw.wsUrl);
+    peer.send(`REPLICATE caches ${head - 3}`); // no LF: the bridge makes the message whole lines
+    await peer.line(`POSITION caches ${head}`);
+    assert.deepEqual(
+      peer.rdata('caches').map((l) => l.split(' ')[2]),
+      [head - 2, head - 1, head].map(String),
+    );
+    await gw.server.publish('caches', [row(99)]);
+    await peer.line(new RegExp(`^RDATA caches ${head + 1} `));
+    const tokens = peer.rdata('caches').map((l) => Number(l.split(' ')[2]));
+    assert.deepEqual(tokens, [head - 2, head - 1, head, head + 1]);
+    peer.terminate();
+  });
+
+  it('keeps batch framing live and in catch-up', async () => {
+    const live = await WsPeer.open(gw.wsUrl);
+    live.send('REPLICATE events NOW\n');
+    const pos = await live.line(/^POSITION events \d+$/);
+    const from = Number(pos.split(' ')[2]);
+    const token = await gw.server.publish('events', [row(1), row(2), row(3)]);
+    await live.line(new RegExp(`^RDATA events ${token} `));
+    assert.deepEqual(live.rdata('events').map((l) => l.split(' ')[2]), ['batch', 'batch', String(token)]);
+
+    const late = await WsPeer.open(gw.wsUrl);
+    late.send(`REPLICATE events ${from}`);
+    await late.line(`POSITION events ${token}`);
+    assert.deepEqual(late.rdata('events'), live.rdata('events'));
+    live.terminate();
+    late.terminate();
+  });
+
+  it('takes several lines in one message', async () => {
+    const peer = await WsPeer.open(gw.wsUrl);
+    peer.send('NAME browser-tab\nPING 1\nREPLICATE typing NOW\nREPLICATE caches NOW\n');
+    await peer.line(/^POSITION typing \d+$/);
+    await peer.line(/^POSITION caches \d+$/);
+    await waitUntil('the NAME', () => gw.server.connections().find((c) => c.name === 'browser-tab'));
+    peer.terminate();
+  });
+
+  it('delivers rows a TCP writer publishes, byte for byte', async () => {
+    const peer = await WsPeer.open(gw.wsUrl);
+    peer.send('REPLICATE events NOW');
+    const pos = await peer.line(/^POSITION events \d+$/);
+    const head = Number(pos.split(' ')[2]);
+    const writer = await TcpPeer.connect(gw.tcpPort);
+    const lines = [
+      `RDATA events batch ["$a:hs","!r:hs","m.room.message","",null]`,
+      `RDATA events ${head + 1} ["$b:hs","!r:hs","m.room.message","",null]`,
+    ];
+    writer.send(`AUTH w-secret\n${lines.join('\n')}\n`);
+    await peer.line(lines[1]!);
+    assert.deepEqual(peer.rdata('events'), lines);
+    writer.close();
+    peer.terminate();
+  });
+
+  it('lets a WebSocket writer publish only after AUTH with the writer token', async () => {
+    const reader = await TcpPeer.connect(gw.tcpPort);
+    reader.send('REPLICATE typing NOW\n');
+    const pos = await reader.line(/^POSITION typing \d+$/);
+    const head = Number(pos.split(' ')[2]);
+
+    const anonymous = await WsPeer.open(gw.wsUrl);
+    anonymous.send(`RDATA typing ${head + 1} ["!r:hs",["@u:hs"]]`);
+    assert.match(await anonymous.line(/^ERROR /), /^ERROR RDATA may not be sent by a client/);
+    await anonymous.waitClosed();
+
+    const writer = await WsPeer.open(gw.wsUrl);
+    writer.send(`AUTH w-secret\nRDATA typing ${head + 1} ["!r:hs",["@u:hs"]]`);
+    await reader.line(new RegExp(`^RDATA typing ${head + 1} \\["!r:hs",\\["@u:hs"\\]\\]$`));
+    writer.terminate();
+    reader.close();
+  });
+
+  it('answers bad input with ERROR and a close, and keeps serving others', async () => {
+    const cases: [string, RegExp][] = [
+      ['HELLO there', /^ERROR unknown command: 'HELLO'/],
+      ['REPLICATE nosuch 1', /^ERROR unknown stream: nosuch/],
+      ['REPLICATE events x', /^ERROR bad token 'x' in REPLICATE/],
+      ['SERVER me', /^ERROR SERVER may not be sent by a client/],
+      ['AUTH wrong', /^ERROR AUTH failed/],
+    ];
+    for (const [line, expected] of cases) {
+      const peer = await WsPeer.open(gw.wsUrl);
+      peer.send(line);
+      assert.match(await peer.line(/^ERROR /), expected);
+      await peer.waitClosed();
+    }
+    const fine = await WsPeer.open(gw.wsUrl);
+    await fine.line(/^SERVER /);
+    fine.terminate();
+  });
+
+  it('answers invalid UTF-8 in a binary message with ERROR', async () => {
+    const peer = await WsPeer.open(gw.wsUrl);
+    peer.send(Buffer.from([0x4e, 0x41, 0x4d, 0x45, 0x20, 0xff, 0xfe, 0x0a]));
+    assert.equal(await peer.line(/^ERROR /), 'ERROR line is not valid UTF-8');
+    await peer.waitClosed();
+  });
+
+  it('sends WebSocket pings itself', async () => {
+    const quick = await startGateway({}, { pingIntervalMs: 50, pingTimeoutMs: 2000 });
+    try {
+      const peer = await WsPeer.open(quick.wsUrl);
+      await waitUntil('two pings', () => (peer.pings >= 2 ? true : undefined));
+      assert.equal(peer.closeCode, null);
+      peer.terminate();
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('closes a socket that answers no ping with ERROR ping timeout', async () => {
+    const quick = await startGateway({}, { pingIntervalMs: 40, pingTimeoutMs: 200 });
+    const reasons: string[] = [];
+    quick.server.on('disconnect', (_c, reason) => reasons.push(reason));
+    try {
+      const peer = await WsPeer.open(quick.wsUrl, { autoPong: false });
+      assert.equal(await peer.line('ERROR ping timeout'), 'ERROR ping timeout');
+      await peer.waitClosed();
+      assert.deepEqual(reasons, ['ping_timeout']);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('keeps a silent client that answers pings (a background tab) open', async () => {
+    const quick = await startGateway({}, { pingIntervalMs: 40, pingTimeoutMs: 200 });
+    try {
+      const peer = await WsPeer.open(quick.wsUrl);
+      // A PING line arms the core's own timeout; pongs alone must keep it satisfied.
+      peer.send('PING 1');
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(peer.closeCode, null);
+      assert.ok(!peer.lines.some((l) => l.startsWith('ERROR')), peer.lines.join('|'));
+      peer.terminate();
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('sends ERROR server shutting down when the gateway stops', async () => {
+    const other = await startGateway();
+    const peer = await WsPeer.open(other.wsUrl);
+    await peer.line(/^SERVER /);
+    await other.close();
+    assert.equal(await peer.line(/^ERROR /), 'ERROR server shutting down');
+    await peer.waitClosed();
+  });
+});
+
+describe('WebSocket bridge limits', () => {
+  it('answers a message over --max-line-bytes with ERROR and a close, never a crash', async () => {
+    const gw = await startGateway({ maxLineBytes: 1024 });
+    try {
+      const behavior = gw.http.bridge.behavior();
+      assert.equal(behavior.maxPayloadLength, 2 * 1025);
+      for (const size of [1500, 2 * 1025]) {
+        const peer = await WsPeer.open(gw.wsUrl);
+        peer.send(`NAME ${'x'.repeat(size - 5)}`);
+        assert.equal(await peer.line(/^ERROR /), 'ERROR message too long: over the limit of 1025 bytes');
+        await peer.waitClosed();
+      }
+      // Far past the limit uWS closes the socket itself; the gateway carries on.
+      const huge = await WsPeer.open(gw.wsUrl);
+      huge.send(`NAME ${'x'.repeat(64 * 1024)}`);
+      await huge.waitClosed();
+      const fine = await WsPeer.open(gw.wsUrl);
+      fine.send('REPLICATE events NOW');
+      await fine.line(/^POSITION events /);
+      fine.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('sends rows larger than uWS default 16 KiB payload', async () => {
+    const gw = await startGateway({ maxLineBytes: 256 * 1024 });
+    try {
+      const peer = await WsPeer.open(gw.wsUrl);
+      peer.send('REPLICATE events NOW');
+      await peer.line(/^POSITION events /);
+      const big = 'y'.repeat(100 * 1024);
+      const token = await gw.server.publish('events', [[big]]);
+      const line = await peer.line(new RegExp(`^RDATA events ${token} `));
+      assert.equal(line.length, `RDATA events ${token} `.length + big.length + 4);
+      // And a writer may send one that large in one message.
+      peer.send(`NAME ${'n'.repeat(200 * 1024)}`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(peer.closeCode, null);
+      peer.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('cuts a client that stops reading with ERROR Failed to keep up, sent after what was buffered', async () => {
+    const gw = await startGateway({ maxQueueCommands: 50 }, { sendHighWaterBytes: 64 * 1024 });
+    const cuts: string[] = [];
+    gw.server.on('slowConsumer', (_c, d) => cuts.push(d.limit));
+    try {
+      const slow = await WsPeer.open(gw.wsUrl);
+      const fast = await WsPeer.open(gw.wsUrl);
+      slow.send('REPLICATE events NOW');
+      fast.send('REPLICATE events NOW');
+      await slow.line(/^POSITION events /);
+      await fast.line(/^POSITION events /);
+      // Stop reading: the kernel buffers fill, then uWS's, then the hub's queue.
+      (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const payload = 'z'.repeat(4096);
+      let last = 0;
+      for (let i = 0; i < 4000 && cuts.length === 0; i++) {
+        last = await gw.server.publish('events', [[payload, i]]);
+        if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await waitUntil('the cut', () => (cuts.length > 0 ? true : undefined));
+      assert.deepEqual(cuts, ['commands']);
+      // The other subscriber was not held back.
+      await fast.line(new RegExp(`^RDATA events ${last} `), 10_000);
+      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      assert.equal(await slow.line(/^ERROR /, 10_000), 'ERROR Failed to keep up');
+      await slow.waitClosed();
+      // Rows before the ERROR came in order, none after it.
+      const tokens = slow.rdata('events').map((l) => Number(l.split(' ')[2]));
+      for (let i = 1; i < tokens.length; i++) assert.equal(tokens[i], tokens[i - 1]! + 1);
+      assert.equal(slow.lines.at(-1), 'ERROR Failed to keep up');
+      fast.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('refuses connections past the connection limit with ERROR', async () => {
+    const gw = await startGateway({ maxConnections: 1 });
+    try {
+      const first = await WsPeer.open(gw.wsUrl);
+      await first.line(/^SERVER /);
+      const second = await WsPeer.open(gw.wsUrl);
+      assert.match(await second.line(/^ERROR /), /^ERROR too many connections/);
+      await second.waitClosed();
+      first.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+// Binary mode (subprotocol replication.msgpack): the same commands as
+// MessagePack arrays, decoding to the same values as text mode; frames from
+// the client become the same lines; RDATA frames are made once per chunk and
+// shared, also when they come from the encoder pool later.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pack } from 'msgpackr';
+import { MsgpackCodec, type RdataTranscoder } from '../../src/bindings/ws-msgpack.js';
+import { ProtocolError } from '../../src/core/errors.js';
+import { rdataToMsgpack } from '../../src/workers/msgpack-task.js';
+import { isTranscodeFailure } from '../../src/workers/task-data.js';
+import { unpackMultiple } from 'msgpackr';
+import { row, startGateway, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
+
+const MSGPACK = 'replication.msgpack';
+
+describe('MsgpackCodec', () => {
+  const codec = new MsgpackCodec();
+
+  it('turns server lines into frames, JSON arguments decoded', () => {
+    const lines = Buffer.from(
+      'SERVER hs\nPING 123\nPOSITION events 7\nERROR Failed to keep up\n' +
+        'RDATA caches batch ["f",["@a:hs"],1]\nRDATA caches 54 ["f",["@b:hs"],2]\n' +
+        'INVALIDATE_CACHE f ["k"]\n',
+    );
+    assert.deepEqual(unpackMultiple(codec.linesToFrames(lines)), [
+      ['SERVER', 'hs'],
+      ['PING', '123'],
+      ['POSITION', 'events', 7],
+      ['ERROR', 'Failed to keep up'],
+      ['RDATA', 'caches', 'batch', ['f', ['@a:hs'], 1]],
+      ['RDATA', 'caches', 54, ['f', ['@b:hs'], 2]],
+      ['INVALIDATE_CACHE', 'f', ['k']],
+    ]);
+  });
+
+  it('makes the same frames as the encoder pool task for RDATA runs, once per chunk', () => {
+    const chunk = Buffer.from('RDATA events batch ["a"]\nRDATA events 3 {"b":[1,null]}\n');
+    const frames = codec.frames(chunk);
+    assert.ok(Buffer.isBuffer(frames));
+    const fromTask = rdataToMsgpack(chunk, false);
+    assert.ok(!isTranscodeFailure(fromTask));
+    assert.deepEqual(frames, fromTask);
+    assert.equal(codec.frames(chunk), frames, 'the same Buffer for every subscriber');
+  });
+
+  it('turns client frames into lines', () => {
+    const message = Buffer.concat([
+      pack(['AUTH', 'tok']),
+      pack(['REPLICATE', 'events', 12]),
+      pack(['REPLICATE', 'ALL', 'NOW']),
+      pack(['NAME', 'a tab']),
+      pack(['RDATA', 'events', 'batch', { k: [1, 'x'] }]),
+      pack(['USER_IP', '@u:hs', ['tok', '1.2.3.4', 'UA', null, 5]]),
+    ]);
+    assert.equal(
+      codec.framesToLines(message).toString(),
+      'AUTH tok\nREPLICATE events 12\nREPLICATE ALL NOW\nNAME a tab\nRDATA events batch {"k":[1,"x"]}\n' +
+        'USER_IP @u:hs ["tok","1.2.3.4","UA",null,5]\n',
+    );
+  });
+
+  it('refuses frames that would split or shift a line', () => {
+    const bad = [pack(['NAME', 'x\nRDATA events 1 []']), pack(['REPLICATE', 'events 1', 2]), pack({ name: 'PING' }), pack(['PING', { a: 1 }])];
+    for (const frame of bad) {
+      assert.throws(() => codec.framesToLines(frame), (err: unknown) => err instanceof ProtocolError && err.code === 'BAD_ARGUMENT');
+    }
+  });
+});
+
+/** An async transcoder like the encoder pool's, counting its calls. */
+class SlowTranscoder implements RdataTranscoder {
+  readonly transcodeInlineMaxBytes = 0;
+  calls = 0;
+  transcode(lines: Buffer): Promise<Buffer> {
+    this.calls++;
+    return new Promise((resolve, reject) =>
+      setTimeout(() => {
+        const out = rdataToMsgpack(lines, false);
+        if (isTranscodeFailure(out)) reject(new Error(out.error));
+        else resolve(out);
+      }, 5),
+    );
+  }
+}
+
+describe('WebSocket bridge, binary mode', () => {
+  let gw: Gateway;
+  const pool = new SlowTranscoder();
+  before(async () => {
+    gw = await startGateway({ writerToken: 'w' }, { transcoder: pool });
+  });
+  after(() => gw.close());
+
+  it('negotiates replication.msgpack and greets with frames', async () => {
+    const peer = await WsPeer.open(gw.wsUrl, { protocol: MSGPACK });
+    assert.equal(peer.ws.protocol, MSGPACK);
+    await waitUntil('PING', () => (peer.frames.length >= 2 ? true : undefined));
+    assert.deepEqual(peer.frames[0], ['SERVER', 'localhost']);
+    assert.equal(peer.frames[1]![0], 'PING');
+    peer.terminate();
+  });
+
+  it('decodes catch-up, batches and live rows to the same values as text mode', async () => {
+    await gw.server.publish('events', [row(1)]);
+    await gw.server.publish('events', [row(2), row(3)]);
+    const binary = await WsPeer.open(gw.wsUrl, { protocol: MSGPACK });
+    const text = await WsPeer.open(gw.wsUrl);
+    binary.send(pack(['REPLICATE', 'events', 0]));
+    text.send('REPLICATE events 0');
+    await text.line(/^POSITION events 2$/);
+    const live = await gw.server.publish('events', [row(4), { nested: [1.5, 'é', null, true] }]);
+    await text.line(new RegExp(`^RDATA events ${live} `));
+    await waitUntil('binary rows', () => (binary.frames.filter((f) => f[0] === 'RDATA').length === 5 ? true : undefined));
+
+    const fromText = text.rdata().map((l) => {
+      const [name, stream, token, ...rest] = l.split(' ');
+      return [name, stream, token === 'batch' ? 'batch' : Number(token), JSON.parse(rest.join(' '))];
+    });
+    const fromBinary = binary.frames.filter((f) => f[0] === 'RDATA');
+    assert.deepEqual(fromBinary, fromText);
+    assert.deepEqual(fromBinary.map((f) => f[2]), [1, 'batch', 2, 'batch', live]);
+    // The binary peer was still catching up (its frames wait for the pool): its POSITION names where it ends.
+    const position = await waitUntil('POSITION', () => binary.frames.find((f) => f[0] === 'POSITION'));
+    assert.ok(position[2] === 2 || position[2] === live, String(position));
+    binary.terminate();
+    text.terminate();
+  });
+
+  it('transcodes each live chunk once for all binary subscribers, in order', async () => {
+    const peers = await Promise.all([1, 2, 3].map(() => WsPeer.open(gw.wsUrl, { protocol: MSGPACK })));
+    for (const p of peers) p.send(pack(['REPLICATE', 'typing', 'NOW']));
+    await waitUntil('positions', () => (peers.every((p) => p.frames.some((f) => f[0] === 'POSITION')) ? true : undefined));
+    const before = pool.calls;
+    const tokens: number[] = [];
+    for (let i = 0; i < 20; i++) tokens.push(await gw.server.publish('typing', [['!r:hs', [`@u${i}:hs`]]]));
+    const got = (p: WsPeer): unknown[] => p.frames.filter((f) => f[0] === 'RDATA').map((f) => f[2]);
+    await waitUntil('all rows', () => (peers.every((p) => got(p).length === 20) ? true : undefined));
+    for (const p of peers) assert.deepEqual(got(p), tokens);
+    assert.equal(pool.calls - before, 20);
+    for (const p of peers) p.terminate();
+  });
+
+  it('takes writer frames and serves them as JSON lines to TCP subscribers', async () => {
+    const reader = await TcpPeer.connect(gw.tcpPort);
+    reader.send('REPLICATE caches NOW\n');
+    const head = Number((await reader.line(/^POSITION caches/)).split(' ')[2]);
+    const writer = await WsPeer.open(gw.wsUrl, { protocol: MSGPACK });
+    writer.send(Buffer.concat([pack(['AUTH', 'w']), pack(['RDATA', 'caches', 'batch', ['f', ['@a:hs'], 1]]), pack(['RDATA', 'caches', head + 1, ['f', ['@b:hs'], 2]])]));
+    await reader.line(new RegExp(`^RDATA caches ${head + 1} `));
+    assert.deepEqual(reader.lines.filter((l) => l.startsWith('RDATA')), [
+      'RDATA caches batch ["f",["@a:hs"],1]',
+      `RDATA caches ${head + 1} ["f",["@b:hs"],2]`,
+    ]);
+    writer.terminate();
+    reader.close();
+  });
+
+  it('answers a bad frame with an ERROR frame and a close', async () => {
+    const peer = await WsPeer.open(gw.wsUrl, { protocol: MSGPACK });
+    peer.send(pack({ not: 'an array' }));
+    const error = await waitUntil('ERROR', () => peer.frames.find((f) => f[0] === 'ERROR'));
+    assert.deepEqual(error, ['ERROR', 'bad frame: expected an array [name, ...args]']);
+    await peer.waitClosed();
+  });
+
+  it('still reads text lines in binary mode', async () => {
+    const peer = await WsPeer.open(gw.wsUrl, { protocol: MSGPACK });
+    peer.send('REPLICATE events NOW');
+    await waitUntil('POSITION', () => peer.frames.find((f) => f[0] === 'POSITION'));
+    peer.terminate();
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * `replication-gateway serve` (what `npm start` runs): settings from flags,
+ * RG_* variables and a JSON file (src/gateway/config.ts), pino JSON logs on
+ * stdout with one `listening` line, a hint for a person at a terminal on
+ * stderr, a ready file once every listener is bound, and an orderly stop on
+ * SIGTERM/SIGINT (a second signal exits at once).
+ *
+ * Exit codes: 0 stopped by a signal, 1 could not start, 2 bad settings.
+ */
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { ConfigError, loadConfig } from '../gateway/config.js';
+import { Gateway, type GatewayAddresses } from '../gateway/gateway.js';
+import { helpText, type GatewayConfig } from '../gateway/options.js';
+
+/** After run() resolves, how long lingering handles may keep the process before it exits anyway. */
+const EXIT_GRACE_MS = 2_000;
+
+export async function run(argv: string[]): Promise<number> {
+  let config: GatewayConfig;
+  try {
+    const loaded = loadConfig({ argv, env: process.env });
+    if (loaded.help) {
+      process.stdout.write(helpText());
+      return 0;
+    }
+    config = loaded.config;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`replication-gateway serve: ${err.message}\n`);
+    return 2;
+  }
+
+  const log = pino({ name: 'replication-gateway', level: config.logLevel });
+  const gateway = new Gateway(config, log);
+  const stopped = handleSignals(gateway, config, log);
+
+  let addresses: GatewayAddresses | null;
+  try {
+    addresses = await gateway.start();
+  } catch (err) {
+    const message = (err as Error).message;
+    log.fatal({ err: message }, 'could not start');
+    process.stderr.write(`replication-gateway serve: ${message}\n`);
+    await gateway.stop(1_000);
+    return exitSoon(1);
+  }
+  if (addresses !== null) {
+    announce(gateway, config, addresses, log);
+    if (config.readyFile !== null) writeReadyFile(config.readyFile, addresses, log);
+  }
+  const code = await stopped;
+  if (config.readyFile !== null) rmSync(config.readyFile, { force: true });
+  return exitSoon(code);
+}
+
+/** First SIGTERM/SIGINT: orderly stop; the second: exit now. Resolves with the exit code. */
+function handleSignals(gateway: Gateway, config: GatewayConfig, log: Logger): Promise<number> {
+  return new Promise((resolve) => {
+    let received = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      received++;
+      if (received > 1) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'signal received: stopping');
+      void gateway.stop(config.shutdownTimeoutMs).then((clean) => {
+        // Out of time: what still holds a socket open must not hold the exit up too.
+        if (!clean) setImmediate(() => process.exit(0));
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function announce(gateway: Gateway, config: GatewayConfig, a: GatewayAddresses, log: Logger): void {
+  log.info(
+    {
+      tcp: { host: a.tcp.address, port: a.tcp.port },
+      http: a.http === null ? null : { host: a.http.address, port: a.http.port },
+      serverName: gateway.serverName,
+      streams: config.streams,
+      mode: config.upstream === null ? 'standalone' : 'relay',
+      ...(config.upstream !== null ? { upstream: `${config.upstream.host}:${config.upstream.port}` } : {}),
+      auth: config.subscriberToken !== null ? 'required' : 'optional',
+      pid: process.pid,
+    },
+    'listening',
+  );
+  if (!process.stderr.isTTY) return;
+  const host = connectableHost(a.tcp.address);
+  const lines = [
+    '',
+    `replication-gateway: replication on ${host}:${a.tcp.port} (SERVER ${gateway.serverName})` +
+      (a.http === null ? '' : `, metrics on http://${connectableHost(a.http.address)}:${a.http.port}/metrics`),
+    'Try it from another terminal:',
+    `    nc ${host} ${a.tcp.port}`,
+    ...(config.subscriberToken !== null ? ['    AUTH <your --subscriber-token>'] : []),
+    '    REPLICATE ALL NOW',
+    "You will see SERVER, PING and one POSITION per stream. Ctrl-C stops the gateway.",
+    '',
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+/** Where a person reaches a listener bound to `address` (a wildcard means this machine). */
+function connectableHost(address: string): string {
+  if (address === '0.0.0.0' || address === '::') return '127.0.0.1';
+  return address;
+}
+
+/** Written whole or not at all: a reader never sees half a file. */
+function writeReadyFile(path: string, a: GatewayAddresses, log: Logger): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ tcp: a.tcp.port, http: a.http?.port ?? null, pid: process.pid })}\n`);
+  renameSync(tmp, path);
+  log.debug({ path }, 'ready file written');
+}
+
+/** Resolves `code`; if something still holds the event loop after a grace period, exits anyway. */
+function exitSoon(code: number): number {
+  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+  return code;
+}

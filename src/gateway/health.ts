@@ -1,0 +1,108 @@
+/**
+ * `/healthz`: healthy means the listeners are up and, in relay mode, the
+ * upstream is connected. The report also tells how long ago each source
+ * last gave the gateway something (writers' rows, the upstream's bytes), so
+ * a source that stalled shows, not only a live process.
+ */
+import type { ReplicationServer } from '../server.js';
+import type { Relay } from './relay.js';
+
+export interface HealthSources {
+  server: ReplicationServer;
+  relay: Relay | null;
+  /** Bound listeners (null until bound, or when off). */
+  listeners: () => { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null; httpEnabled: boolean };
+  /** When each stream last stored rows or a POSITION (ms), from the server's `written` events. */
+  lastWriteAt: ReadonlyMap<string, number>;
+  serverName: () => string;
+  startedAt: number;
+  stopping: () => boolean;
+}
+
+export interface HealthReport {
+  ok: boolean;
+  status: 'ok' | 'starting' | 'upstream_down' | 'stopping';
+  serverName: string;
+  uptimeSeconds: number;
+  listeners: { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null };
+  connections: number;
+  streams: Record<string, { head: number; lastWriteAgeSeconds: number | null }>;
+  /** Writer connections; their credential covers every stream, so their last write is the latest on any stream. */
+  writers: { connection: number; name: string | null; address: string; connectedSeconds: number; lastWriteAgeSeconds: number | null }[];
+  upstream: {
+    address: string;
+    state: string;
+    connected: boolean;
+    serverName: string | null;
+    stateSeconds: number;
+    lastCommandAgeSeconds: number | null;
+    lastDisconnectReason: string | null;
+    queuedCommands: number;
+    lagTokens: Record<string, number>;
+  } | null;
+}
+
+const age = (now: number, at: number | null | undefined): number | null =>
+  at === null || at === undefined ? null : Math.max(0, Math.round(now - at) / 1000);
+
+export function healthReport(src: HealthSources, now: number): HealthReport {
+  const { server, relay } = src;
+  const listeners = src.listeners();
+  const streams: HealthReport['streams'] = {};
+  let lastAnyWrite: number | null = null;
+  for (const s of server.hub.streams()) {
+    const at = src.lastWriteAt.get(s.name);
+    if (at !== undefined && (lastAnyWrite === null || at > lastAnyWrite)) lastAnyWrite = at;
+    streams[s.name] = { head: s.log.head, lastWriteAgeSeconds: age(now, at) };
+  }
+  const writers: HealthReport['writers'] = [];
+  let connections = 0;
+  for (const c of server.hub.connections()) {
+    connections++;
+    if (c.role !== 'writer') continue;
+    // A writer connected after the last write has written nothing yet.
+    const last = lastAnyWrite !== null && lastAnyWrite >= c.connectedAt ? lastAnyWrite : null;
+    writers.push({
+      connection: c.id,
+      name: c.name ?? null,
+      address: c.remoteAddress,
+      connectedSeconds: age(now, c.connectedAt) ?? 0,
+      lastWriteAgeSeconds: age(now, last),
+    });
+  }
+  let upstream: HealthReport['upstream'] = null;
+  if (relay !== null) {
+    const lagTokens: Record<string, number> = {};
+    for (const l of relay.store.lag(now)) if (l.tokens > 0) lagTokens[l.stream] = l.tokens;
+    upstream = {
+      address: relay.address,
+      state: relay.state,
+      connected: relay.connected,
+      serverName: relay.upstreamServerName,
+      stateSeconds: age(now, relay.stateSince) ?? 0,
+      lastCommandAgeSeconds: age(now, relay.lastReceivedAt),
+      lastDisconnectReason: relay.lastDisconnectReason,
+      queuedCommands: relay.queuedCommands,
+      lagTokens,
+    };
+  }
+  const listening = listeners.tcp !== null && (!listeners.httpEnabled || listeners.http !== null);
+  const status: HealthReport['status'] = src.stopping()
+    ? 'stopping'
+    : !listening
+      ? 'starting'
+      : relay !== null && !relay.connected
+        ? 'upstream_down'
+        : 'ok';
+  return {
+    ok: status === 'ok',
+    status,
+    serverName: src.serverName(),
+    uptimeSeconds: age(now, src.startedAt) ?? 0,
+    listeners: { tcp: listeners.tcp, http: listeners.http },
+    connections,
+    streams,
+    writers,
+    upstream,
+  };
+}

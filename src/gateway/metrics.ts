@@ -1,0 +1,389 @@
+/**
+ * The gateway's Prometheus series (prom-client, own registry). Hot paths
+ * only add to plain numbers here; prom-client objects are filled at scrape
+ * time, in each metric's collect(). Every series is listed with its meaning
+ * in docs/operations.md.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClientActionCommand } from '../core/commands.js';
+import type { DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
+import type { ReplicationServer } from '../server.js';
+import type { Relay } from './relay.js';
+import { registerRelayMetrics } from './relay-metrics.js';
+import type { StreamTimeline } from './stream-timeline.js';
+
+const PREFIX = 'replication_gateway_';
+/** Per-subscriber series past this many are left out (the most lagging are kept): bounded cardinality. */
+export const MAX_SUBSCRIBER_SERIES = 1000;
+
+/** Commands by the first letters of their line, for counting what goes out without making strings. */
+const OUT_NAMES = [
+  'RDATA',
+  'POSITION',
+  'PING',
+  'SERVER',
+  'SYNC',
+  'ERROR',
+  'USER_SYNC',
+  'USER_IP',
+  'FEDERATION_ACK',
+  'REMOVE_PUSHER',
+  'INVALIDATE_CACHE',
+  'NAME',
+  'REPLICATE',
+  'AUTH',
+  'OTHER',
+] as const;
+const OTHER = OUT_NAMES.length - 1;
+const RDATA = 0;
+/** Smaller buffers are scanned on every write: cheaper than remembering them. */
+const CACHE_FROM_BYTES = 2048;
+
+function onlyRdata(counts: Float64Array): boolean {
+  for (let i = 1; i < counts.length; i++) if (counts[i] !== 0) return false;
+  return true;
+}
+
+export interface MetricsSources {
+  server: ReplicationServer;
+  relay: Relay | null;
+  timeline: StreamTimeline;
+  serverName: () => string;
+  clock?: () => number;
+}
+
+/** Counts the commands of each line in a buffer of complete lines. */
+export function classifyLines(buf: Buffer, into: Float64Array): void {
+  let start = 0;
+  while (start < buf.length) {
+    into[lineKind(buf, start)]!++;
+    const lf = buf.indexOf(0x0a, start);
+    if (lf === -1) break;
+    start = lf + 1;
+  }
+}
+
+function lineKind(b: Buffer, i: number): number {
+  switch (b[i]) {
+    case 0x52: // R
+      return b[i + 1] === 0x44 ? 0 : b[i + 2] === 0x4d ? 9 : b[i + 2] === 0x50 ? 12 : OTHER; // RDATA, REMOVE_PUSHER, REPLICATE
+    case 0x50: // P
+      return b[i + 1] === 0x4f ? 1 : b[i + 1] === 0x49 ? 2 : OTHER; // POSITION, PING
+    case 0x53: // S
+      return b[i + 1] === 0x45 ? 3 : b[i + 1] === 0x59 ? 4 : OTHER; // SERVER, SYNC
+    case 0x45: // E
+      return 5;
+    case 0x55: // U
+      return b[i + 5] === 0x53 ? 6 : b[i + 5] === 0x49 ? 7 : OTHER; // USER_SYNC, USER_IP
+    case 0x46: // F
+      return 8;
+    case 0x49: // I
+      return 10;
+    case 0x4e: // N
+      return 11;
+    case 0x41: // A
+      return 13;
+    default:
+      return OTHER;
+  }
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly clock: () => number;
+  /** Filled on the hot path, copied into counters at scrape time. */
+  private readonly out = new Float64Array(OUT_NAMES.length);
+  private readonly bytesOut = new Map<string, number>();
+  /**
+   * Line counts of large shared buffers (a fan-out writes one Buffer to every
+   * subscriber, so each is scanned once): a number when every line is RDATA
+   * (the common case, and the smallest entry), else the counts by command.
+   */
+  private readonly classified = new WeakMap<Buffer, number | Float64Array>();
+  private readonly commandsIn: Counter<'command'>;
+  private readonly connectionsOpened: Counter<'transport'>;
+  private readonly disconnects: Counter<'reason'>;
+  private readonly slowConsumerCuts: Counter<'limit'>;
+  private readonly tokensAhead: Counter;
+
+  constructor(private readonly sources: MetricsSources) {
+    this.clock = sources.clock ?? Date.now;
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const self = this;
+    const { server } = sources;
+
+    new Gauge({
+      name: `${PREFIX}info`,
+      help: 'Always 1; labels say which gateway this is',
+      labelNames: ['server_name', 'mode'],
+      registers,
+      collect() {
+        this.reset();
+        this.set({ server_name: sources.serverName(), mode: sources.relay === null ? 'standalone' : 'relay' }, 1);
+      },
+    });
+
+    new Gauge({
+      name: `${PREFIX}connections`,
+      help: 'Open connections by transport and role',
+      labelNames: ['transport', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<string, { transport: string; role: string; n: number }>();
+        for (const c of server.hub.connections()) {
+          const key = `${c.transportKind}\0${c.role}`;
+          const e = counts.get(key);
+          if (e === undefined) counts.set(key, { transport: c.transportKind, role: c.role, n: 1 });
+          else e.n++;
+        }
+        for (const { transport, role, n } of counts.values()) this.set({ transport, role }, n);
+      },
+    });
+    this.connectionsOpened = new Counter({
+      name: `${PREFIX}connections_opened_total`,
+      help: 'Connections accepted, by transport',
+      labelNames: ['transport'],
+      registers,
+    });
+    this.disconnects = new Counter({
+      name: `${PREFIX}disconnects_total`,
+      help: 'Connections closed, by reason (peer_closed, slow_consumer, ping_timeout, protocol_error, shutdown, ...)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.slowConsumerCuts = new Counter({
+      name: `${PREFIX}slow_consumer_cuts_total`,
+      help: "Subscribers cut with 'ERROR Failed to keep up', by the limit crossed (commands, bytes, stall)",
+      labelNames: ['limit'],
+      registers,
+    });
+    this.tokensAhead = new Counter({
+      name: `${PREFIX}tokens_ahead_total`,
+      help: 'REPLICATE tokens ahead of the stream head, answered with POSITION at the head',
+      registers,
+    });
+    this.commandsIn = new Counter({
+      name: `${PREFIX}commands_in_total`,
+      help: 'Commands received from connections that reach the hub, by name (writers\' RDATA/POSITION, client commands, ERROR)',
+      labelNames: ['command'],
+      registers,
+    });
+    new Counter({
+      name: `${PREFIX}commands_out_total`,
+      help: 'Commands written to connections, by name',
+      labelNames: ['command'],
+      registers,
+      collect() {
+        this.reset();
+        for (let i = 0; i < OUT_NAMES.length; i++) if (self.out[i]! > 0) this.inc({ command: OUT_NAMES[i]! }, self.out[i]!);
+      },
+    });
+    new Counter({
+      name: `${PREFIX}bytes_out_total`,
+      help: 'Bytes written to connections, by transport',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [transport, n] of self.bytesOut) this.inc({ transport }, n);
+      },
+    });
+
+    const queueGauge = (name: string, help: string, pick: (c: { queuedCommands: number; queuedBytes: number }) => number, max: boolean): void => {
+      new Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        registers,
+        collect() {
+          let v = 0;
+          for (const c of server.hub.connections()) v = max ? Math.max(v, pick(c)) : v + pick(c);
+          this.set(v);
+        },
+      });
+    };
+    queueGauge('outbound_queue_commands', 'Commands queued for all connections now', (c) => c.queuedCommands, false);
+    queueGauge('outbound_queue_commands_max', 'Commands queued for the most backed-up connection now', (c) => c.queuedCommands, true);
+    queueGauge('outbound_queue_bytes', 'Bytes queued for all connections now', (c) => c.queuedBytes, false);
+    queueGauge('outbound_queue_bytes_max', 'Bytes queued for the most backed-up connection now', (c) => c.queuedBytes, true);
+
+    const perStream = (name: string, help: string, value: (s: ReturnType<typeof streamsOf>[number]) => number): void => {
+      new Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: ['stream'],
+        registers,
+        collect() {
+          for (const s of streamsOf(server)) this.set({ stream: s.name }, value(s));
+        },
+      });
+    };
+    perStream('stream_head_token', 'Current token of each stream', (s) => s.head);
+    perStream('stream_oldest_token', 'Oldest token a catch-up can start from', (s) => s.oldest);
+    perStream('stream_retained_rows', 'Rows held in each stream\'s log', (s) => s.retainedRows);
+    perStream('stream_retained_bytes', 'Bytes held in each stream\'s log', (s) => s.retainedBytes);
+    new Counter({
+      name: `${PREFIX}stream_rows_written_total`,
+      help: 'Rows stored in each stream since start',
+      labelNames: ['stream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of streamsOf(server)) this.inc({ stream: s.name }, s.rowsWritten);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}catchups_in_progress`,
+      help: 'Subscriptions still catching up from the log, by stream',
+      labelNames: ['stream'],
+      registers,
+      collect() {
+        this.reset();
+        const n = new Map<string, number>();
+        for (const s of streamsOf(server)) n.set(s.name, 0);
+        for (const c of server.hub.connections()) {
+          for (const sub of c.subscriptions()) if (sub.catchingUp) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
+        }
+        for (const [stream, v] of n) this.set({ stream }, v);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}syncing_users`,
+      help: 'Users syncing on any connection (USER_SYNC start without end)',
+      registers,
+      collect() {
+        this.set(server.hub.syncingUsers().length);
+      },
+    });
+
+    // Per-subscriber lag: computed once per scrape, shared by both series.
+    let lagScrape: { at: number; rows: SubscriberLag[] } | null = null;
+    const lags = (): SubscriberLag[] => {
+      const now = self.clock();
+      if (lagScrape === null || lagScrape.at !== now) lagScrape = { at: now, rows: self.subscriberLags(now) };
+      return lagScrape.rows;
+    };
+    const lagLabels = ['connection', 'name', 'stream'] as const;
+    new Gauge({
+      name: `${PREFIX}subscriber_lag_rows`,
+      help: `Rows each subscription is behind its stream's head (the ${MAX_SUBSCRIBER_SERIES} most lagging)`,
+      labelNames: lagLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const l of lags()) this.set(l.labels, l.rows);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}subscriber_lag_seconds`,
+      help: `How long the oldest row a subscription lacks has been stored (the ${MAX_SUBSCRIBER_SERIES} most lagging)`,
+      labelNames: lagLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const l of lags()) this.set(l.labels, l.seconds);
+      },
+    });
+
+    // The reasons and limits an operator alerts on exist from the start, at 0.
+    for (const reason of ['peer_closed', 'slow_consumer', 'ping_timeout', 'protocol_error', 'shutdown'] as const) {
+      this.disconnects.inc({ reason }, 0);
+    }
+    for (const limit of ['commands', 'bytes', 'stall'] as const) this.slowConsumerCuts.inc({ limit }, 0);
+
+    if (sources.relay !== null) registerRelayMetrics(sources.relay, this.registry, this.clock);
+  }
+
+  // ---------------------------------------------------------------- hot-path hooks
+
+  /** Everything written to a connection (the server's onSent hook). */
+  sent(chunks: readonly Buffer[], transportKind: string): void {
+    let bytes = 0;
+    for (const chunk of chunks) {
+      bytes += chunk.length;
+      if (chunk.length < CACHE_FROM_BYTES) {
+        classifyLines(chunk, this.out);
+        continue;
+      }
+      let counts = this.classified.get(chunk);
+      if (counts === undefined) {
+        const c = new Float64Array(OUT_NAMES.length);
+        classifyLines(chunk, c);
+        counts = onlyRdata(c) ? c[RDATA]! : c;
+        this.classified.set(chunk, counts);
+      }
+      if (typeof counts === 'number') this.out[RDATA]! += counts;
+      else for (let i = 0; i < counts.length; i++) this.out[i]! += counts[i]!;
+    }
+    this.bytesOut.set(transportKind, (this.bytesOut.get(transportKind) ?? 0) + bytes);
+  }
+
+  connectionOpened(transport: string): void {
+    this.connectionsOpened.inc({ transport });
+  }
+
+  disconnected(reason: DisconnectReason): void {
+    this.disconnects.inc({ reason });
+  }
+
+  slowConsumer(details: SlowConsumerDetails): void {
+    this.slowConsumerCuts.inc({ limit: details.limit });
+  }
+
+  tokenAhead(): void {
+    this.tokensAhead.inc();
+  }
+
+  commandIn(name: ClientActionCommand['name'] | 'ERROR' | 'RDATA' | 'POSITION', n = 1): void {
+    this.commandsIn.inc({ command: name }, n);
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private subscriberLags(now: number): SubscriberLag[] {
+    const { server, timeline } = this.sources;
+    const out: SubscriberLag[] = [];
+    for (const c of server.hub.connections()) {
+      if (c.role === 'writer') continue;
+      for (const sub of c.subscriptions()) {
+        const behind = timeline.behind(sub.stream, sub.lastToken, now);
+        out.push({
+          labels: { connection: String(c.id), name: c.name ?? '', stream: sub.stream },
+          rows: behind.rows,
+          seconds: behind.seconds,
+        });
+      }
+    }
+    if (out.length > MAX_SUBSCRIBER_SERIES) {
+      out.sort((a, b) => b.rows - a.rows || b.seconds - a.seconds);
+      out.length = MAX_SUBSCRIBER_SERIES;
+    }
+    return out;
+  }
+}
+
+interface SubscriberLag {
+  labels: { connection: string; name: string; stream: string };
+  rows: number;
+  seconds: number;
+}
+
+function streamsOf(server: ReplicationServer): { name: string; head: number; oldest: number; retainedRows: number; retainedBytes: number; rowsWritten: number }[] {
+  return [...server.hub.streams()].map((s) => ({
+    name: s.name,
+    head: s.log.head,
+    oldest: s.log.oldest,
+    retainedRows: s.log.retainedRows,
+    retainedBytes: s.log.retainedBytes,
+    rowsWritten: s.rowsWritten,
+  }));
+}

@@ -1,0 +1,339 @@
+/**
+ * Every setting of `replication-gateway serve`, once: its flag, its
+ * `RG_<UPPER_SNAKE>` variable, its JSON config key, its default, and how a
+ * text value is checked. config.ts layers the sources; --help and
+ * docs/operations.md are written from this table.
+ */
+import { SYNAPSE_STREAMS } from '../core/hub-types.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface GatewayConfig {
+  listen: HostPort;
+  /** null: --http off. */
+  http: HostPort | null;
+  /** null: `localhost`, or in relay mode the upstream's own name. */
+  serverName: string | null;
+  streams: string[];
+  writerToken: string | null;
+  subscriberToken: string | null;
+  /** Origins (besides the --http listener's own) whose pages may open /replication; null: none. */
+  allowOrigins: string[] | null;
+  retentionRows: number;
+  retentionBytes: number;
+  maxQueueCommands: number;
+  maxQueueBytes: number;
+  maxLineBytes: number;
+  maxConnections: number;
+  /** Worker threads encoding large in-process publishes and MessagePack frames; null: cores - 1, at least 1. */
+  encodeThreads: number | null;
+  upstream: HostPort | null;
+  upstreamName: string | null;
+  upstreamToken: string | null;
+  upstreamQueueCommands: number;
+  config: string | null;
+  logLevel: string;
+  readyFile: string | null;
+  shutdownTimeoutMs: number;
+}
+
+/** A value the parser refused: `allowed` completes "expected ...". */
+export class Invalid {
+  constructor(readonly allowed: string) {}
+}
+
+export interface OptionSpec {
+  key: keyof GatewayConfig;
+  /** `--listen` */
+  flag: string;
+  /** `RG_LISTEN` */
+  env: string;
+  /** What the value looks like in --help: `HOST:PORT`. */
+  valueName: string;
+  /** The default as text (parsed like any other value), or null for none. */
+  defaultText: string | null;
+  help: string;
+  /** Text (flag, env, or a JSON string/number) to the value, or Invalid. */
+  parse(text: string): unknown;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const MAX_INT = Number.MAX_SAFE_INTEGER;
+
+function hostPort(text: string, minPort: number, what: string): HostPort | Invalid {
+  const m = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text);
+  const allowed = `HOST:PORT with a port from ${minPort} to 65535 (IPv6 as [::1]:PORT)${what}`;
+  if (m === null) return new Invalid(allowed);
+  const port = Number(m[3]);
+  if (port < minPort || port > 65535) return new Invalid(allowed);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function count(min: number, unit: string): (text: string) => number | Invalid {
+  return (text) => {
+    const allowed = `a whole number of ${unit} from ${min} to ${MAX_INT}`;
+    if (!/^\d[\d_]*$/.test(text)) return new Invalid(allowed);
+    const n = Number(text.replace(/_/g, ''));
+    return Number.isSafeInteger(n) && n >= min ? n : new Invalid(allowed);
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+function size(min: number): (text: string) => number | Invalid {
+  return (text) => {
+    const allowed = `a whole number of bytes from ${min}, optionally with KiB, MiB or GiB (e.g. 65536 or 64MiB)`;
+    const m = /^(\d[\d_]*)\s*(kib|mib|gib)?$/i.exec(text);
+    if (m === null) return new Invalid(allowed);
+    const n = Number(m[1]!.replace(/_/g, '')) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]!;
+    return Number.isSafeInteger(n) && n >= min ? n : new Invalid(allowed);
+  };
+}
+
+/** A word sent on the wire (a name, a credential): no spaces or control characters. */
+function word(what: string): (text: string) => string | Invalid {
+  return (text) => (/^[^\s\x00-\x1f\x7f]+$/.test(text) ? text : new Invalid(`${what}: a non-empty word without spaces`));
+}
+
+function streamList(text: string): string[] | Invalid {
+  const allowed = "a comma-separated list of stream names (letters, digits, '_', '.', '-'; not ALL; no repeats)";
+  const names = text.split(',').map((s) => s.trim());
+  if (names.length === 0 || names.some((n) => !/^[A-Za-z0-9_.-]+$/.test(n) || n === 'ALL')) return new Invalid(allowed);
+  if (new Set(names).size !== names.length) return new Invalid(allowed);
+  return names;
+}
+
+/** `https://dash.example,http://localhost:3000` or `*`. */
+function originList(text: string): string[] | Invalid {
+  const allowed = 'a comma-separated list of origins like https://dash.example (scheme://host[:port]), or *';
+  const origins = text.split(',').map((s) => s.trim());
+  if (origins.length === 1 && origins[0] === '*') return origins;
+  return origins.every((o) => /^https?:\/\/[^\s/]+$/i.test(o)) ? origins : new Invalid(allowed);
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'listen',
+    flag: '--listen',
+    env: 'RG_LISTEN',
+    valueName: 'HOST:PORT',
+    defaultText: '127.0.0.1:9092',
+    help: 'TCP replication listener (port 0 picks a free port)',
+    parse: (t) => hostPort(t, 0, ''),
+  },
+  {
+    key: 'http',
+    flag: '--http',
+    env: 'RG_HTTP',
+    valueName: 'HOST:PORT|off',
+    defaultText: '127.0.0.1:9093',
+    help: 'HTTP listener for /metrics, /healthz, /congestion, the status page (/), /client.js and the WebSocket bridge (/replication); off for none',
+    parse: (t) => (t === 'off' ? null : hostPort(t, 0, ', or off')),
+  },
+  {
+    key: 'serverName',
+    flag: '--server-name',
+    env: 'RG_SERVER_NAME',
+    valueName: 'NAME',
+    defaultText: null,
+    help: 'name sent in SERVER (default localhost; in relay mode the upstream\'s own name)',
+    parse: word('a server name'),
+  },
+  {
+    key: 'streams',
+    flag: '--streams',
+    env: 'RG_STREAMS',
+    valueName: 'a,b,c',
+    defaultText: SYNAPSE_STREAMS.join(','),
+    help: "declared streams (default: Synapse 2017's fifteen)",
+    parse: streamList,
+  },
+  {
+    key: 'writerToken',
+    flag: '--writer-token',
+    env: 'RG_WRITER_TOKEN',
+    valueName: 'T',
+    defaultText: null,
+    help: 'credential that makes a connection a writer of every stream (AUTH T); default: no writers',
+    parse: word('a token'),
+  },
+  {
+    key: 'subscriberToken',
+    flag: '--subscriber-token',
+    env: 'RG_SUBSCRIBER_TOKEN',
+    valueName: 'T',
+    defaultText: null,
+    help: 'when set, every connection must AUTH (with this or the writer token) before anything but PING; T:events,typing limits the token to those streams',
+    parse: word('a token'),
+  },
+  {
+    key: 'allowOrigins',
+    flag: '--allow-origin',
+    env: 'RG_ALLOW_ORIGIN',
+    valueName: 'ORIGIN,ORIGIN|*',
+    defaultText: null,
+    help: "origins whose pages may open the WebSocket at /replication besides the --http listener's own (default: same origin only); * for any",
+    parse: originList,
+  },
+  {
+    key: 'retentionRows',
+    flag: '--retention-rows',
+    env: 'RG_RETENTION_ROWS',
+    valueName: 'N',
+    defaultText: '1000000',
+    help: 'rows kept per stream for catch-up',
+    parse: count(1, 'rows'),
+  },
+  {
+    key: 'retentionBytes',
+    flag: '--retention-bytes',
+    env: 'RG_RETENTION_BYTES',
+    valueName: 'N',
+    defaultText: '512MiB',
+    help: 'bytes of lines kept per stream for catch-up',
+    parse: size(1),
+  },
+  {
+    key: 'maxQueueCommands',
+    flag: '--max-queue-commands',
+    env: 'RG_MAX_QUEUE_COMMANDS',
+    valueName: 'N',
+    defaultText: '10000',
+    help: "commands queued for a live subscriber before it is cut ('ERROR Failed to keep up')",
+    parse: count(1, 'commands'),
+  },
+  {
+    key: 'maxQueueBytes',
+    flag: '--max-queue-bytes',
+    env: 'RG_MAX_QUEUE_BYTES',
+    valueName: 'N',
+    defaultText: '64MiB',
+    help: 'bytes queued for a live subscriber before it is cut',
+    parse: size(1),
+  },
+  {
+    key: 'maxLineBytes',
+    flag: '--max-line-bytes',
+    env: 'RG_MAX_LINE_BYTES',
+    valueName: 'N',
+    defaultText: '1MiB',
+    help: 'longest line accepted from a connection (longer: ERROR and close)',
+    parse: size(64),
+  },
+  {
+    key: 'maxConnections',
+    flag: '--max-connections',
+    env: 'RG_MAX_CONNECTIONS',
+    valueName: 'N',
+    defaultText: '100000',
+    help: 'open connections at most; past it a new one gets ERROR and is closed',
+    parse: count(1, 'connections'),
+  },
+  {
+    key: 'encodeThreads',
+    flag: '--encode-threads',
+    env: 'RG_ENCODE_THREADS',
+    valueName: 'N|auto',
+    defaultText: 'auto',
+    help: 'worker threads that encode large publishes and MessagePack frames off the main thread (auto: cores - 1, at least 1; 0: all inline)',
+    parse: (t) => (t === 'auto' ? null : count(0, 'threads')(t)),
+  },
+  {
+    key: 'upstream',
+    flag: '--upstream',
+    env: 'RG_UPSTREAM',
+    valueName: 'HOST:PORT',
+    defaultText: null,
+    help: 'relay mode: follow every declared stream of this master (or gateway) and serve it downstream',
+    parse: (t) => hostPort(t, 1, ''),
+  },
+  {
+    key: 'upstreamName',
+    flag: '--upstream-name',
+    env: 'RG_UPSTREAM_NAME',
+    valueName: 'NAME',
+    defaultText: null,
+    help: "the SERVER name the upstream must announce (another: 'ERROR Wrong remote'); default: accept the first one seen",
+    parse: word('a server name'),
+  },
+  {
+    key: 'upstreamToken',
+    flag: '--upstream-token',
+    env: 'RG_UPSTREAM_TOKEN',
+    valueName: 'T',
+    defaultText: null,
+    help: 'send AUTH T to the upstream first (an upstream gateway with --subscriber-token); default: none',
+    parse: word('a token'),
+  },
+  {
+    key: 'upstreamQueueCommands',
+    flag: '--upstream-queue-commands',
+    env: 'RG_UPSTREAM_QUEUE_COMMANDS',
+    valueName: 'N',
+    defaultText: '1000',
+    help: 'client commands held for the upstream while it is away (past it the oldest are dropped and counted)',
+    parse: count(1, 'commands'),
+  },
+  {
+    key: 'config',
+    flag: '--config',
+    env: 'RG_CONFIG',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'JSON file of settings, keyed by the camelCase option names (flags and RG_ variables win over it)',
+    parse: (t) => (t.length > 0 ? t : new Invalid('a file path')),
+  },
+  {
+    key: 'logLevel',
+    flag: '--log-level',
+    env: 'RG_LOG_LEVEL',
+    valueName: 'LEVEL',
+    defaultText: 'info',
+    help: `pino log level: ${LOG_LEVELS.join(', ')}`,
+    parse: (t) => ((LOG_LEVELS as readonly string[]).includes(t) ? t : new Invalid(`one of ${LOG_LEVELS.join(', ')}`)),
+  },
+  {
+    key: 'readyFile',
+    flag: '--ready-file',
+    env: 'RG_READY_FILE',
+    valueName: 'PATH',
+    defaultText: null,
+    help: 'once every listener is bound, write {"tcp":port,"http":port|null,"pid":pid} here (removed on a clean stop)',
+    parse: (t) => (t.length > 0 ? t : new Invalid('a file path')),
+  },
+  {
+    key: 'shutdownTimeoutMs',
+    flag: '--shutdown-timeout-ms',
+    env: 'RG_SHUTDOWN_TIMEOUT_MS',
+    valueName: 'MS',
+    defaultText: '10000',
+    help: 'on SIGTERM/SIGINT, how long connections may take to flush and close before the process exits anyway',
+    parse: count(1, 'milliseconds'),
+  },
+];
+
+export const OPTION_BY_FLAG: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.flag, o]));
+export const OPTION_BY_KEY: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.key, o]));
+
+export function helpText(): string {
+  const lines = [
+    'usage: replication-gateway serve [options]',
+    '',
+    'Runs the gateway. Every option can also be set as the RG_<NAME> environment',
+    'variable shown, or in a JSON --config file under its camelCase key;',
+    'flags win over the environment, which wins over the file.',
+    '',
+    'options:',
+  ];
+  for (const o of OPTIONS) {
+    lines.push(`  ${`${o.flag} ${o.valueName}`.padEnd(30)} ${o.help}`);
+    const dflt = o.defaultText === null ? '' : `default ${o.defaultText}; `;
+    lines.push(`  ${''.padEnd(30)} (${dflt}env ${o.env}; config "${o.key}")`);
+  }
+  lines.push(`  ${'-h, --help'.padEnd(30)} this text`, '');
+  return lines.join('\n');
+}

@@ -1,0 +1,75 @@
+// `replication-gateway publish` as a child process against the real server.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { ReplicationServer } from '../../src/server.js';
+import { projectRoot } from '../support/synapse-peer.js';
+
+const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');
+
+function runCli(args: string[], stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+async function startServer(t: TestContext): Promise<{ server: ReplicationServer; port: number }> {
+  const server = new ReplicationServer({ serverName: 'gw.test', streams: ['events'], writerToken: 'w' });
+  t.after(() => server.close());
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  return { server, port };
+}
+
+test('publishes stdin rows with rising tokens, skips a bad line by number, and prints a summary', { timeout: 20_000 }, async (t) => {
+  const { server, port } = await startServer(t);
+  await server.publish('events', [['before']]);
+  const lines = Array.from({ length: 1000 }, (_, i) => JSON.stringify(['$ev', i]));
+  lines[4] = '{not json';
+  lines.splice(10, 0, '');
+  const { code, stdout, stderr } = await runCli(
+    ['publish', '--connect', `127.0.0.1:${port}`, '--auth', 'w', '--stream', 'events'],
+    lines.join('\n') + '\n',
+  );
+  assert.equal(code, 0, stderr);
+  const summary = JSON.parse(stdout.trim()) as Record<string, number>;
+  assert.equal(summary['rows'], 999);
+  assert.equal(summary['badLines'], 1);
+  assert.equal(summary['firstToken'], 2);
+  assert.equal(summary['lastToken'], 1000);
+  assert.ok((summary['rowsPerSecond'] ?? 0) > 0);
+  assert.equal(server.head('events'), 1000);
+  const bad = stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { line?: number; msg: string })
+    .filter((l) => l.line !== undefined);
+  assert.deepEqual(
+    bad.map((l) => l.line),
+    [5],
+  );
+});
+
+test('exits 1 when the gateway refuses the writer at the first connect', { timeout: 20_000 }, async (t) => {
+  const { port } = await startServer(t);
+  const { code, stderr } = await runCli(['publish', '--connect', `127.0.0.1:${port}`, '--auth', 'wrong', '--stream', 'events'], '[1]\n');
+  assert.equal(code, 1, stderr);
+});
+
+test('--help lists every option with its default', async () => {
+  const { code, stdout } = await runCli(['publish', '--help'], '');
+  assert.equal(code, 0);
+  for (const opt of ['--connect', '--auth', '--stream', '--start-token', '--server-name', '--name', '--max-unstored-rows', '--ping-interval-ms']) {
+    const line = stdout.split('\n').find((l) => l.trimStart().startsWith(`${opt} `));
+    assert.match(line ?? '', /default/, `${opt} is listed with its default`);
+  }
+  assert.match(stdout, /-h, --help/);
+});

@@ -1,0 +1,80 @@
+// `replication-gateway tail` as a child process against the real server, through a proxy that cuts it once.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { ReplicationServer } from '../../src/server.js';
+import { JsonLineLog, projectRoot } from '../support/synapse-peer.js';
+import { startCuttableProxy } from '../support/cuttable-proxy.js';
+
+const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');
+
+interface TailLine {
+  stream: string;
+  token: number;
+  row: unknown;
+}
+
+test('prints every row as a JSON line, resumes across a drop, and exits 0 on SIGTERM', { timeout: 20_000 }, async (t) => {
+  const server = new ReplicationServer({ serverName: 'gw.test', streams: ['events', 'caches'], pingIntervalMs: 200, pingTimeoutMs: 1000 });
+  t.after(() => server.close());
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const proxy = await startCuttableProxy(port);
+  t.after(() => proxy.close());
+  for (let i = 1; i <= 3; i++) await server.publish('events', [{ n: i, url: 'a/b' }]);
+  await server.publish('caches', [['a'], ['b']]);
+
+  const child = spawn(
+    process.execPath,
+    [BIN, 'tail', '--connect', `127.0.0.1:${proxy.port}`, '--stream', 'events:1', '--stream', 'caches:0', '--server-name', 'gw.test', '--ping-interval-ms', '200'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => void child.kill('SIGKILL'));
+  const out = new JsonLineLog<TailLine>('tail stdout');
+  out.attach(child.stdout);
+  const err = new JsonLineLog<{ msg: string }>('tail stderr');
+  err.attach(child.stderr);
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+
+  await out.waitFor((l) => l.stream === 'caches' && l.row !== null && (l.row as string[])[0] === 'b', 10_000, 'the caches batch');
+  await out.waitFor((l) => l.stream === 'events' && l.token === 3, 10_000, 'events 3');
+  proxy.cutAfter(0);
+  await err.waitFor((l) => l.msg === 'replication connection lost', 10_000, 'the drop logged');
+  await server.publish('events', [{ n: 4 }, { n: 5 }]);
+  await out.waitFor((l) => l.stream === 'events' && l.token === 4 && (l.row as { n: number }).n === 5, 10_000, 'the live batch after the drop');
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+
+  const lines = out.all();
+  assert.deepEqual(
+    lines.filter((l) => l.stream === 'events'),
+    [
+      { stream: 'events', token: 2, row: { n: 2, url: 'a/b' } },
+      { stream: 'events', token: 3, row: { n: 3, url: 'a/b' } },
+      { stream: 'events', token: 4, row: { n: 4 } },
+      { stream: 'events', token: 4, row: { n: 5 } },
+    ],
+  );
+  assert.deepEqual(
+    lines.filter((l) => l.stream === 'caches'),
+    [
+      { stream: 'caches', token: 1, row: ['a'] },
+      { stream: 'caches', token: 1, row: ['b'] },
+    ],
+  );
+  assert.ok(err.all().filter((l) => l.msg === 'replication connected').length >= 2, 'connected twice');
+});
+
+test('--help lists every option with its default', async () => {
+  const child = spawn(process.execPath, [BIN, 'tail', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  for (const opt of ['--connect', '--stream', '--server-name', '--name', '--auth', '--ping-interval-ms']) {
+    const line = stdout.split('\n').find((l) => l.trimStart().startsWith(`${opt} `));
+    assert.match(line ?? '', /default/, `${opt} is listed with its default`);
+  }
+  assert.match(stdout, /-h, --help/);
+});

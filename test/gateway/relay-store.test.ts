@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RelayStore, encodeRun, type RelayRow, type RelaySink } from '../../src/gateway/relay-store.js';
+
+/** A sink that records what a relay would store, as text. */
+function sink(): RelaySink & { stored: string[]; heads: Map<string, number> } {
+  const heads = new Map<string, number>();
+  const stored: string[] = [];
+  return {
+    stored,
+    heads,
+    head: (s) => heads.get(s) ?? 0,
+    append(s, token, bytes, rows) {
+      assert.ok(token > (heads.get(s) ?? 0), `token ${token} rises`);
+      heads.set(s, token);
+      stored.push(`${token}/${rows}: ${bytes.toString('utf8')}`);
+    },
+    advance(s, token) {
+      heads.set(s, token);
+      stored.push(`POSITION ${token}`);
+    },
+  };
+}
+
+/** A row as the client delivers it: `RDATA <stream> <token|batch> <json>`. */
+function row(stream: string, token: number | null, json: string): RelayRow {
+  const line = Buffer.from(`RDATA ${stream} ${token ?? 'batch'} ${json}`);
+  return { token, line, json: line.subarray(line.length - Buffer.byteLength(json)) };
+}
+
+describe('RelayStore', () => {
+  it('stores a Synapse catch-up run of one token as one batch, at the POSITION that ends it', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['caches']);
+    store.connectionOpened();
+    store.rows('caches', 3, [row('caches', 3, '["a"]')], 0);
+    store.rows('caches', 3, [row('caches', 3, '["b"]')], 0);
+    store.rows('caches', 3, [row('caches', 3, '["c"]')], 0);
+    assert.deepEqual(out.stored, [], 'nothing stored while the run may go on');
+    store.rows('caches', 4, [row('caches', 4, '["d"]')], 0);
+    assert.deepEqual(out.stored, [], 'catch-up is held to its POSITION');
+    store.position('caches', 4);
+    assert.deepEqual(out.stored, [
+      '3/3: RDATA caches batch ["a"]\nRDATA caches batch ["b"]\nRDATA caches 3 ["c"]\n',
+      '4/1: RDATA caches 4 ["d"]\n',
+    ]);
+    assert.equal(store.synced, true);
+  });
+
+  it('stores live rows at once, framed batches whole and byte for byte', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['caches']);
+    store.connectionOpened();
+    store.position('caches', 0);
+    store.rows('caches', 1, [row('caches', null, '["x"]'), row('caches', 1, '["y"]')], 0);
+    store.rows('caches', 2, [row('caches', 2, '["z"]')], 0);
+    assert.deepEqual(out.stored, ['1/2: RDATA caches batch ["x"]\nRDATA caches 1 ["y"]\n', '2/1: RDATA caches 2 ["z"]\n']);
+  });
+
+  it('sorts a catch-up that is not in token order (account_data) before storing it', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['account_data']);
+    store.connectionOpened();
+    for (const t of [3, 5, 7, 4, 6]) store.rows('account_data', t, [row('account_data', t, `[${t}]`)], 0);
+    store.position('account_data', 7);
+    assert.deepEqual(out.stored.map((s) => Number(s.split('/')[0])), [3, 4, 5, 6, 7]);
+  });
+
+  it('skips replays at or below the head and advances on a POSITION past it', () => {
+    const out = sink();
+    const skipped: number[] = [];
+    const store = new RelayStore(out, ['events'], {}, { skipped: (_s, t) => skipped.push(t) });
+    store.connectionOpened();
+    store.position('events', 5);
+    store.rows('events', 5, [row('events', 5, '[5]')], 0);
+    store.rows('events', 6, [row('events', 6, '[6]')], 0);
+    store.position('events', 9);
+    assert.deepEqual(out.stored, ['POSITION 5', '6/1: RDATA events 6 [6]\n', 'POSITION 9']);
+    assert.deepEqual(skipped, [5]);
+  });
+
+  it('keeps an open run across a lost connection and completes it after the resume', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['caches']);
+    store.connectionOpened();
+    store.rows('caches', 1, [row('caches', 1, '["a"]')], 0);
+    store.rows('caches', 2, [row('caches', 2, '["b"]')], 0);
+    store.rows('caches', 2, [row('caches', 2, '["c"]')], 0);
+    store.connectionLost();
+    // Token 1 is complete (a higher token came); token 2 may have more rows.
+    assert.deepEqual(out.stored, ['1/1: RDATA caches 1 ["a"]\n']);
+    store.connectionOpened();
+    // The client skips the two rows of 2 it delivered before, and hands over the third.
+    store.rows('caches', 2, [row('caches', 2, '["d"]')], 0);
+    store.position('caches', 2);
+    assert.deepEqual(out.stored.slice(1), ['2/3: RDATA caches batch ["b"]\nRDATA caches batch ["c"]\nRDATA caches 2 ["d"]\n']);
+  });
+
+  it('stores complete tokens early when the held rows pass the limit, keeping the open run', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['events'], { maxHeldRows: 3 });
+    store.connectionOpened();
+    for (let t = 1; t <= 4; t++) store.rows('events', t, [row('events', t, `[${t}]`)], 0);
+    assert.deepEqual(out.stored.map((s) => s.split(':')[0]), ['1/1', '2/1', '3/1']);
+    assert.equal(store.lag(0)[0]!.heldRows, 1);
+  });
+
+  it('reports an upstream that went behind the relay', () => {
+    const out = sink();
+    const behind: [number, number][] = [];
+    const store = new RelayStore(out, ['typing'], {}, { behind: (_s, u, h) => behind.push([u, h]) });
+    out.heads.set('typing', 50);
+    store.position('typing', 3);
+    assert.deepEqual(behind, [[3, 50]]);
+  });
+
+  it('reports lag in tokens and in how long rows are held', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['events']);
+    store.connectionOpened();
+    store.rows('events', 1, [row('events', 1, '[1]')], 1_000);
+    store.rows('events', 2, [row('events', 2, '[2]')], 1_500);
+    const [lag] = store.lag(3_000);
+    assert.deepEqual(lag, { stream: 'events', tokens: 2, heldMs: 2_000, heldRows: 2, catchingUp: true });
+  });
+
+  it('encodes a run with every line but the last framed batch', () => {
+    const bytes = encodeRun('s', [row('s', 9, '{"a": 1}'), row('s', null, '[2]'), row('s', 9, '[3]')]);
+    assert.equal(bytes.toString(), 'RDATA s batch {"a": 1}\nRDATA s batch [2]\nRDATA s 9 [3]\n');
+  });
+});

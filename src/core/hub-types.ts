@@ -62,6 +62,8 @@ export interface ConnectionInfo {
   readonly name: string | undefined;
   readonly role: ConnectionRole;
   readonly connectedAt: number;
+  /** When the peer last sent anything. */
+  readonly lastReceivedAt: number;
   readonly queuedCommands: number;
   readonly queuedBytes: number;
   /** Streams subscribed, and whether each is still catching up. */

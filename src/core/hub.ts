@@ -5,7 +5,7 @@
  * connections write what a tick produced in one vectored write when the
  * binding calls `flush()`.
  */
-import { encodeCommand, encodePosition, type ClientActionCommand } from './commands.js';
+import { encodeCommand, encodePosition, type ClientActionCommand, type CommandName } from './commands.js';
 import { ProtocolError } from './errors.js';
 import type { LogEntry, StreamLog } from './stream-log.js';
 import type { Transport } from './transport.js';
@@ -33,6 +33,11 @@ export class ReplicationHub {
   private readonly syncing = new Map<string, number>();
   /** REPLICATE tokens ahead of the head, answered with the head. */
   tokensAhead = 0;
+  /** Commands received from all connections, by name (plain counters: read by metrics, bumped per line). */
+  readonly commandsIn: Record<CommandName, number> = {
+    SERVER: 0, RDATA: 0, POSITION: 0, ERROR: 0, PING: 0, SYNC: 0, NAME: 0, REPLICATE: 0,
+    USER_SYNC: 0, FEDERATION_ACK: 0, REMOVE_PUSHER: 0, INVALIDATE_CACHE: 0, USER_IP: 0, AUTH: 0,
+  };
 
   constructor(readonly options: HubOptions) {
     for (const s of options.streams) {

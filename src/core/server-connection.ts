@@ -83,7 +83,8 @@ export class ServerConnection implements ConnectionInfo, LineSink {
   private run: WriterRun | null = null;
   private readonly pendingBatches = new Map<string, PendingBatch>();
   private peerPinged = false;
-  private lastReceivedAt: number;
+  /** When the peer last sent anything (health: a stalled writer shows here). */
+  lastReceivedAt: number;
   private lastSentAt: number;
   private lastProgressAt: number;
   private closingSince = 0;
@@ -143,6 +144,7 @@ export class ServerConnection implements ConnectionInfo, LineSink {
     let cmd: Command;
     try {
       cmd = parseCommand(buf, start, end, this.role === 'writer' ? 'writer' : 'client');
+      this.hub.commandsIn[cmd.name]++;
       if (this.hub.options.requireAuth && this.role === 'anonymous' && cmd.name !== 'PING' && cmd.name !== 'AUTH') {
         throw new ProtocolError('AUTH_REQUIRED', `authentication required: send AUTH <token> before ${cmd.name}`);
       }

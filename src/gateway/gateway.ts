@@ -216,13 +216,11 @@ export class Gateway {
       }
     });
     server.on('command', (cmd, conn) => {
-      metrics.commandIn(cmd.name);
       relay?.forward(cmd);
       if (this.log.isLevelEnabled('debug')) this.log.debug({ conn: conn.id, command: cmd.name }, 'client command');
     });
     server.on('presence', (change) => relay?.presence(change));
     server.on('remoteError', (conn, message) => {
-      metrics.commandIn('ERROR');
       if (this.allow('remote_error')) this.log.warn({ ...describe(conn, this.clock()), message }, 'client sent ERROR');
     });
     server.on('tokenAhead', (conn, stream, token, head) => {
@@ -235,8 +233,6 @@ export class Gateway {
       const now = this.clock();
       this.timeline.written(stream, rows, head, now);
       this.lastWriteAt.set(stream, now);
-      // In relay mode rows come from the upstream, counted by the relay; else from writers.
-      if (relay === null) metrics.commandIn(rows > 0 ? 'RDATA' : 'POSITION', rows > 0 ? rows : 1);
     });
   }
 

@@ -27,8 +27,8 @@ export interface HealthReport {
   listeners: { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null };
   connections: number;
   streams: Record<string, { head: number; lastWriteAgeSeconds: number | null }>;
-  /** Writer connections; their credential covers every stream, so their last write is the latest on any stream. */
-  writers: { connection: number; name: string | null; address: string; connectedSeconds: number; lastWriteAgeSeconds: number | null }[];
+  /** Writer connections, with how long since each last sent anything (a stalled writer shows here, not just a live process). */
+  writers: { connection: number; name: string | null; address: string; connectedSeconds: number; lastCommandAgeSeconds: number }[];
   upstream: {
     address: string;
     state: string;
@@ -49,10 +49,8 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
   const { server, relay } = src;
   const listeners = src.listeners();
   const streams: HealthReport['streams'] = {};
-  let lastAnyWrite: number | null = null;
   for (const s of server.hub.streams()) {
     const at = src.lastWriteAt.get(s.name);
-    if (at !== undefined && (lastAnyWrite === null || at > lastAnyWrite)) lastAnyWrite = at;
     streams[s.name] = { head: s.log.head, lastWriteAgeSeconds: age(now, at) };
   }
   const writers: HealthReport['writers'] = [];
@@ -60,14 +58,12 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
   for (const c of server.hub.connections()) {
     connections++;
     if (c.role !== 'writer') continue;
-    // A writer connected after the last write has written nothing yet.
-    const last = lastAnyWrite !== null && lastAnyWrite >= c.connectedAt ? lastAnyWrite : null;
     writers.push({
       connection: c.id,
       name: c.name ?? null,
       address: c.remoteAddress,
       connectedSeconds: age(now, c.connectedAt) ?? 0,
-      lastWriteAgeSeconds: age(now, last),
+      lastCommandAgeSeconds: age(now, c.lastReceivedAt) ?? 0,
     });
   }
   let upstream: HealthReport['upstream'] = null;

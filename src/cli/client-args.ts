@@ -1,4 +1,26 @@
 /** Argument helpers shared by the client subcommands (tail, publish). */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'];
+
+/**
+ * Parses a subcommand's flags. Returns the values, or the exit code when
+ * there is nothing more to do: 0 after printing --help, 2 after a usage error.
+ */
+export function parseCommandLine<O extends Options>(command: string, argv: string[], options: O, help: string): Values<O> | number {
+  let values: Values<O>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    return usageError(command, (err as Error).message, help);
+  }
+  if ((values as { help?: boolean }).help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  return values;
+}
 
 /** `HOST:PORT` (IPv6 as `[::1]:PORT`), or the reason it is not one. */
 export function parseHostPort(text: string): { host: string; port: number } | string {

@@ -7,10 +7,9 @@
  * stdout; logs (pino JSON) go to stderr.
  */
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
 import { ReplicationWriter } from '../writer.js';
-import { parseHostPort, usageError } from './client-args.js';
+import { parseCommandLine, parseHostPort, usageError } from './client-args.js';
 
 const OPTIONS = {
   connect: { type: 'string' },
@@ -47,16 +46,8 @@ options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    return usageError('publish', (err as Error).message, HELP);
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const values = parseCommandLine('publish', argv, OPTIONS, HELP);
+  if (typeof values === 'number') return values;
   for (const required of ['connect', 'auth', 'stream'] as const) {
     if (values[required] === undefined) return usageError('publish', `--${required} is required`, HELP);
   }

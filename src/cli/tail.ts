@@ -5,10 +5,9 @@
  * spliced in unparsed. Connection events go to stderr as pino JSON lines.
  * Reconnects and resumes until SIGINT or SIGTERM, then exits 0.
  */
-import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
 import { ReplicationClient } from '../client.js';
-import { parseHostPort, usageError } from './client-args.js';
+import { parseCommandLine, parseHostPort, usageError } from './client-args.js';
 
 const OPTIONS = {
   connect: { type: 'string' },
@@ -37,16 +36,8 @@ options:
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    return usageError('tail', (err as Error).message, HELP);
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const values = parseCommandLine('tail', argv, OPTIONS, HELP);
+  if (typeof values === 'number') return values;
   if (values.connect === undefined) return usageError('tail', '--connect is required', HELP);
   if (values.stream === undefined || values.stream.length === 0) return usageError('tail', 'give at least one --stream', HELP);
   const target = parseHostPort(values.connect);

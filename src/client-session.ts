@@ -1,26 +1,22 @@
 /**
- * What ReplicationClient and ReplicationWriter share: one ClientConnection
- * session (src/core/client-connection.ts) run over a transport that is
- * replaced on every reconnect, with one timer for keep-alive and one for the
- * backoff. Errors are reported as 'error' events (only when someone listens,
- * so an unhandled one never crashes a worker) and never stop the
- * reconnecting; close() does.
+ * What ReplicationClient and ReplicationWriter share: the reconnecting loop
+ * of src/core/session-loop.ts, bound to Node: an EventEmitter for its events,
+ * pino for its log lines, TCP as the default transport, the real timers.
+ * Errors are reported as 'error' events (only when someone listens, so an
+ * unhandled one never crashes a worker) and never stop the reconnecting;
+ * close() does.
  */
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
+import { systemScheduler } from './bindings/system-scheduler.js';
 import { tcpClientTransport } from './bindings/tcp-client-transport.js';
-import { Backoff, type BackoffOptions } from './core/backoff.js';
-import {
-  ClientConnection,
-  DEFAULT_PING_INTERVAL_MS,
-  type ClientConnectionOptions,
-  type ClientConnectionSink,
-} from './core/client-connection.js';
-import type { ClientTransport, TransportFactory } from './core/client-transport.js';
+import type { BackoffOptions } from './core/backoff.js';
+import type { ClientConnection, ClientConnectionOptions } from './core/client-connection.js';
+import type { TransportFactory } from './core/client-transport.js';
 import type { ClientActionCommand } from './core/commands.js';
-import { ProtocolError } from './core/errors.js';
+import type { ProtocolError } from './core/errors.js';
 import type { RowBatch } from './core/row-batch.js';
-
+import { SessionLoop } from './core/session-loop.js';
 
 export interface SessionOptions {
   host?: string;
@@ -43,172 +39,74 @@ export interface SessionOptions {
   logger?: Logger;
 }
 
-type SessionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
-
 /** The reconnecting loop shared by readers and writers. */
 export abstract class ReplicationSession extends EventEmitter {
   protected readonly conn: ClientConnection;
   protected readonly log: Logger;
-  private readonly makeTransport: TransportFactory;
-  private readonly backoff: Backoff;
-  private readonly tickMs: number;
-  private transport: ClientTransport | null = null;
-  private state: SessionState = 'idle';
-  private openedAtMs: number | null = null;
-  private tickTimer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private pauses = 0;
-  private closedWaiters: (() => void)[] = [];
+  private readonly loop: SessionLoop;
 
   constructor(options: SessionOptions, connOptions: ClientConnectionOptions) {
     super();
     if (options.transport === undefined && options.port === undefined) {
       throw new TypeError('a replication client needs `port` (and `host`) or `transport`');
     }
-    this.makeTransport =
-      options.transport ?? tcpClientTransport({ host: options.host ?? '127.0.0.1', port: options.port! });
     this.log = options.logger ?? pino({ level: 'silent' });
-    this.backoff = new Backoff(options.backoff);
-    const pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
-    this.tickMs = options.tickMs ?? Math.max(5, Math.min(1000, Math.floor(pingIntervalMs / 5)));
-    const sink: ClientConnectionSink = {
-      write: (chunks) => this.transport?.write(chunks) ?? false,
-      close: (reason) => {
-        this.log.warn({ code: reason.code, message: reason.message }, 'closing the replication connection');
-        this.reportError(reason);
-        this.transport?.close();
+    this.loop = new SessionLoop({
+      transport: options.transport ?? tcpClientTransport({ host: options.host ?? '127.0.0.1', port: options.port! }),
+      scheduler: systemScheduler,
+      log: this.log,
+      backoff: options.backoff,
+      tickMs: options.tickMs,
+      connection: {
+        name: options.name,
+        expectedServerName: options.serverName,
+        auth: options.auth,
+        pingIntervalMs: options.pingIntervalMs,
+        pingTimeoutMs: options.pingTimeoutMs,
+        maxQueuedCommands: options.maxQueuedCommands,
+        maxLineBytes: options.maxLineBytes,
+        ...connOptions,
       },
-      server: (serverName) => {
-        this.log.info({ serverName }, 'replication connected');
-        this.emit('connected', serverName);
+      events: {
+        connected: (serverName) => this.emit('connected', serverName),
+        disconnected: (reason, retryInMs) => this.emit('disconnected', reason, retryInMs),
+        error: (err) => this.reportError(err),
+        rows: (batch) => this.onRows(batch),
+        position: (stream, token) => this.onPosition(stream, token),
+        sync: (data) => this.emit('sync', data),
+        forwarded: (cmd) => this.onForwarded(cmd),
+        open: () => this.onOpen(),
+        drain: () => this.onDrain(),
+        transportClosed: () => this.onDisconnected(),
+        closed: () => this.onClosed(),
       },
-      rows: (batch) => this.onRows(batch),
-      position: (stream, token) => this.onPosition(stream, token),
-      remoteError: (message) => {
-        this.log.warn({ message }, 'replication server sent ERROR');
-        this.reportError(new ProtocolError('REMOTE_ERROR', message));
-      },
-      sync: (data) => this.emit('sync', data),
-      forwarded: (cmd) => this.onForwarded(cmd),
-    };
-    this.conn = new ClientConnection(sink, {
-      name: options.name,
-      expectedServerName: options.serverName,
-      auth: options.auth,
-      pingIntervalMs,
-      pingTimeoutMs: options.pingTimeoutMs,
-      maxQueuedCommands: options.maxQueuedCommands,
-      maxLineBytes: options.maxLineBytes,
-      ...connOptions,
     });
+    this.conn = this.loop.conn;
   }
 
   /** Connects, and keeps reconnecting until close(). */
   start(): this {
-    if (this.state === 'idle') this.connect();
+    this.loop.start();
     return this;
   }
 
   /** Stops reconnecting and closes the connection; resolves once it is closed. */
   close(): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    const wasConnected = this.transport !== null;
-    this.state = 'closed';
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.stopTicking();
-    this.conn.close();
-    this.onClosed();
-    if (!wasConnected) return Promise.resolve();
-    const done = new Promise<void>((resolve) => this.closedWaiters.push(resolve));
-    this.transport?.close();
-    return done;
+    return this.loop.close();
   }
 
   /** Stops reading the socket (the server's keep-alive timeout is then not ours to enforce). */
   pause(): void {
-    if (this.pauses++ === 0) this.applyPause();
+    this.loop.pause();
   }
 
   resume(): void {
-    if (this.pauses === 0) return;
-    if (--this.pauses === 0 && this.transport !== null) {
-      this.conn.resumeReading(Date.now());
-      this.transport.resume?.();
-    }
+    this.loop.resume();
   }
 
   /** Commands dropped because too many were made while disconnected. */
   get droppedCommands(): number {
     return this.conn.droppedCommands;
-  }
-
-  private applyPause(): void {
-    if (this.transport === null) return;
-    this.conn.pauseReading();
-    this.transport.pause?.();
-  }
-
-  private connect(): void {
-    this.state = 'connecting';
-    this.openedAtMs = null;
-    const transport = this.makeTransport();
-    this.transport = transport;
-    transport.connect({
-      open: () => {
-        if (this.transport !== transport || this.state !== 'connecting') return;
-        this.state = 'open';
-        this.openedAtMs = Date.now();
-        this.conn.connected(this.openedAtMs);
-        if (this.pauses > 0) this.applyPause();
-        this.startTicking();
-        this.onOpen();
-      },
-      data: (chunk) => {
-        if (this.transport === transport) this.conn.data(chunk, Date.now());
-      },
-      drain: () => {
-        if (this.transport === transport) this.onDrain();
-      },
-      close: (reason) => {
-        if (this.transport !== transport) return;
-        this.transport = null;
-        this.lost(reason);
-      },
-    });
-  }
-
-  private lost(reason: string): void {
-    this.stopTicking();
-    const wasOpen = this.openedAtMs !== null;
-    this.conn.disconnected();
-    this.onDisconnected();
-    if (this.state === 'closed') {
-      for (const resolve of this.closedWaiters.splice(0)) resolve();
-      return;
-    }
-    const now = Date.now();
-    const delayMs = this.backoff.next({
-      now,
-      openedAtMs: this.openedAtMs,
-      serverSeen: this.conn.serverSeen,
-      wrongRemote: this.conn.wrongRemote,
-    });
-    this.state = 'waiting';
-    this.log.info({ reason, retryInMs: delayMs, wasOpen }, wasOpen ? 'replication connection lost' : 'replication connect failed');
-    this.emit('disconnected', reason, delayMs);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      if (this.state === 'waiting') this.connect();
-    }, delayMs);
-  }
-
-  private startTicking(): void {
-    this.tickTimer = setInterval(() => this.conn.tick(Date.now()), this.tickMs);
-  }
-
-  private stopTicking(): void {
-    if (this.tickTimer !== null) clearInterval(this.tickTimer);
-    this.tickTimer = null;
   }
 
   protected reportError(err: ProtocolError): void {
@@ -225,4 +123,3 @@ export abstract class ReplicationSession extends EventEmitter {
   protected onDisconnected(): void {}
   protected onClosed(): void {}
 }
-

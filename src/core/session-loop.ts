@@ -1,0 +1,231 @@
+/**
+ * The reconnecting loop under every replication client: the Node one
+ * (src/client-session.ts, base of ReplicationClient and ReplicationWriter)
+ * and the browser one (src/browser/client.ts). One ClientConnection session
+ * (src/core/client-connection.ts, which speaks the wire lines) runs over a
+ * transport that is replaced on every reconnect, with one timer for
+ * keep-alive and one for the backoff (src/core/backoff.ts).
+ *
+ *     idle --start()--> connecting --open--> open --transport close--> waiting --backoff--> connecting ...
+ *     any --close()--> closed
+ *
+ * No I/O, no timers and no Node imports (the browser bundles it): the caller
+ * passes the transport factory, a Scheduler (the host's clock and timers, or
+ * a test's fake) and where events and log lines go. Errors are events and
+ * never stop the reconnecting; close() does.
+ */
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { ClientConnection, DEFAULT_PING_INTERVAL_MS, type ClientConnectionOptions } from './client-connection.js';
+import type { ClientTransport, TransportFactory } from './client-transport.js';
+import type { ClientActionCommand } from './commands.js';
+import { ProtocolError } from './errors.js';
+import type { RowBatch } from './row-batch.js';
+
+/** A clock and timers: src/bindings/system-scheduler.ts for the real ones. */
+export interface Scheduler {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+/** The log lines the loop writes, pino-shaped (a pino Logger is one). */
+export interface SessionLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Where the loop's output goes: the wrapper (an EventEmitter, a page's listeners) implements it. */
+export interface SessionLoopEvents {
+  /** SERVER came with the expected name. */
+  connected(serverName: string): void;
+  /** The connection is gone (or never came up); the next try is in retryInMs. Not after close(). */
+  disconnected(reason: string, retryInMs: number): void;
+  /** A wrong remote, a ping timeout, bad input, or ERROR from the server (code REMOTE_ERROR). */
+  error(err: ProtocolError): void;
+  rows(batch: RowBatch): void;
+  position(stream: string, token: number): void;
+  sync?(data: string): void;
+  /** A client command the gateway forwarded (a writer's connection only). */
+  forwarded?(cmd: ClientActionCommand): void;
+  /** A connection attempt starts (a new transport). */
+  connecting?(): void;
+  /** The transport opened; the handshake is written. */
+  open?(): void;
+  /** Writes that returned false have been flushed. */
+  drain?(): void;
+  /** The transport closed, after close() too; before `disconnected`. */
+  transportClosed?(): void;
+  /** close() was called: no more connections. */
+  closed?(): void;
+}
+
+export interface SessionLoopOptions {
+  /** Makes one transport per connection attempt. */
+  transport: TransportFactory;
+  scheduler: Scheduler;
+  events: SessionLoopEvents;
+  /** Default: no log lines. */
+  log?: SessionLogger;
+  connection?: ClientConnectionOptions;
+  backoff?: BackoffOptions;
+  /** Keep-alive check period (default pingIntervalMs / 5, between 5 and 1000 ms). */
+  tickMs?: number;
+}
+
+export type SessionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
+
+export class SessionLoop {
+  /** The protocol session, which outlives its connections: follow, send, positions go here. */
+  readonly conn: ClientConnection;
+  private readonly makeTransport: TransportFactory;
+  private readonly scheduler: Scheduler;
+  private readonly events: SessionLoopEvents;
+  private readonly log: SessionLogger | undefined;
+  private readonly backoff: Backoff;
+  private readonly tickMs: number;
+  private transport: ClientTransport | null = null;
+  private current: SessionState = 'idle';
+  private openedAtMs: number | null = null;
+  private tickTimer: unknown = null;
+  private retryTimer: unknown = null;
+  private pauses = 0;
+  private closedWaiters: (() => void)[] = [];
+
+  constructor(options: SessionLoopOptions) {
+    this.makeTransport = options.transport;
+    this.scheduler = options.scheduler;
+    this.events = options.events;
+    this.log = options.log;
+    this.backoff = new Backoff(options.backoff);
+    const pingIntervalMs = options.connection?.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+    this.tickMs = options.tickMs ?? Math.max(5, Math.min(1000, Math.floor(pingIntervalMs / 5)));
+    this.conn = new ClientConnection(
+      {
+        write: (chunks) => this.transport?.write(chunks) ?? false,
+        close: (reason) => {
+          this.log?.warn({ code: reason.code, message: reason.message }, 'closing the replication connection');
+          this.events.error(reason);
+          this.transport?.close();
+        },
+        server: (serverName) => {
+          this.log?.info({ serverName }, 'replication connected');
+          this.events.connected(serverName);
+        },
+        rows: (batch) => this.events.rows(batch),
+        position: (stream, token) => this.events.position(stream, token),
+        remoteError: (message) => {
+          this.log?.warn({ message }, 'replication server sent ERROR');
+          this.events.error(new ProtocolError('REMOTE_ERROR', message));
+        },
+        sync: (data) => this.events.sync?.(data),
+        forwarded: (cmd) => this.events.forwarded?.(cmd),
+      },
+      { ...options.connection, pingIntervalMs },
+    );
+  }
+
+  get state(): SessionState {
+    return this.current;
+  }
+
+  /** Connects, and keeps reconnecting until close(). */
+  start(): void {
+    if (this.current === 'idle') this.connect();
+  }
+
+  /** Stops reconnecting and closes the connection; resolves once it is closed. */
+  close(): Promise<void> {
+    if (this.current === 'closed') return Promise.resolve();
+    const transport = this.transport;
+    this.current = 'closed';
+    if (this.retryTimer !== null) this.scheduler.clearTimeout(this.retryTimer);
+    this.stopTicking();
+    this.conn.close();
+    this.events.closed?.();
+    if (transport === null) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.closedWaiters.push(resolve));
+    transport.close();
+    return done;
+  }
+
+  /** Stops reading the transport (the server's keep-alive timeout is then not ours to enforce). Counted. */
+  pause(): void {
+    if (this.pauses++ === 0) this.applyPause();
+  }
+
+  resume(): void {
+    if (this.pauses === 0) return;
+    if (--this.pauses === 0 && this.transport !== null) {
+      this.conn.resumeReading(this.scheduler.now());
+      this.transport.resume?.();
+    }
+  }
+
+  private applyPause(): void {
+    if (this.transport === null) return;
+    this.conn.pauseReading();
+    this.transport.pause?.();
+  }
+
+  private connect(): void {
+    this.current = 'connecting';
+    this.openedAtMs = null;
+    this.events.connecting?.();
+    const transport = this.makeTransport();
+    this.transport = transport;
+    // Events of a transport already replaced (or closed by close()) are moot.
+    transport.connect({
+      open: () => {
+        if (this.transport !== transport || this.current !== 'connecting') return;
+        this.current = 'open';
+        this.openedAtMs = this.scheduler.now();
+        this.conn.connected(this.openedAtMs);
+        if (this.pauses > 0) this.applyPause();
+        this.tickTimer = this.scheduler.setInterval(() => this.conn.tick(this.scheduler.now()), this.tickMs);
+        this.events.open?.();
+      },
+      data: (chunk) => {
+        if (this.transport === transport) this.conn.data(chunk, this.scheduler.now());
+      },
+      drain: () => {
+        if (this.transport === transport) this.events.drain?.();
+      },
+      close: (reason) => {
+        if (this.transport !== transport) return;
+        this.transport = null;
+        this.lost(reason);
+      },
+    });
+  }
+
+  private lost(reason: string): void {
+    this.stopTicking();
+    const wasOpen = this.openedAtMs !== null;
+    this.conn.disconnected();
+    this.events.transportClosed?.();
+    if (this.current === 'closed') {
+      for (const resolve of this.closedWaiters.splice(0)) resolve();
+      return;
+    }
+    const retryInMs = this.backoff.next({
+      now: this.scheduler.now(),
+      openedAtMs: this.openedAtMs,
+      serverSeen: this.conn.serverSeen,
+      wrongRemote: this.conn.wrongRemote,
+    });
+    this.current = 'waiting';
+    this.log?.info({ reason, retryInMs, wasOpen }, wasOpen ? 'replication connection lost' : 'replication connect failed');
+    this.events.disconnected(reason, retryInMs);
+    this.retryTimer = this.scheduler.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.current === 'waiting') this.connect();
+    }, retryInMs);
+  }
+
+  private stopTicking(): void {
+    if (this.tickTimer !== null) this.scheduler.clearInterval(this.tickTimer);
+    this.tickTimer = null;
+  }
+}

@@ -1,0 +1,172 @@
+// The systems a scenario measures, each started fresh on a free 127.0.0.1
+// port and stopped afterwards:
+//
+//   gateway          node bin/replication-gateway.js serve (the real CLI)
+//   naive-relay      bench/baselines/naive-relay.ts (split + one write per line)
+//   zero-copy-relay  bench/baselines/zero-copy-relay.ts (the ceiling)
+//   nats-server      core pub/sub (bench/peers/peers.ts)
+//   redis-server     pub/sub (bench/peers/peers.ts)
+//
+// For each, the writer and subscriber arguments that speak its protocol: the
+// peers get the writer's --raw mode (wire bytes on a plain socket), so the
+// client libraries' per-message cost does not limit what they are measured at.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { waitForReadyFile } from '../load/ready-file.js';
+import { peerAvailable, startPeer } from '../peers/peers.js';
+import { PROJECT_ROOT, benchScript, spawnNode } from './children.js';
+
+export type SystemName = 'gateway' | 'naive-relay' | 'zero-copy-relay' | 'nats-server' | 'redis-server';
+
+export const ALL_SYSTEMS: readonly SystemName[] = ['gateway', 'naive-relay', 'zero-copy-relay', 'nats-server', 'redis-server'];
+export const PEERS: readonly SystemName[] = ['nats-server', 'redis-server'];
+
+export const SYSTEM_LABELS: Record<SystemName, string> = {
+  gateway: 'gateway',
+  'naive-relay': 'naive relay',
+  'zero-copy-relay': 'zero-copy relay',
+  'nats-server': 'nats-server',
+  'redis-server': 'redis-server',
+};
+
+export const WRITER_TOKEN = 'bench-writer';
+const READY_TIMEOUT_MS = 20_000;
+
+export interface GatewaySettings {
+  maxQueueCommands?: number;
+  maxQueueBytes?: number;
+  retentionRows?: number;
+  retentionBytes?: number;
+  /** Open the --http listener (WebSocket bridge at /replication) on a free port; off otherwise. */
+  http?: boolean;
+}
+
+export interface RunningServer {
+  system: SystemName;
+  port: number;
+  pid: number;
+  /** The gateway's --http port (WebSocket bridge), when asked for. */
+  httpPort?: number;
+  /** Arguments for bench/load/writer.js besides --port and --rows. */
+  writerArgs: string[];
+  /** Arguments for bench/load/subscriber.js besides --port, --count and --expect. */
+  subscriberArgs: string[];
+  /** The gateway's pino JSON log lines so far (others: empty). */
+  logLines(): Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/** true, or why the system cannot run here (with the command that installs it). */
+export function systemAvailable(system: SystemName): true | string {
+  return system === 'nats-server' || system === 'redis-server' ? peerAvailable(system) : true;
+}
+
+export async function startServer(system: SystemName, workDir: string, gateway: GatewaySettings = {}): Promise<RunningServer> {
+  switch (system) {
+    case 'gateway':
+      return startGateway(workDir, gateway);
+    case 'naive-relay':
+    case 'zero-copy-relay':
+      return startRelay(system, workDir);
+    case 'nats-server':
+    case 'redis-server': {
+      const peer = await startPeer(system);
+      const protocol = system === 'nats-server' ? 'nats' : 'redis';
+      return {
+        system,
+        port: peer.port,
+        pid: peer.pid,
+        writerArgs: ['--protocol', protocol, '--raw'],
+        subscriberArgs: ['--protocol', protocol, '--from', '0'],
+        logLines: () => [],
+        stop: () => peer.stop(),
+      };
+    }
+    default: {
+      const never: never = system;
+      throw new Error(`unknown system ${String(never)}`);
+    }
+  }
+}
+
+let serial = 0;
+
+async function startGateway(workDir: string, settings: GatewaySettings): Promise<RunningServer> {
+  const n = ++serial;
+  const readyFile = path.join(workDir, `gateway-${n}.ready`);
+  const logFile = path.join(workDir, `gateway-${n}.log`);
+  const args = [
+    path.join(PROJECT_ROOT, 'bin', 'replication-gateway.js'), 'serve',
+    '--listen', '127.0.0.1:0', '--http', settings.http ? '127.0.0.1:0' : 'off', '--ready-file', readyFile,
+    '--writer-token', WRITER_TOKEN, '--streams', 'events', '--shutdown-timeout-ms', '2000',
+  ];
+  if (settings.maxQueueCommands !== undefined) args.push('--max-queue-commands', String(settings.maxQueueCommands));
+  if (settings.maxQueueBytes !== undefined) args.push('--max-queue-bytes', String(settings.maxQueueBytes));
+  if (settings.retentionRows !== undefined) args.push('--retention-rows', String(settings.retentionRows));
+  if (settings.retentionBytes !== undefined) args.push('--retention-bytes', String(settings.retentionBytes));
+  // Settings come from these flags only, not from RG_ variables of the user's shell.
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RG_')) env[k] = v;
+  const child = spawnNode(args[0]!, args.slice(1), { label: 'gateway', stdoutFile: logFile, env });
+  let ready: { tcp: number; http: number | null; pid: number };
+  try {
+    ready = await waitForReadyFile<{ tcp: number; http: number | null; pid: number }>(readyFile, READY_TIMEOUT_MS, child.alive);
+  } catch (err) {
+    await child.stop();
+    throw new Error(`gateway did not start: ${(err as Error).message}\n${child.stderrTail()}`);
+  }
+  return {
+    system: 'gateway',
+    port: ready.tcp,
+    pid: child.pid,
+    ...(ready.http !== null ? { httpPort: ready.http } : {}),
+    writerArgs: ['--auth', WRITER_TOKEN],
+    subscriberArgs: [],
+    logLines: () => readJsonLines(logFile),
+    stop: async () => {
+      await child.stop(5000);
+    },
+  };
+}
+
+async function startRelay(system: 'naive-relay' | 'zero-copy-relay', workDir: string): Promise<RunningServer> {
+  const readyFile = path.join(workDir, `${system}-${++serial}.ready`);
+  const child = spawnNode(benchScript(`baselines/${system}.js`), ['--port', '0', '--ready-file', readyFile], { label: system });
+  let ready: { port: number; pid: number };
+  try {
+    ready = await waitForReadyFile<{ port: number; pid: number }>(readyFile, READY_TIMEOUT_MS, child.alive);
+  } catch (err) {
+    await child.stop();
+    throw new Error(`${system} did not start: ${(err as Error).message}\n${child.stderrTail()}`);
+  }
+  return {
+    system,
+    port: ready.port,
+    pid: child.pid,
+    writerArgs: [],
+    subscriberArgs: [],
+    logLines: () => [],
+    stop: async () => {
+      await child.stop(5000);
+    },
+  };
+}
+
+function readJsonLines(file: string): Record<string, unknown>[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Record<string, unknown>[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line cut by a crash
+    }
+  }
+  return out;
+}

@@ -1,0 +1,104 @@
+// The bench harness end to end, in its tiny mode (a few thousand rows, S = 2,
+// nats-server and redis-server skipped): run as a user runs it, a child
+// `node dist/bench/main.js`, with the results in a temporary directory. It
+// must verify delivery and write result files with the documented fields,
+// and a subscriber that drops a row (--drop-row) must fail the run.
+// No timing assertions: only that figures exist and are positive.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MAIN = path.join(ROOT, 'dist', 'bench', 'main.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runBench(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env.BENCH_RESULTS_DIR;
+    delete env.npm_lifecycle_event;
+    execFile(process.execPath, [MAIN, ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function readJson(dir: string, id: string): Promise<Record<string, any>> {
+  return JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as Record<string, any>;
+}
+
+test('the tiny run checks delivery, prints the summary and writes result files with the documented fields', { timeout: 90_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const run = await runBench(['--tiny', '--only', 'W1,W3,W7', '--results-dir', dir]);
+  assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
+
+  // Progress on stderr, the summary table on stdout.
+  assert.match(run.stderr, /W1 gateway S=2 round 1\/1: .*rows/);
+  assert.match(run.stdout, /W1\s+S=2\s+delivered rows\/s/);
+  assert.match(run.stdout, /skipped nats-server: skipped by --tiny/);
+
+  const w1 = await readJson(dir, 'W1');
+  for (const key of ['id', 'title', 'ok', 'mode', 'command', 'startedAt', 'runStartedAt', 'seconds', 'machine', 'settings', 'summary', 'skipped', 'notes', 'data']) {
+    assert.ok(key in w1, `W1.json has ${key}`);
+  }
+  assert.equal(w1.id, 'W1');
+  assert.equal(w1.ok, true);
+  assert.equal(w1.mode, 'tiny');
+  assert.match(w1.command, /^node dist\/bench\/main\.js --tiny/);
+  for (const key of ['cpu', 'cores', 'node', 'platform', 'release', 'memoryBytes']) assert.ok(key in w1.machine, `machine.${key}`);
+  assert.deepEqual(
+    w1.skipped.map((s: { system: string }) => s.system).sort(),
+    ['nats-server', 'redis-server'],
+  );
+
+  // Every system that ran delivered every row to both subscribers (the subscriber checks tokens; the totals agree).
+  const cells = w1.data.cells as Record<string, any>[];
+  assert.deepEqual(cells.map((c) => c.system).sort(), ['gateway', 'naive-relay', 'zero-copy-relay']);
+  for (const c of cells) {
+    assert.equal(c.subscribers, 2);
+    assert.ok(c.rowsPerSec > 0, `${c.system} rowsPerSec`);
+    assert.ok(c.mbPerSec > 0, `${c.system} mbPerSec`);
+    assert.ok(c.cpuSecondsPer1M >= 0, `${c.system} cpuSecondsPer1M`);
+    assert.ok(c.peakRssBytes > 0, `${c.system} peakRssBytes`);
+  }
+  for (const r of w1.data.runs as Record<string, any>[]) assert.equal(r.deliveredRows, r.rows * 2, `${r.system} delivered every row twice`);
+
+  // Summary rows: the gateway's figure beside each baseline, with a ratio.
+  const vsNaive = (w1.summary as Record<string, any>[]).find((s) => s.baseline?.name === 'naive relay');
+  assert.ok(vsNaive !== undefined, 'a summary row against the naive relay');
+  assert.equal(vsNaive.scenario, 'W1');
+  assert.equal(vsNaive.case, 'S=2');
+  assert.ok(vsNaive.value > 0 && vsNaive.baseline.value > 0 && vsNaive.ratio > 0);
+
+  const w3 = await readJson(dir, 'W3');
+  assert.equal(w3.ok, true);
+  assert.equal(w3.data.rows, 5000);
+  assert.ok(w3.data.rowsPerSec > 0);
+  assert.ok(w3.data.peakGrowthBytes >= 0);
+
+  const w7 = await readJson(dir, 'W7');
+  assert.equal(w7.ok, true);
+  assert.match(w7.skippedReason, /not built yet/);
+});
+
+test('a subscriber that drops a row fails the run with a message naming the gap', { timeout: 60_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const run = await runBench(['--tiny', '--only', 'W1', '--systems', 'gateway', '--drop-row', '100', '--results-dir', dir]);
+  assert.equal(run.code, 1, `bench should exit 1, got ${run.code}:\n${run.stderr}`);
+  assert.match(run.stderr, /W1 FAILED: .*delivery check failed: subscriber 0: expected token 100, saw 101 \(gap: rows lost\)/);
+  const w1 = await readJson(dir, 'W1');
+  assert.equal(w1.ok, false);
+  assert.match(w1.error, /gap: rows lost/);
+});

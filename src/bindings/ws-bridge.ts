@@ -36,7 +36,7 @@ export const REPLICATION_PATH = '/replication';
 
 /** Above this many bytes buffered in uWS, a write reports backpressure (like a socket's highWaterMark). */
 export const DEFAULT_SEND_HIGH_WATER_BYTES = 256 * 1024;
-/** Messages up to this many bytes are joined into one buffer; larger ones go as fragments of one message. */
+/** Small parts are joined into messages of up to this many bytes; larger parts go as messages of their own. */
 const JOIN_MAX_BYTES = 16 * 1024;
 
 type Mode = 'text' | 'msgpack' | 'status';
@@ -316,24 +316,29 @@ class WsLink implements Transport {
     return this.closed || this.ws.getBufferedAmount() < this.bridge.sendHighWaterBytes;
   }
 
-  /** One message of whole lines (or frames): joined when small, else as fragments, never copied twice. */
+  /**
+   * Whole lines (or frames) as messages: a run of small parts is joined into
+   * one message of up to JOIN_MAX_BYTES, a larger part (each is whole lines)
+   * goes as a message of its own, uncopied, so readers never reassemble
+   * fragments.
+   */
   private send(parts: Buffer[], isBinary: boolean): void {
     if (parts.length === 0) return;
     this.ws.cork(() => {
-      if (parts.length === 1) {
-        this.ws.send(parts[0]!, isBinary);
-        return;
+      let i = 0;
+      while (i < parts.length) {
+        const first = parts[i]!;
+        if (first.length >= JOIN_MAX_BYTES) {
+          this.ws.send(first, isBinary);
+          i++;
+          continue;
+        }
+        let end = i + 1;
+        let total = first.length;
+        while (end < parts.length && total + parts[end]!.length <= JOIN_MAX_BYTES) total += parts[end++]!.length;
+        this.ws.send(end === i + 1 ? first : Buffer.concat(parts.slice(i, end), total), isBinary);
+        i = end;
       }
-      let total = 0;
-      for (const p of parts) total += p.length;
-      if (total <= JOIN_MAX_BYTES) {
-        this.ws.send(Buffer.concat(parts, total), isBinary);
-        return;
-      }
-      const last = parts.length - 1;
-      this.ws.sendFirstFragment(parts[0]!, isBinary);
-      for (let i = 1; i < last; i++) this.ws.sendFragment(parts[i]!);
-      this.ws.sendLastFragment(parts[last]!);
     });
   }
 

@@ -44,6 +44,21 @@ describe('WebSocket bridge, text mode', () => {
     peer.terminate();
   });
 
+  it('sends a large catch-up as messages of whole lines, none of them fragments of a line', async () => {
+    const big = Array.from({ length: 2_000 }, (_, i) => row(i));
+    const token = await gw.server.publish('caches', big);
+    const peer = await WsPeer.open(gw.wsUrl);
+    peer.send(`REPLICATE caches ${token - 1}`);
+    await peer.line(`POSITION caches ${token}`);
+    assert.equal(peer.rdata('caches').length, 2_000);
+    assert.ok(peer.messages.length > 1, 'more than one message for ~200 KB of rows');
+    for (const m of peer.messages) {
+      assert.ok(m.endsWith('\n'), 'each message ends a line');
+      assert.ok(/^(RDATA|POSITION|SERVER|PING) /.test(m), 'each message starts a line');
+    }
+    peer.terminate();
+  });
+
   it('keeps batch framing live and in catch-up', async () => {
     const live = await WsPeer.open(gw.wsUrl);
     live.send('REPLICATE events NOW\n');

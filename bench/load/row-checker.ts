@@ -12,6 +12,8 @@
 //
 // Only the token is parsed (digits after the second space); other lines are
 // handed to the protocol layer only if their first byte is one it asked for.
+// In msgpack mode the frames are decoded by msgpack-frames.ts, which hands
+// each numbered row's token to decodedRow(): the same rule, no line scan.
 import { sentMsOfLine } from './rows.js';
 
 const R = 0x52;
@@ -152,28 +154,49 @@ export class RowChecker {
       this.fail(`malformed row line: ${buf.toString('latin1', start, Math.min(end, start + 80))}`);
       return;
     }
+    if (this.accept(token) && this.opts.latency !== undefined) this.sample(token, sentMsOfLine(buf, start, end));
+  }
+
+  /**
+   * A message whose frames are decoded elsewhere (msgpack mode), read at
+   * nowMs: counts its bytes; its rows then come through decodedRow().
+   */
+  message(bytes: number, nowMs: number): void {
+    this.bytes += bytes;
+    this.nowMs = nowMs;
+  }
+
+  /** A numbered row from a decoded frame, under the same rule as a row line; sentMs is NaN when the row has none. */
+  decodedRow(token: number, sentMs: number): void {
+    if (this.failure !== null) return;
+    if (this.accept(token) && this.opts.latency !== undefined) this.sample(token, sentMs);
+  }
+
+  /** The consecutive-token rule: true when `token` is the next row, now counted. */
+  private accept(token: number): boolean {
     if (token === this.dropToken) {
       this.dropToken = -1;
-      return;
+      return false;
     }
     if (token !== this.next) {
       if (this.next === -1) this.fail(`got token ${token} before any POSITION`);
       else if (token > this.next) this.fail(`expected token ${this.next}, saw ${token} (gap: rows lost)`);
       else this.fail(`expected token ${this.next}, saw ${token} (duplicate or out of order)`);
-      return;
+      return false;
     }
     if (this.rows === this.opts.expect) {
       this.fail(`saw token ${token} after all ${this.opts.expect} expected rows`);
-      return;
+      return false;
     }
     this.next++;
     this.rows++;
     this.lastToken = token;
-    if (this.opts.latency !== undefined) {
-      const sentMs = sentMsOfLine(buf, start, end);
-      if (Number.isNaN(sentMs)) this.fail(`row ${token} carries no send time (not written by bench/load/writer)`);
-      else this.opts.latency.push(this.nowMs - sentMs);
-    }
+    return true;
+  }
+
+  private sample(token: number, sentMs: number): void {
+    if (Number.isNaN(sentMs)) this.fail(`row ${token} carries no send time (not written by bench/load/writer)`);
+    else this.opts.latency!.push(this.nowMs - sentMs);
   }
 
   fail(message: string): void {

@@ -3,7 +3,7 @@
 // in order exactly once (see row-checker.ts). Spawned by the scenario runner:
 //
 //   node dist/bench/load/subscriber.js --port P --count S --expect N
-//     [--protocol replication|ws|nats|redis] [--stream events] [--from NOW|token]
+//     [--protocol replication|ws|ws-msgpack|nats|redis] [--stream events] [--from NOW|token]
 //     [--auth TOKEN] [--slow K --pause-ms MS] [--latency] [--timeout-s T]
 //     [--ready-file F] [--drop-row K] [--host 127.0.0.1]
 //
@@ -25,6 +25,11 @@
 // --protocol ws: the replication protocol over the gateway's WebSocket bridge
 // (ws://host:P/replication with P its --http port; `ws` package, text mode,
 // no compression); each message's lines are checked as a TCP chunk's are.
+// --protocol ws-msgpack: the same bridge in binary mode (subprotocol
+// replication.msgpack): AUTH and REPLICATE go as MessagePack frames, and each
+// message is decoded to values with msgpackr (msgpack-frames.ts), so the
+// decoding is part of the reader's cost; numbered RDATA frames are checked
+// by the same consecutive-token rule, `bytes` counts MessagePack bytes.
 //
 // The result line also carries startedAt and allReadyAt (epoch ms): when
 // the process started and when its last connection got its first POSITION,
@@ -36,12 +41,13 @@
 import net from 'node:net';
 import { WebSocket } from 'ws';
 import { fail, parseArgs } from './cli-args.js';
+import { FrameReader, helloFrames } from './msgpack-frames.js';
 import { writeReadyFile } from './ready-file.js';
 import { RowChecker, Samples } from './row-checker.js';
 import { epochMs } from './rows.js';
 
 const USAGE =
-  'subscriber.js --port P --count S --expect N [--protocol replication|ws|nats|redis] [--stream events] ' +
+  'subscriber.js --port P --count S --expect N [--protocol replication|ws|ws-msgpack|nats|redis] [--stream events] ' +
   '[--from NOW|token] [--auth TOKEN] [--slow K --pause-ms MS] [--latency] [--timeout-s T] ' +
   '[--ready-file F] [--drop-row K] [--host H]';
 const MAX_CONNECTS_IN_FLIGHT = 256; // keeps thousands of connects within the server's accept backlog
@@ -68,15 +74,16 @@ const timeoutS = (a['timeout-s'] as number | undefined) ?? 300;
 const readyFile = a['ready-file'] as string | undefined;
 const dropRow = a['drop-row'] as number | undefined;
 if (port === undefined || expect === undefined) fail('--port and --expect are required', USAGE);
-if (protocol !== 'replication' && protocol !== 'ws' && protocol !== 'nats' && protocol !== 'redis') fail(`unknown --protocol ${protocol}`, USAGE);
+const PROTOCOLS = ['replication', 'ws', 'ws-msgpack', 'nats', 'redis'];
+if (!PROTOCOLS.includes(protocol)) fail(`unknown --protocol ${protocol}`, USAGE);
 if (slowCount < 0 || slowCount > count) fail('--slow must be between 0 and --count', USAGE);
 if (slowCount > 0 && pauseMs === undefined) fail('--slow needs --pause-ms', USAGE);
-// ws is the replication protocol over the gateway's WebSocket bridge (--port: its --http port).
-const replicationLike = protocol === 'replication' || protocol === 'ws';
+// ws and ws-msgpack are the replication protocol over the gateway's WebSocket bridge (--port: its --http port).
+const replicationLike = protocol === 'replication' || protocol === 'ws' || protocol === 'ws-msgpack';
 const fromArg = (a.from as string | undefined) ?? (replicationLike ? 'NOW' : '0');
 const fromNow = fromArg.toUpperCase() === 'NOW';
 // nats and redis have no POSITION to learn the start from: the runner names it (the writer's --start-token).
-if (fromNow && !replicationLike) fail('--from NOW needs --protocol replication or ws; give a token', USAGE);
+if (fromNow && !replicationLike) fail('--from NOW needs --protocol replication, ws or ws-msgpack; give a token', USAGE);
 if (!fromNow && !/^\d+$/.test(fromArg)) fail(`--from must be NOW or a token, got ${fromArg}`, USAGE);
 const fromToken = fromNow ? null : Number(fromArg);
 
@@ -110,7 +117,7 @@ const conns: Conn[] = [];
 
 /** What a connection needs of its transport: a net.Socket as it is, a WebSocket through a small adapter. */
 interface Link {
-  write(text: string): void;
+  write(data: string | Buffer): void;
   pause(): void;
   resume(): void;
   destroy(): void;
@@ -119,8 +126,11 @@ interface Link {
 const LF_BUFFER = Buffer.from('\n');
 
 /** Bytes that subscribe, and which non-row lines the protocol must look at. */
-function handshake(): { hello: string; controlFirstBytes: string } {
+function handshake(): { hello: string | Buffer; controlFirstBytes: string } {
   switch (protocol) {
+    case 'ws-msgpack':
+      // Frames are decoded whole, not scanned as lines: controlFirstBytes is unused.
+      return { hello: helloFrames(auth, stream, fromNow ? 'NOW' : fromToken!), controlFirstBytes: '' };
     case 'replication':
     case 'ws':
       return {
@@ -173,6 +183,23 @@ function onControl(conn: Conn, buf: Buffer, start: number, end: number): void {
   }
 }
 
+/** ws-msgpack: a decoded frame other than RDATA. */
+function onFrame(conn: Conn, frame: unknown[]): void {
+  const name = frame[0];
+  if (name === 'ERROR') {
+    // As the text line reads, so the slow consumer's cut is recognised alike.
+    const line = `ERROR ${String(frame[1])}`;
+    if (conn.errorLine === null) {
+      conn.errorLine = line;
+      conn.errorAt = epochMs();
+    }
+    if (!conn.slow) conn.checker.fail(`server sent ${line}`);
+  } else if (name === 'POSITION' && !conn.ready && frame[1] === stream) {
+    conn.checker.setBase(Number(frame[2]));
+    markReady(conn);
+  }
+}
+
 function markReady(conn: Conn): void {
   conn.ready = true;
   if (conn.slow) {
@@ -194,7 +221,7 @@ function markReady(conn: Conn): void {
   }
 }
 
-function open(index: number, hello: string, controlFirstBytes: string): void {
+function open(index: number, hello: string | Buffer, controlFirstBytes: string): void {
   const slow = index >= count - slowCount;
   const conn: Conn = {
     index, slow, socket: null as unknown as Link, ready: false, firstRowAt: 0, lastRowAt: 0, doneSeen: false,
@@ -247,6 +274,27 @@ function open(index: number, hello: string, controlFirstBytes: string): void {
     ws.on('close', onClose);
     return;
   }
+  if (protocol === 'ws-msgpack') {
+    const ws = new WebSocket(`ws://${host}:${port}/replication`, ['replication.msgpack'], { perMessageDeflate: false });
+    const reader = new FrameReader(conn.checker, (frame) => onFrame(conn, frame), latency !== undefined && !slow);
+    conn.socket = {
+      write: (data) => ws.send(data),
+      pause: () => ws.pause(),
+      resume: () => ws.resume(),
+      destroy: () => ws.terminate(),
+    };
+    ws.on('open', onOpen);
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const now = epochMs();
+      const rowsBefore = conn.checker.rows;
+      if (isBinary) reader.feed(data, now);
+      else conn.checker.fail(`text message in msgpack mode: ${data.toString('utf8', 0, 80)}`);
+      afterRead(conn, rowsBefore, now);
+    });
+    ws.on('error', onError);
+    ws.on('close', onClose);
+    return;
+  }
   const socket = net.connect({ host, port: port! });
   conn.socket = socket;
   socket.setNoDelay(true);
@@ -256,7 +304,7 @@ function open(index: number, hello: string, controlFirstBytes: string): void {
   socket.on('close', onClose);
 }
 
-function openMore(hello: string, controlFirstBytes: string): void {
+function openMore(hello: string | Buffer, controlFirstBytes: string): void {
   while (nextToOpen < count && connecting < MAX_CONNECTS_IN_FLIGHT) open(nextToOpen++, hello, controlFirstBytes);
 }
 
@@ -265,6 +313,12 @@ function onData(conn: Conn, chunk: Buffer): void {
   const checker = conn.checker;
   const rowsBefore = checker.rows;
   checker.feed(chunk, now);
+  afterRead(conn, rowsBefore, now);
+}
+
+/** Row times and completion after a read that may have carried rows. */
+function afterRead(conn: Conn, rowsBefore: number, now: number): void {
+  const checker = conn.checker;
   if (checker.rows !== rowsBefore) {
     if (conn.firstRowAt === 0) conn.firstRowAt = now;
     conn.lastRowAt = now;

@@ -187,6 +187,7 @@ function whyWebSocket(r: ScenarioResultFile | undefined): string[] {
   const cells = r.data.cells as WsCell[];
   const ws = cells.filter((c) => c.transport === 'ws');
   const out: string[] = [];
+  for (const m of cells.filter((c) => c.transport === 'ws-msgpack')) out.push(whyMsgpack(m, cells));
   for (const w of ws) {
     const t = cells.find((c) => c.transport === 'tcp' && c.subscribers === w.subscribers);
     const rr = ratio(w.rowsPerSec, t?.rowsPerSec);
@@ -199,4 +200,24 @@ function whyWebSocket(r: ScenarioResultFile | undefined): string[] {
     );
   }
   return out;
+}
+
+/** W6 msgpack mode: its ratio has no aim, so it is always explained, with what bounds it. */
+function whyMsgpack(m: WsCell, cells: WsCell[]): string {
+  const t = cells.find((c) => c.transport === 'tcp' && c.subscribers === m.subscribers);
+  const text = cells.find((c) => c.transport === 'ws' && c.subscribers === m.subscribers);
+  const pct = (x: number | null | undefined) => `${Math.round((x ?? 0) * 100)}%`;
+  const readerBound = m.readerBusy !== null && m.readerBusy >= 0.85;
+  return (
+    `W6 at S=${m.subscribers}, msgpack: ${formatRate(m.rowsPerSec)} rows/s, ${formatRatio(ratio(m.rowsPerSec, t?.rowsPerSec))} of TCP` +
+    (text !== undefined ? ` (text: ${formatRatio(ratio(text.rowsPerSec, t?.rowsPerSec))})` : '') +
+    `. The reader decodes every frame to values with msgpackr and is ${pct(m.readerBusy)} busy` +
+    (text !== undefined ? ` (text reader: ${pct(text.readerBusy)})` : '') +
+    `; the gateway spends ${m.cpuSecondsPer1M?.toFixed(3)} CPU s per million rows` +
+    (text !== undefined ? ` (text: ${text.cpuSecondsPer1M?.toFixed(3)})` : '') +
+    ', transcoding each chunk of RDATA lines to frames once for all binary subscribers (ws-msgpack.ts). ' +
+    (readerBound
+      ? 'The reader is saturated, so this figure is the decoding reader\'s rate, a floor on what the gateway can send in this mode.'
+      : 'The reader has room, so the gap to TCP lies with the gateway, or with the two cores both share.')
+  );
 }

@@ -2,6 +2,8 @@
 // result file: what ran, a table of every system's figures, and its notes.
 import { formatBytes, formatMs, formatRate, formatRatio, formatSeconds, ratio } from '../scenarios/format.js';
 import type { FanOutCell } from '../scenarios/fan-out.js';
+import type { IdleRecord } from '../scenarios/idle.js';
+import type { LatencyRecord } from '../scenarios/latency.js';
 import { SYSTEM_LABELS, type SystemName } from '../scenarios/servers.js';
 import type { MicroResultFile, ScenarioResultFile } from './result-file.js';
 import { MICRO_HEADERS, microRows, renderTable } from './summary-table.js';
@@ -65,15 +67,6 @@ export function fanOutSection(r: ScenarioResultFile, chartFile: string | null): 
   ].join('\n');
 }
 
-interface LatencyRecord {
-  system: string;
-  p50: number | null;
-  p99: number | null;
-  p999: number | null;
-  max: number | null;
-  samples: number;
-  serverCpuSeconds: number;
-}
 
 export function latencySection(r: ScenarioResultFile): string {
   const f = failed(r);
@@ -134,17 +127,6 @@ export function catchUpSection(r: ScenarioResultFile): string {
   ].join('\n');
 }
 
-interface IdleRecord {
-  system: string;
-  connections: number;
-  rssBeforeBytes: number;
-  rssConnectedBytes: number;
-  bytesPerConnection: number;
-  connectSeconds: number;
-  p50: number | null;
-  p99: number | null;
-  max: number | null;
-}
 
 export function idleSection(r: ScenarioResultFile): string {
   const f = failed(r);
@@ -271,7 +253,8 @@ export function skippedSection(r: ScenarioResultFile): string {
 }
 
 interface WsCell {
-  transport: 'tcp' | 'ws';
+  /** 'ws' is text mode (the name predates msgpack mode). */
+  transport: 'tcp' | 'ws' | 'ws-msgpack';
   subscribers: number;
   rows: number;
   runs: number;
@@ -293,10 +276,10 @@ export function webSocketSection(r: ScenarioResultFile): string {
       ['S', 'subscribers over', 'rows/s', 'MB/s', '÷ TCP', 'gateway CPU per 1M rows', 'reader CPU ÷ delivery time', 'rows × runs'],
       cells.map((c) => [
         `S=${c.subscribers}`,
-        c.transport === 'ws' ? 'WebSocket (text)' : 'TCP',
+        c.transport === 'ws' ? 'WebSocket (text)' : c.transport === 'ws-msgpack' ? 'WebSocket (msgpack, decoded)' : 'TCP',
         formatRate(c.rowsPerSec),
         c.mbPerSec === null ? 'n/a' : `${c.mbPerSec.toFixed(0)} MB/s`,
-        c.transport === 'ws' ? formatRatio(ratio(c.rowsPerSec, tcp(c.subscribers)?.rowsPerSec)) : '—',
+        c.transport === 'tcp' ? '—' : formatRatio(ratio(c.rowsPerSec, tcp(c.subscribers)?.rowsPerSec)),
         c.cpuSecondsPer1M === null ? 'n/a' : `${c.cpuSecondsPer1M.toFixed(3)} s`,
         c.readerBusy === null ? 'n/a' : `${Math.round(c.readerBusy * 100)}%`,
         `${c.rows.toLocaleString('en-US')} × ${c.runs}`,

@@ -20,7 +20,8 @@ const PER_CONNECTION_AIM_BYTES = 20 * 1024;
 // The naive relay holds sockets like the zero-copy one (both plain node:net); one Node baseline is enough.
 const SYSTEMS: SystemName[] = ['gateway', 'zero-copy-relay', 'nats-server', 'redis-server'];
 
-interface IdleRecord {
+/** One system's figures, as stored in the results file (the report reads the same type). */
+export interface IdleRecord {
   system: SystemName;
   connections: number;
   rssBeforeBytes: number;

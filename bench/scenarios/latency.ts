@@ -13,7 +13,8 @@ import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 const P99_AIM_MS = 5;
 
-interface LatencyRecord {
+/** One system's figures, as stored in the results file (the report reads the same type). */
+export interface LatencyRecord {
   system: SystemName;
   rate: number;
   rows: number;

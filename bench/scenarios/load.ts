@@ -93,7 +93,7 @@ export function startSubscriber(ctx: ScenarioContext, server: RunningServer, o: 
     ...server.subscriberArgs, ...(o.extra ?? []),
   ];
   if (ctx.dropRow !== undefined && server.system === 'gateway') args.push('--drop-row', String(ctx.dropRow));
-  const ws = server.subscriberArgs.includes('ws') ? ' WebSocket' : '';
+  const ws = server.subscriberArgs.includes('ws-msgpack') ? ' WebSocket msgpack' : server.subscriberArgs.includes('ws') ? ' WebSocket' : '';
   const label = `${server.system}${ws} subscribers (S=${o.count})`;
   const child = spawnNode(benchScript('load/subscriber.js'), args, {
     label,

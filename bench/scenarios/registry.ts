@@ -21,7 +21,7 @@ export const SCENARIOS: Scenario[] = [
   { id: 'W3', title: 'catch-up from token 0', run: runCatchUp },
   { id: 'W4', title: 'idle connections', run: runIdle },
   { id: 'W5', title: 'slow consumer', run: runSlowConsumer },
-  { id: 'W6', title: 'WebSocket fan-out (text mode) vs TCP', run: runWebSocket },
+  { id: 'W6', title: 'WebSocket fan-out (text and msgpack) vs TCP', run: runWebSocket },
   {
     id: 'W7',
     title: 'storage: catch-up from file and Redis logs, write rate per fsync setting',

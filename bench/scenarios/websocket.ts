@@ -1,19 +1,27 @@
 // W6 WebSocket fan-out: W1 against the gateway with the subscribers on its
-// WebSocket bridge (ws://…/replication on the --http listener, text mode,
-// the `ws` package in the subscriber process) instead of TCP, each S run
-// over TCP and over WebSocket in turn (interleaved, median of the runs).
-// Same rows, same writer (TCP), same raised queue limits as W1.
+// WebSocket bridge (ws://…/replication on the --http listener, the `ws`
+// package in the subscriber process) instead of TCP, each S run over TCP,
+// WebSocket text mode and WebSocket msgpack mode (subprotocol
+// replication.msgpack) in turn (interleaved, median of the runs). Same rows,
+// same writer (TCP), same raised queue limits as W1.
 //
-// MessagePack mode is not measured yet: the bench subscriber reads text.
+// The text reader scans tokens as the TCP reader does; the msgpack reader
+// decodes every frame to values (as a browser client must to use them), so
+// its figure carries that decoding. BENCH.md's 70% aim is read as text mode's;
+// msgpack's ratio is reported without an aim.
 //
-// data.cells: [{ transport: 'tcp' | 'ws', subscribers, rows, runs, rowsPerSec, mbPerSec, cpuSecondsPer1M, readerBusy }]
+// data.cells: [{ transport: 'tcp' | 'ws' | 'ws-msgpack', subscribers, rows, runs, rowsPerSec, mbPerSec, cpuSecondsPer1M, readerBusy }]
+// ('ws' is text mode; mbPerSec counts the bytes of each mode's own encoding)
 import { gatewayFanOutSettings } from './fan-out.js';
 import { formatRate, median, ratio, round } from './format.js';
 import { runWriterToSubscribers } from './load.js';
 import { startServer, type RunningServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
-type Transport = 'tcp' | 'ws';
+type Transport = 'tcp' | 'ws' | 'ws-msgpack';
+
+const TRANSPORTS: Transport[] = ['tcp', 'ws', 'ws-msgpack'];
+const LABELS: Record<Transport, string> = { tcp: 'TCP', ws: 'WebSocket text', 'ws-msgpack': 'WebSocket msgpack' };
 
 interface Run {
   transport: Transport;
@@ -35,12 +43,12 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
   const runs: Run[] = [];
   for (let pass = 1; pass <= repeat; pass++) {
     for (const s of counts) {
-      for (const transport of ['tcp', 'ws'] as Transport[]) {
-        const phase = ctx.progress.phase(`W6 gateway over ${transport === 'ws' ? 'WebSocket' : 'TCP'} S=${s} round ${pass}/${repeat}`, rows * s);
+      for (const transport of TRANSPORTS) {
+        const phase = ctx.progress.phase(`W6 gateway over ${LABELS[transport]} S=${s} round ${pass}/${repeat}`, rows * s);
         const server = await startServer('gateway', ctx.workDir, settings);
         try {
           const subscribeTo: RunningServer | undefined =
-            transport === 'ws' ? { ...server, port: server.httpPort!, subscriberArgs: ['--protocol', 'ws'] } : undefined;
+            transport === 'tcp' ? undefined : { ...server, port: server.httpPort!, subscriberArgs: ['--protocol', transport] };
           const r = await runWriterToSubscribers(ctx, server, { subscribers: s, rows, phase, ...(subscribeTo ? { subscribeTo } : {}) });
           const seconds = r.subscriber.seconds;
           runs.push({
@@ -62,7 +70,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
     }
   }
   const cells = counts.flatMap((s) =>
-    (['tcp', 'ws'] as Transport[]).map((transport) => {
+    TRANSPORTS.map((transport) => {
       const mine = runs.filter((r) => r.transport === transport && r.subscribers === s);
       return {
         transport,
@@ -76,30 +84,35 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
       };
     }),
   );
-  const summary: SummaryRow[] = counts.map((s) => {
+  const summary: SummaryRow[] = counts.flatMap((s) => {
     const tcp = cells.find((c) => c.transport === 'tcp' && c.subscribers === s)!;
-    const ws = cells.find((c) => c.transport === 'ws' && c.subscribers === s)!;
-    const r = ratio(ws.rowsPerSec, tcp.rowsPerSec);
-    return {
-      scenario: 'W6',
-      case: `S=${s}, text`,
-      figure: 'WebSocket delivered rows/s',
-      value: ws.rowsPerSec,
-      display: formatRate(ws.rowsPerSec),
-      baseline: { name: 'gateway over TCP', value: tcp.rowsPerSec, display: formatRate(tcp.rowsPerSec) },
-      ratio: r,
-      ratioMeaning: 'WebSocket / TCP',
-      aim: `≥ ${WS_AIM.toFixed(2)}×`,
-      met: r === null ? null : r >= WS_AIM,
+    const row = (transport: 'ws' | 'ws-msgpack'): SummaryRow => {
+      const ws = cells.find((c) => c.transport === transport && c.subscribers === s)!;
+      const r = ratio(ws.rowsPerSec, tcp.rowsPerSec);
+      const text = transport === 'ws';
+      return {
+        scenario: 'W6',
+        case: `S=${s}, ${text ? 'text' : 'msgpack'}`,
+        figure: 'WebSocket delivered rows/s',
+        value: ws.rowsPerSec,
+        display: formatRate(ws.rowsPerSec),
+        baseline: { name: 'gateway over TCP', value: tcp.rowsPerSec, display: formatRate(tcp.rowsPerSec) },
+        ratio: r,
+        ratioMeaning: 'WebSocket / TCP',
+        // BENCH.md's aim is read as text mode's: msgpack's reader decodes every value, TCP's only scans tokens.
+        ...(text ? { aim: `≥ ${WS_AIM.toFixed(2)}×`, met: r === null ? null : r >= WS_AIM } : {}),
+      };
     };
+    return [row('ws'), row('ws-msgpack')];
   });
   return {
-    settings: { rows, subscribers: counts, repeat, mode: 'text', gatewayFlags: `${gatewayFanOutSettings(rows).maxQueueCommands} commands / ${gatewayFanOutSettings(rows).maxQueueBytes} bytes queue limits, --http 127.0.0.1:0` },
+    settings: { rows, subscribers: counts, repeat, modes: ['text', 'msgpack'], gatewayFlags: `${gatewayFanOutSettings(rows).maxQueueCommands} commands / ${gatewayFanOutSettings(rows).maxQueueBytes} bytes queue limits, --http 127.0.0.1:0` },
     summary,
     skipped: [],
     notes: [
-      'The WebSocket subscribers use the `ws` package (text messages, no compression) in the same one subscriber process; its frame parsing is part of the reader\'s cost, so a saturated reader lowers the WebSocket figure as much as the server does.',
-      'MessagePack mode (subprotocol replication.msgpack) is not measured yet.',
+      'The WebSocket subscribers use the `ws` package (no compression) in the same one subscriber process; its frame parsing is part of the reader\'s cost, so a saturated reader lowers the WebSocket figure as much as the server does.',
+      'Text mode reads as the TCP reader does: it scans each line for its token only. MessagePack mode (subprotocol replication.msgpack) decodes every frame to values with msgpackr `unpackMultiple`, as a browser client must to use the rows, then checks the tokens: that decoding is part of the reader\'s cost, so the msgpack figure is bounded by the reader\'s decoding as much as by the gateway\'s transcoding. Its MB/s counts MessagePack bytes.',
+      'BENCH.md\'s aim (WebSocket within 70% of TCP) is applied to text mode; msgpack\'s ratio is reported without an aim.',
     ],
     data: { cells, runs },
   };

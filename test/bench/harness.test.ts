@@ -1,7 +1,8 @@
 // The bench harness end to end, in its tiny mode (a few thousand rows, S = 2,
 // nats-server and redis-server skipped): run as a user runs it, a child
 // `node dist/bench/main.js`, with the results in a temporary directory. It
-// must verify delivery and write result files with the documented fields,
+// must verify delivery (W6: over TCP, WebSocket text and WebSocket msgpack)
+// and write result files with the documented fields,
 // and a subscriber that drops a row (--drop-row) must fail the run.
 // No timing assertions: only that figures exist and are positive.
 import { test } from 'node:test';
@@ -40,7 +41,7 @@ async function readJson(dir: string, id: string): Promise<Record<string, any>> {
 test('the tiny run checks delivery, prints the summary and writes result files with the documented fields', { timeout: 90_000 }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const run = await runBench(['--tiny', '--only', 'W1,W3,W7', '--results-dir', dir]);
+  const run = await runBench(['--tiny', '--only', 'W1,W3,W6,W7', '--results-dir', dir]);
   assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
 
   // Progress on stderr, the summary table on stdout.
@@ -86,6 +87,14 @@ test('the tiny run checks delivery, prints the summary and writes result files w
   assert.equal(w3.data.rows, 5000);
   assert.ok(w3.data.rowsPerSec > 0);
   assert.ok(w3.data.peakGrowthBytes >= 0);
+
+  // W6: a run fails unless every subscriber got every row, so ok means delivery was checked in each mode.
+  const w6 = await readJson(dir, 'W6');
+  assert.equal(w6.ok, true);
+  assert.deepEqual(w6.data.cells.map((c: { transport: string }) => c.transport), ['tcp', 'ws', 'ws-msgpack']);
+  for (const c of w6.data.cells as Record<string, any>[]) assert.ok(c.rowsPerSec > 0, `W6 ${c.transport} rowsPerSec`);
+  assert.deepEqual(w6.summary.map((s: { case: string }) => s.case), ['S=2, text', 'S=2, msgpack']);
+  assert.match(run.stdout, /W6\s+S=2, msgpack\s+WebSocket delivered rows\/s/);
 
   const w7 = await readJson(dir, 'W7');
   assert.equal(w7.ok, true);

@@ -4,7 +4,8 @@
  * TCP (src/bindings/tcp-server.ts). This file only moves bytes:
  *
  *     text mode (default, or subprotocol `replication`): a text message holds
- *         one or more whole lines each way; one message per flush
+ *         one or more whole lines each way (small parts joined up to 16 KiB,
+ *         larger ones a message each)
  *     binary mode (subprotocol `replication.msgpack`): MessagePack frames
  *         (src/bindings/ws-msgpack.ts); text messages are still read as lines
  *     status (subprotocol `replication.status`): the read-only status feed

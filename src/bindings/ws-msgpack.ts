@@ -7,7 +7,7 @@
  *     POSITION caches 54                               ->  ["POSITION","caches",54]
  *     ["REPLICATE","events",12]                        ->  REPLICATE events 12      (from the client)
  *
- * One message holds the frames of one flush one after another (msgpackr's
+ * One message holds frames of whole lines one after another (msgpackr's
  * `unpackMultiple` reads them). RDATA-only chunks go through the encoder
  * pool's transcode (inline below its threshold), once per chunk: the hub
  * hands the same Buffer to every subscriber, so a WeakMap keyed by it shares

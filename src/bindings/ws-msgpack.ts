@@ -10,8 +10,10 @@
  * One message holds frames of whole lines one after another (msgpackr's
  * `unpackMultiple` reads them). RDATA-only chunks go through the encoder
  * pool's transcode (inline below its threshold), once per chunk: the hub
- * hands the same Buffer to every subscriber, so a WeakMap keyed by it shares
- * the frames among all binary subscribers. Lines come from the hub, so they
+ * hands the same Buffer to every subscriber, so a cache keyed by it shares
+ * the frames among all binary subscribers. The cache holds the most recent
+ * chunks up to a byte budget: subscribers at the head, or catching up
+ * together, hit it; frames are not kept for the whole log. Lines come from the hub, so they
  * are whole and valid; the client's frames become lines for the hub's parser.
  */
 import { Packr, Unpackr } from 'msgpackr';
@@ -28,16 +30,22 @@ export interface RdataTranscoder {
 }
 
 const RDATA_PREFIX = Buffer.from('RDATA ', 'latin1');
+/** Frames of recent chunks kept for the binary subscribers that have not had them yet. */
+export const DEFAULT_FRAME_CACHE_BYTES = 64 * 1024 * 1024;
 /** Commands whose last argument is JSON: sent and taken as a value. */
 const JSON_LAST = new Set(['RDATA', 'INVALIDATE_CACHE', 'USER_IP']);
 
 export class MsgpackCodec {
   private readonly packr = new Packr({ useRecords: false });
   private readonly unpackr = new Unpackr({ useRecords: false });
-  /** Frames per hub chunk, shared by every binary subscriber the chunk goes to. */
-  private readonly cache = new WeakMap<Buffer, Buffer | Promise<Buffer>>();
+  /** Frames per hub chunk, shared by every binary subscriber the chunk goes to; oldest first. */
+  private readonly cache = new Map<Buffer, Buffer | Promise<Buffer>>();
+  private cachedBytes = 0;
 
-  constructor(private readonly pool: RdataTranscoder | null = null) {}
+  constructor(
+    private readonly pool: RdataTranscoder | null = null,
+    private readonly cacheBytes = DEFAULT_FRAME_CACHE_BYTES,
+  ) {}
 
   /** The frames of a chunk of whole lines: at once, or (a large RDATA run on the pool) later. */
   frames(chunk: Buffer): Buffer | Promise<Buffer> {
@@ -50,16 +58,37 @@ export class MsgpackCodec {
       // The pool refuses a chunk that is not all RDATA (or loses a worker): the inline path then.
       const pending = this.pool.transcode(chunk).catch(() => this.linesToFrames(chunk));
       pending.then(
-        (frames) => this.cache.set(chunk, frames),
-        () => this.cache.delete(chunk),
+        (frames) => {
+          if (this.cache.get(chunk) === pending) this.cache.set(chunk, frames);
+        },
+        () => this.forget(chunk),
       );
       result = pending;
     } else {
       const inline = rdataToMsgpack(chunk, false);
       result = isTranscodeFailure(inline) ? this.linesToFrames(chunk) : inline;
     }
-    this.cache.set(chunk, result);
+    this.remember(chunk, result);
     return result;
+  }
+
+  /** Caches frames for a chunk, then drops the oldest until within budget (counted by the chunk's size). */
+  private remember(chunk: Buffer, frames: Buffer | Promise<Buffer>): void {
+    this.cache.set(chunk, frames);
+    this.cachedBytes += chunk.length;
+    for (const oldest of this.cache.keys()) {
+      if (this.cachedBytes <= this.cacheBytes || oldest === chunk) break;
+      this.forget(oldest);
+    }
+  }
+
+  private forget(chunk: Buffer): void {
+    if (this.cache.delete(chunk)) this.cachedBytes -= chunk.length;
+  }
+
+  /** Chunks whose frames are cached now. */
+  get cachedChunks(): number {
+    return this.cache.size;
   }
 
   /** Any server lines (SERVER, PING, POSITION, ERROR, forwarded client commands) as frames. */

@@ -34,6 +34,17 @@ describe('MsgpackCodec', () => {
     ]);
   });
 
+  it('keeps frames of recent chunks only, within its byte budget', () => {
+    const small = new MsgpackCodec(null, 1000);
+    const chunks = Array.from({ length: 50 }, (_, i) => Buffer.from(`RDATA events ${i + 1} ["row ${i}"]\n`));
+    for (const c of chunks) small.frames(c);
+    const perChunk = chunks[0]!.length;
+    assert.ok(small.cachedChunks <= Math.floor(1000 / perChunk), `${small.cachedChunks} chunks cached`);
+    // The newest is still shared; the oldest is made again, equal in value.
+    assert.equal(small.frames(chunks[49]!), small.frames(chunks[49]!));
+    assert.deepEqual(unpackMultiple(small.frames(chunks[0]!) as Buffer), [['RDATA', 'events', 1, ['row 0']]]);
+  });
+
   it('makes the same frames as the encoder pool task for RDATA runs, once per chunk', () => {
     const chunk = Buffer.from('RDATA events batch ["a"]\nRDATA events 3 {"b":[1,null]}\n');
     const frames = codec.frames(chunk);

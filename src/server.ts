@@ -13,8 +13,6 @@ import { ReplicationHub } from './core/hub.js';
 import {
   DEFAULT_CATCH_UP_CHUNK_BYTES,
   DEFAULT_MAX_STALL_MS,
-  DEFAULT_PING_INTERVAL_MS,
-  DEFAULT_PING_TIMEOUT_MS,
   JUMP_STREAMS,
   SYNAPSE_STREAMS,
   type ConnectionInfo,
@@ -26,6 +24,7 @@ import {
   type StreamConfig,
 } from './core/hub-types.js';
 import type { ClientActionCommand } from './core/commands.js';
+import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS } from './core/keep-alive.js';
 import { DEFAULT_MAX_LINE_BYTES } from './core/line-scanner.js';
 import { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_COMMANDS } from './core/ring-queue.js';
 import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_ROWS, MemoryStreamLog, type StreamLog } from './core/stream-log.js';

@@ -38,12 +38,11 @@ import {
   type Command,
 } from './commands.js';
 import { ProtocolError } from './errors.js';
+import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS } from './keep-alive.js';
 import { LineScanner } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
 import { RowBatch, RowCollector } from './row-batch.js';
 
-export const DEFAULT_PING_INTERVAL_MS = 5000;
-export const DEFAULT_PING_TIMEOUT_MS = 25_000;
 export const DEFAULT_MAX_QUEUED_COMMANDS = 1000;
 export const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024;
 

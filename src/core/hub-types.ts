@@ -130,7 +130,5 @@ export interface HubOptions {
   events: Partial<HubEvents>;
 }
 
-export const DEFAULT_PING_INTERVAL_MS = 5_000;
-export const DEFAULT_PING_TIMEOUT_MS = 25_000;
 export const DEFAULT_MAX_STALL_MS = 30_000;
 export const DEFAULT_CATCH_UP_CHUNK_BYTES = 256 * 1024;

@@ -15,7 +15,8 @@
  * never stop the reconnecting; close() does.
  */
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { ClientConnection, DEFAULT_PING_INTERVAL_MS, type ClientConnectionOptions } from './client-connection.js';
+import { ClientConnection, type ClientConnectionOptions } from './client-connection.js';
+import { DEFAULT_PING_INTERVAL_MS } from './keep-alive.js';
 import type { ClientTransport, TransportFactory } from './client-transport.js';
 import type { ClientActionCommand } from './commands.js';
 import { ProtocolError } from './errors.js';

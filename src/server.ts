@@ -191,6 +191,18 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     this.hub.advance(state, token);
   }
 
+  /**
+   * Forgets the stream's history: its log starts again at `token` (>= the
+   * head), a `REPLICATE` from an older token is refused as too old, and live
+   * subscribers get `POSITION <stream> <token>`. A relay does this for a
+   * stream it starts following from NOW.
+   */
+  restart(stream: string, token: number): void {
+    const state = this.hub.requireStream(stream);
+    if (token < state.log.head) throw new Error(`token ${token} for ${stream} is below the stream's head ${state.log.head}`);
+    this.hub.restart(state, token);
+  }
+
   /** Open connections, for status pages and metrics. */
   connections(): ConnectionInfo[] {
     return [...this.hub.connections()];

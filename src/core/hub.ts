@@ -108,6 +108,21 @@ export class ReplicationHub {
     this.append(stream, { firstToken: token, lastToken: token, bytes: encodePosition(stream.name, token), lines: 1, rows: 0 });
   }
 
+  /**
+   * The stream's history before `token` is unknown (a relay that starts
+   * following its upstream from NOW): the log drops its entries and starts
+   * at `token`, and live subscribers get `POSITION <stream> <token>`. A
+   * subscriber still catching up fails with the too-old ERROR on its next
+   * read, as when entries are evicted under it. Not an advance: a stored
+   * POSITION would claim there were no rows before `token`.
+   */
+  restart(stream: StreamState, token: number): void {
+    stream.log.restartAt(token);
+    const bytes = encodePosition(stream.name, token);
+    for (const conn of stream.live) conn.enqueue(bytes, 1, stream, token);
+    this.options.events.written?.(stream.name, 0, token);
+  }
+
   requireStream(name: string): StreamState {
     const stream = this.streamMap.get(name);
     if (!stream) throw new Error(`unknown stream '${name}': declared streams are ${[...this.streamMap.keys()].join(', ')}`);

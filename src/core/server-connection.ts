@@ -230,7 +230,7 @@ export class ServerConnection implements ConnectionInfo, LineSink {
     const cursor = log.cursorAfter(cmd.token);
     if (cursor === null) {
       if (stream.tooOld === 'jump') return this.subscribeAtHead(stream);
-      throw tooOld(cmd.token, log.oldest, head);
+      throw tooOld(stream.name, cmd.token, log.oldest, head);
     }
     const sub: Subscription = { stream, cursor, lastToken: cmd.token };
     this.subs.set(stream.name, sub);
@@ -409,7 +409,7 @@ export class ServerConnection implements ConnectionInfo, LineSink {
       const log = sub.stream.log;
       const read = log.read(sub.cursor!, this.hub.options.catchUpChunkBytes);
       if (read === null) {
-        this.fail(tooOld(sub.lastToken, log.oldest, log.head), 'too_old');
+        this.fail(tooOld(sub.stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
         return;
       }
       if (read.chunks.length > 0) {
@@ -524,10 +524,11 @@ function lineWithLf(buf: Buffer, start: number, end: number): Buffer {
   return line;
 }
 
-function tooOld(token: number, oldest: number, head: number): ProtocolError {
+/** Names the stream, so a relay downstream knows which catch-up was refused (relay-store.ts, catchUpRefusal). */
+function tooOld(stream: string, token: number, oldest: number, head: number): ProtocolError {
   return new ProtocolError(
     'TOKEN_TOO_OLD',
-    `token ${token} is older than the oldest retained token ${oldest} (oldest=${oldest} head=${head})`,
+    `token ${token} is older than the oldest retained token ${oldest} (stream=${stream} oldest=${oldest} head=${head})`,
   );
 }
 

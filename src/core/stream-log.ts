@@ -7,6 +7,10 @@
  *     RDATA caches 54 ["get_user_by_id",["@b:hs"],1490197670513]      } stored whole, framing kept
  *     POSITION caches 60                                              (an advance without rows)
  *
+ * A log can also restart at a token (restartAt): what came before it is
+ * unknown, not empty, so a catch-up from an older token is refused, never a
+ * silent gap; a stored POSITION, by contrast, says no rows came between.
+ *
  * An entry holds one or more complete groups (a run of rows a writer sent in
  * one chunk is one entry, one shared slice of that chunk). Catch-up reads
  * entries through a cursor, in chunks, as the subscriber's socket drains.
@@ -55,6 +59,12 @@ export interface StreamLog {
    * entries it needed were evicted meanwhile.
    */
   read(cursor: LogCursor, maxBytes: number): LogRead | null;
+  /**
+   * Forgets every entry and says the history before `token` is unknown:
+   * head = oldest = `token`, so cursorAfter(older) is null and every cursor
+   * taken before (even one at the old head) reads null. `token` >= head.
+   */
+  restartAt(token: number): void;
 }
 
 export interface MemoryLogOptions {
@@ -127,6 +137,19 @@ export class MemoryStreamLog implements StreamLog {
       this.baseSeq += this.first;
       this.first = 0;
     }
+  }
+
+  restartAt(token: number): void {
+    if (token < this.headToken) throw new RangeError(`cannot restart at ${token}: below the head ${this.headToken}`);
+    // One sequence number beyond the old head is skipped, so a cursor that had
+    // read up to the head reads null too: it never saw the jump to `token`.
+    this.baseSeq += this.entries.length + 1;
+    this.entries = [];
+    this.first = 0;
+    this.headToken = token;
+    this.oldestToken = token;
+    this.rowCount = 0;
+    this.byteCount = 0;
   }
 
   cursorAfter(token: number): LogCursor | null {

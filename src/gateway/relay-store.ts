@@ -19,6 +19,15 @@
  * the upstream's tokens and row bytes. Live rows are framed by the upstream
  * and stored as they come. A token at or below what is stored is a replay
  * (the catch-up/live switch, a resume) and is skipped.
+ *
+ * A stream the relay never synced (nothing stored, no POSITION yet) whose
+ * catch-up the upstream refuses is followed from NOW instead:
+ *
+ *     < REPLICATE events 0
+ *     > ERROR failed to handle replicate: Exception('stream events has fallen behined')
+ *     < REPLICATE events NOW                 (on this or the next connection)
+ *     > POSITION events 12000                the relay's log restarts at 12000:
+ *                                            history before it is unknown, not empty
  */
 import { encodeRdata } from '../core/commands.js';
 
@@ -28,6 +37,8 @@ export interface RelaySink {
   /** `bytes`: `rows` complete RDATA lines of `token`, all but the last framed `batch`. */
   append(stream: string, token: number, bytes: Buffer, rows: number): void;
   advance(stream: string, token: number): void;
+  /** Drops the stream's history: its log starts at `token` (ReplicationServer.restart). */
+  restart(stream: string, token: number): void;
 }
 
 /** One row as received: its token (null for a `batch` line), the line without LF, and its JSON. */
@@ -43,6 +54,8 @@ export interface RelayStoreEvents {
   /** The upstream's POSITION is below what the relay holds (it went back, e.g. lost data). */
   behind(stream: string, upstreamToken: number, head: number): void;
   stored(stream: string, token: number, rows: number): void;
+  /** A stream followed from NOW got its POSITION: the relay's log starts at `token`. */
+  restarted(stream: string, token: number): void;
 }
 
 export interface RelayStoreLimits {
@@ -70,6 +83,10 @@ interface StreamHold {
   synced: boolean;
   /** Highest token the upstream has shown (rows or POSITION). */
   upstreamToken: number;
+  /** Never synced from this upstream: nothing stored and no POSITION yet. Only such a stream may start from NOW. */
+  fresh: boolean;
+  /** Followed from NOW after a refused catch-up: its next POSITION restarts the log. */
+  fromNow: boolean;
 }
 
 export interface StreamLag {
@@ -100,7 +117,17 @@ export class RelayStore {
     this.maxHeldRows = limits.maxHeldRows ?? DEFAULT_MAX_HELD_ROWS;
     this.maxHeldBytes = limits.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES;
     for (const s of streams) {
-      this.streams.set(s, { groups: [], heldRows: 0, heldBytes: 0, catchingUp: true, synced: false, upstreamToken: sink.head(s) });
+      const head = sink.head(s);
+      this.streams.set(s, {
+        groups: [],
+        heldRows: 0,
+        heldBytes: 0,
+        catchingUp: true,
+        synced: false,
+        upstreamToken: head,
+        fresh: head === 0,
+        fromNow: false,
+      });
     }
   }
 
@@ -130,7 +157,8 @@ export class RelayStore {
     const st = this.streams.get(stream);
     if (st === undefined || rows.length === 0) return;
     if (token > st.upstreamToken) st.upstreamToken = token;
-    if (token <= this.sink.head(stream)) {
+    // While following from NOW, rows before the POSITION belong to the refused catch-up.
+    if (st.fromNow || token <= this.sink.head(stream)) {
       this.events.skipped?.(stream, token, rows.length);
       return;
     }
@@ -158,14 +186,42 @@ export class RelayStore {
     if (st.heldRows > this.maxHeldRows || st.heldBytes > this.maxHeldBytes) this.storeComplete(stream, st);
   }
 
+  /**
+   * The upstream refused a catch-up (an ERROR that catchUpRefusal() reads):
+   * of `stream`, or of an unnamed one (null: every stream still fresh). The
+   * streams returned are to be followed from NOW; a stream with history is
+   * not among them, as skipping rows it owes its subscribers would be a gap.
+   * A NOW start cannot be refused, so this happens at most once per stream.
+   */
+  catchUpRefused(stream: string | null): string[] {
+    const out: string[] = [];
+    for (const [name, st] of this.streams) {
+      if (stream !== null ? name !== stream : st.fromNow) continue;
+      if (!st.fresh) continue;
+      this.clear(st); // rows of the refused catch-up: never stored
+      st.fromNow = true;
+      out.push(name);
+    }
+    return out;
+  }
+
   /** POSITION: every held run of the stream is complete; the catch-up (if any) is over. */
   position(stream: string, token: number): void {
     const st = this.streams.get(stream);
     if (st === undefined) return;
     if (token > st.upstreamToken) st.upstreamToken = token;
-    this.storeAll(stream, st);
     st.catchingUp = false;
     st.synced = true;
+    st.fresh = false;
+    if (st.fromNow) {
+      // The first token the relay knows: what came before it is unknown, not absent.
+      st.fromNow = false;
+      this.clear(st);
+      this.sink.restart(stream, token);
+      this.events.restarted?.(stream, token);
+      return;
+    }
+    this.storeAll(stream, st);
     const head = this.sink.head(stream);
     if (token > head) this.sink.advance(stream, token);
     else if (token < head) this.events.behind?.(stream, token, head);
@@ -220,8 +276,29 @@ export class RelayStore {
       return;
     }
     this.sink.append(stream, token, encodeRun(stream, rows), rows.length);
+    this.streams.get(stream)!.fresh = false;
     this.events.stored?.(stream, token, rows.length);
   }
+}
+
+const SYNAPSE_FALLEN_BEHIND = /\bstream ([A-Za-z0-9_.-]+) has fallen behine?d\b/;
+const GATEWAY_TOO_OLD = /\bis older than the oldest retained token \d+(?: \(stream=([A-Za-z0-9_.-]+)[ )])?/;
+
+/**
+ * Whether an upstream ERROR refuses a catch-up, and of which stream:
+ *
+ *     ERROR failed to handle replicate: Exception('stream events has fallen behined')     Synapse 2017 (sic)
+ *     ERROR token 0 is older than the oldest retained token 500 (stream=events oldest=500 head=900)   a gateway
+ *
+ * `{ stream: null }` for a gateway's too-old ERROR that names no stream (an
+ * older build); null for any other ERROR.
+ */
+export function catchUpRefusal(message: string): { stream: string | null } | null {
+  const synapse = SYNAPSE_FALLEN_BEHIND.exec(message);
+  if (synapse !== null) return { stream: synapse[1]! };
+  const gateway = GATEWAY_TOO_OLD.exec(message);
+  if (gateway !== null) return { stream: gateway[1] ?? null };
+  return null;
 }
 
 /**

@@ -13,6 +13,11 @@
  *
  * Downstream connections never notice an upstream reconnect, except that
  * rows pause; the client library resumes from the relay's tokens.
+ *
+ * A stream the relay never synced starts from 0, so a gateway upstream hands
+ * over its history; if the upstream refuses that catch-up (Synapse: more than
+ * 10,000 rows), the stream is followed from NOW and its log starts at the
+ * POSITION's token (relay-store.ts). A stream with history is never skipped.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
@@ -26,7 +31,7 @@ import type { PresenceChange } from '../core/hub-types.js';
 import type { RowBatch } from '../core/row-batch.js';
 import type { ReplicationServer } from '../server.js';
 import type { HostPort } from './options.js';
-import { RelayStore, type RelayRow } from './relay-store.js';
+import { RelayStore, catchUpRefusal, type RelayRow } from './relay-store.js';
 
 export interface RelayOptions {
   upstream: HostPort;
@@ -80,6 +85,8 @@ export interface RelayCounters {
   forwarded: Record<string, number>;
   /** POSITIONs below the relay's head (the upstream went back). */
   behind: number;
+  /** Streams followed from NOW after the upstream refused their catch-up. */
+  nowStarts: number;
 }
 
 export class Relay extends EventEmitter {
@@ -93,6 +100,7 @@ export class Relay extends EventEmitter {
     bytesIn: 0,
     forwarded: {},
     behind: 0,
+    nowStarts: 0,
   };
   state: UpstreamState = 'connecting';
   /** The name the upstream announced last. */
@@ -123,6 +131,7 @@ export class Relay extends EventEmitter {
         head: (stream) => server.head(stream),
         append: (stream, token, bytes, rows) => server.appendLines(stream, token, bytes, rows),
         advance: (stream, token) => server.advance(stream, token),
+        restart: (stream, token) => server.restart(stream, token),
       },
       options.streams,
       {},
@@ -135,6 +144,9 @@ export class Relay extends EventEmitter {
             { stream, upstreamToken, head },
             'upstream is behind the relay (it went back): rows up to the relay\'s head are skipped until it passes it',
           );
+        },
+        restarted: (stream, token) => {
+          this.log.info({ stream, token }, 'stream followed from NOW: the relay serves it from this token on');
         },
       },
     );
@@ -172,6 +184,7 @@ export class Relay extends EventEmitter {
     });
     this.client.on('error', (err: ProtocolError) => {
       this.log.warn({ code: err.code, upstream: this.address }, `upstream: ${err.message}`);
+      if (err.code === 'REMOTE_ERROR') this.onRemoteError(err.message);
     });
   }
 
@@ -233,6 +246,24 @@ export class Relay extends EventEmitter {
   private userSync(userId: string, syncing: boolean): void {
     this.counters.forwarded['USER_SYNC'] = (this.counters.forwarded['USER_SYNC'] ?? 0) + 1;
     this.client.userSync(userId, syncing);
+  }
+
+  /**
+   * A refused catch-up of a stream the relay never synced: follow it from NOW
+   * (the REPLICATE goes now if the connection is still open, else on the
+   * reconnect). The store refuses streams with history, so this cannot loop.
+   */
+  private onRemoteError(message: string): void {
+    const refusal = catchUpRefusal(message);
+    if (refusal === null) return;
+    for (const stream of this.store.catchUpRefused(refusal.stream)) {
+      this.counters.nowStarts++;
+      this.log.warn(
+        { stream, upstream: this.address },
+        'upstream refused the catch-up of a stream the relay never had: following it from NOW (no history before its POSITION)',
+      );
+      this.client.follow(stream, 'NOW');
+    }
   }
 
   private onConnected(name: string): void {

@@ -82,7 +82,7 @@ test('re-REPLICATE replaces the subscription: each later row arrives once', { ti
   ]);
 });
 
-test('a token older than retention gets ERROR naming oldest= and head=, then the close', { timeout: 5_000 }, async (t) => {
+test('a token older than retention gets ERROR naming the stream, oldest= and head=, then the close', { timeout: 5_000 }, async (t) => {
   const f = await startServer({ retentionRows: 10 });
   t.after(() => f.close());
   for (let i = 1; i <= 30; i++) await f.server.publish('events', [i]);
@@ -91,7 +91,7 @@ test('a token older than retention gets ERROR naming oldest= and head=, then the
   const p = await greeted(f);
   p.send('REPLICATE events 5');
   await p.closed();
-  assert.deepEqual(p.content(), ['ERROR token 5 is older than the oldest retained token 20 (oldest=20 head=30)']);
+  assert.deepEqual(p.content(), ['ERROR token 5 is older than the oldest retained token 20 (stream=events oldest=20 head=30)']);
   assert.deepEqual(reasons, ['too_old']);
   // The oldest token itself is a complete catch-up.
   const q = await greeted(f);

@@ -110,6 +110,51 @@ test('publishing in-process stores rows under a token above the head, and advanc
   assert.equal(h.hub.stream('caches')!.rowsWritten, 2);
 });
 
+test('restart() drops the history: live subscribers get POSITION, catching-up ones and older tokens the too-old ERROR', () => {
+  const h = fakeHub();
+  const w = h.connect();
+  send(h, w.conn, 'AUTH w-secret\n');
+  // One chunk per row: one log entry each, so a catch-up reads them over several writes.
+  for (let t = 1; t <= 100; t++) send(h, w.conn, rows('events', [t]));
+  const live = h.connect();
+  send(h, live.conn, 'REPLICATE events NOW\n');
+  assert.deepEqual(live.t.take().slice(-1), ['POSITION events 100']);
+  // A subscriber in the middle of its catch-up, its socket full.
+  const behind = h.connect();
+  behind.t.take();
+  behind.t.accepting = false;
+  send(h, behind.conn, 'REPLICATE events 0\n');
+  const sent = behind.t.take();
+  assert.ok(sent.length > 0 && sent.length < 100, 'part of the catch-up went out');
+  const lastSent = Number(sent.at(-1)!.split(' ')[2]);
+
+  h.hub.restart(h.hub.requireStream('events'), 500);
+  h.settle();
+  assert.deepEqual(live.t.take(), ['POSITION events 500']);
+  const log = h.hub.requireStream('events').log;
+  assert.deepEqual([log.head, log.oldest, log.retainedRows], [500, 500, 0]);
+  behind.t.accepting = true;
+  behind.conn.drained();
+  h.settle();
+  assert.deepEqual(behind.t.take(), [
+    `ERROR token ${lastSent} is older than the oldest retained token 500 (stream=events oldest=500 head=500)`,
+  ]);
+  assert.equal(behind.conn.open, false);
+
+  // Rows after the restart go live and to catch-ups from the restart token; older tokens are refused.
+  send(h, w.conn, rows('events', [501]));
+  assert.deepEqual(live.t.take(), [rows('events', [501]).trimEnd()]);
+  const fromStart = h.connect();
+  fromStart.t.take();
+  send(h, fromStart.conn, 'REPLICATE events 500\n');
+  assert.deepEqual(fromStart.t.take(), [rows('events', [501]).trimEnd(), 'POSITION events 501']);
+  const fromOld = h.connect();
+  fromOld.t.take();
+  send(h, fromOld.conn, 'REPLICATE events 100\n');
+  assert.deepEqual(fromOld.t.take(), ['ERROR token 100 is older than the oldest retained token 500 (stream=events oldest=500 head=501)']);
+  assert.throws(() => h.hub.restart(h.hub.requireStream('events'), 400), RangeError, 'a restart never moves the head back');
+});
+
 test('streams advance with nobody subscribed, and a later catch-up sees everything retained', () => {
   const h = fakeHub();
   const w = h.connect();

@@ -176,6 +176,28 @@ test('a cursor whose entries were evicted reads null, including one that stopped
   assert.equal(readAll(log, fresh).lines, 6, 'a cursor past the evicted entries reads on');
 });
 
+test('restartAt forgets every entry: older tokens are too old and every earlier cursor reads null, even one at the head', () => {
+  const log = new MemoryStreamLog();
+  for (let t = 1; t <= 5; t++) log.append(entry([{ token: t, rows: 1 }]));
+  const idle = log.cursorAfter(0)!;
+  const midway = log.cursorAfter(0)!;
+  assert.equal(log.read(midway, 1)!.lastToken, 1);
+  const atHead = log.cursorAfter(5)!;
+  assert.deepEqual(log.read(atHead, 1 << 20)!.chunks, []);
+  log.restartAt(12_000);
+  assert.deepEqual([log.head, log.oldest, log.retainedRows, log.retainedBytes], [12_000, 12_000, 0, 0]);
+  for (const c of [idle, midway, atHead]) assert.equal(log.read(c, 1 << 20), null);
+  assert.equal(log.cursorAfter(0), null, 'no silent gap: history before the restart is unknown');
+  assert.equal(log.cursorAfter(11_999), null);
+  assert.equal(readAfter(log, 12_000), '');
+  log.append(entry([{ token: 12_001, rows: 2 }]));
+  assert.equal(readAfter(log, 12_000), groupText('s', { token: 12_001, rows: 2 }));
+  assert.equal(log.retainedRows, 2);
+  assert.throws(() => log.restartAt(12_000), RangeError, 'never below the head');
+  log.restartAt(12_001);
+  assert.equal(log.cursorAfter(12_000), null);
+});
+
 test('cursors survive the compaction of a long evicted prefix', () => {
   const log = new MemoryStreamLog({ retentionRows: 3000 });
   for (let t = 1; t <= 5600; t++) log.append(entry([{ token: t, rows: 1 }]));

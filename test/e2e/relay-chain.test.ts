@@ -186,6 +186,35 @@ describe('relay chain with a restarting master', () => {
     }
   });
 
+  it("starts a stream from NOW when the upstream gateway no longer retains its beginning, keeping the others' history", async () => {
+    const m = new ReplicationServer({ serverName: 'evicted.hs', streams: ['events', 'caches'], retentionRows: 10 });
+    for (let t = 1; t <= 30; t++) await m.publish('events', [[`$${t}:evicted.hs`]]);
+    await m.publish('caches', [['f', ['k']]]);
+    const addr = await m.listen({ host: '127.0.0.1', port: 0 });
+    const gw = await startGateway(['--upstream', `127.0.0.1:${addr.port}`, '--streams', 'events,caches']);
+    try {
+      const restart = await gw.logs.waitFor((e) => e['msg'] === 'stream followed from NOW: the relay serves it from this token on', 1_000);
+      assert.deepEqual([restart['stream'], restart['token']], ['events', 30]);
+      await m.publish('events', [['$31:evicted.hs']]);
+      const sub = await LineClient.connect(gw.tcp);
+      sub.send('REPLICATE events 30', 'REPLICATE caches 0');
+      await sub.waitFor((l) => l === 'RDATA events 31 ["$31:evicted.hs"]');
+      // caches came from 0, with its history (the two streams' lines may come in either order).
+      await sub.waitFor((l) => l === 'RDATA caches 1 ["f",["k"]]');
+      const old = await LineClient.connect(gw.tcp);
+      old.send('REPLICATE events 20');
+      assert.equal(
+        await old.waitFor((l) => l.startsWith('ERROR')),
+        'ERROR token 20 is older than the oldest retained token 30 (stream=events oldest=30 head=31)',
+      );
+      sub.close();
+      old.close();
+    } finally {
+      await gw.stop();
+      await m.close();
+    }
+  });
+
   it('authenticates to an upstream gateway that requires AUTH (--upstream-token)', async () => {
     const m = new ReplicationServer({ serverName: 'auth.hs', streams: ['events'] });
     await m.publish('events', [['$1:auth.hs']]);

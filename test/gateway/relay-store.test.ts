@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RelayStore, encodeRun, type RelayRow, type RelaySink } from '../../src/gateway/relay-store.js';
+import { RelayStore, catchUpRefusal, encodeRun, type RelayRow, type RelaySink } from '../../src/gateway/relay-store.js';
 
 /** A sink that records what a relay would store, as text. */
 function sink(): RelaySink & { stored: string[]; heads: Map<string, number> } {
@@ -18,6 +18,11 @@ function sink(): RelaySink & { stored: string[]; heads: Map<string, number> } {
     advance(s, token) {
       heads.set(s, token);
       stored.push(`POSITION ${token}`);
+    },
+    restart(s, token) {
+      assert.ok(token >= (heads.get(s) ?? 0), `restart at ${token} is not below the head`);
+      heads.set(s, token);
+      stored.push(`RESTART ${token}`);
     },
   };
 }
@@ -122,6 +127,63 @@ describe('RelayStore', () => {
     store.rows('events', 2, [row('events', 2, '[2]')], 1_500);
     const [lag] = store.lag(3_000);
     assert.deepEqual(lag, { stream: 'events', tokens: 2, heldMs: 2_000, heldRows: 2, catchingUp: true });
+  });
+
+  it('follows a never-synced stream from NOW when its catch-up is refused, and restarts the log at its POSITION', () => {
+    const out = sink();
+    const skipped: number[] = [];
+    const restarted: number[] = [];
+    const store = new RelayStore(out, ['events', 'caches'], {}, {
+      skipped: (_s, t) => skipped.push(t),
+      restarted: (_s, t) => restarted.push(t),
+    });
+    store.connectionOpened();
+    // A gateway upstream may send rows before evicting them under the catch-up.
+    store.rows('events', 1, [row('events', 1, '[1]')], 0);
+    assert.deepEqual(store.catchUpRefused('events'), ['events']);
+    store.rows('events', 2, [row('events', 2, '[2]')], 0);
+    store.connectionLost();
+    assert.deepEqual(out.stored, [], 'nothing of the refused catch-up is stored');
+    store.connectionOpened();
+    store.position('caches', 0);
+    assert.equal(store.synced, false);
+    store.position('events', 12_000);
+    assert.equal(store.synced, true);
+    store.rows('events', 12_001, [row('events', 12_001, '[12001]')], 0);
+    assert.deepEqual(out.stored, ['RESTART 12000', '12001/1: RDATA events 12001 [12001]\n']);
+    assert.deepEqual(skipped, [2]);
+    assert.deepEqual(restarted, [12_000]);
+    // From now on the stream has history: another refusal is not answered with NOW.
+    assert.deepEqual(store.catchUpRefused('events'), []);
+    assert.deepEqual(store.catchUpRefused('caches'), [], 'a stream synced at token 0 has history too');
+  });
+
+  it('never starts a stream with stored rows from NOW, and takes an unnamed refusal as one of every fresh stream', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['events', 'caches', 'typing']);
+    store.connectionOpened();
+    store.rows('events', 1, [row('events', 1, '[1]')], 0);
+    store.rows('events', 2, [row('events', 2, '[2]')], 0);
+    store.connectionLost(); // stores token 1: events now has history
+    assert.deepEqual(out.stored, ['1/1: RDATA events 1 [1]\n']);
+    assert.deepEqual(store.catchUpRefused('events'), []);
+    assert.deepEqual(store.catchUpRefused('nosuch'), []);
+    assert.deepEqual(store.catchUpRefused(null), ['caches', 'typing']);
+    assert.deepEqual(store.catchUpRefused(null), [], 'streams already from NOW are not taken twice');
+  });
+
+  it('reads which catch-up an upstream ERROR refuses: Synapse\'s and the gateway\'s texts', () => {
+    assert.deepEqual(catchUpRefusal("failed to handle replicate: Exception('stream events has fallen behined')"), { stream: 'events' });
+    assert.deepEqual(catchUpRefusal("failed to handle replicate: Exception('stream caches has fallen behined',)"), { stream: 'caches' });
+    assert.deepEqual(catchUpRefusal('stream to_device has fallen behind'), { stream: 'to_device' });
+    assert.deepEqual(
+      catchUpRefusal('token 0 is older than the oldest retained token 500 (stream=tag_account_data oldest=500 head=900)'),
+      { stream: 'tag_account_data' },
+    );
+    assert.deepEqual(catchUpRefusal('token 0 is older than the oldest retained token 500 (oldest=500 head=900)'), { stream: null });
+    for (const other of ["failed to handle replicate: Exception('unknown stream %s', 'nosuch')", 'Failed to keep up', 'ping timeout']) {
+      assert.equal(catchUpRefusal(other), null, other);
+    }
   });
 
   it('encodes a run with every line but the last framed batch', () => {

@@ -2,17 +2,28 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EncoderPool } from '../src/workers/encoder-pool.js';
 import { RowEncodingError } from '../src/core/row-encoding.js';
-import { greeted, startServer } from './bindings/support/raw-peer.js';
+import { greeted, startServer, type Fixture, type RawPeer } from './bindings/support/raw-peer.js';
 
 const row = (i: number): unknown[] => [`$${i}:hs`, '!r:hs', 'm.room.message', '@alice:hs', null];
 
-test('publishes on an encoder pool go out in call order with rising tokens, batches whole', async () => {
-  const pool = new EncoderPool({ threads: 1 });
+/** A server publishing through a one-thread pool, and a peer at the head of `events`. */
+async function poolServerWithFollower(pool: EncoderPool): Promise<{ f: Fixture; p: RawPeer }> {
   const f = await startServer({ streams: ['events'], encoder: pool });
   try {
     const p = await greeted(f);
     p.send('REPLICATE events NOW');
     await p.line('POSITION events 0');
+    return { f, p };
+  } catch (err) {
+    await f.close();
+    throw err;
+  }
+}
+
+test('publishes on an encoder pool go out in call order with rising tokens, batches whole', async () => {
+  const pool = new EncoderPool({ threads: 1 });
+  const { f, p } = await poolServerWithFollower(pool);
+  try {
     // A large batch (encoded on the pool) then small ones (inline) that finish first.
     const big = Array.from({ length: 5_000 }, (_, i) => row(i));
     const tokens = await Promise.all([
@@ -51,11 +62,8 @@ test('a publish with a row that is not JSON stores nothing and names the row', a
 
 test('close() waits for publishes still encoding: their rows reach subscribers before the shutdown ERROR', async () => {
   const pool = new EncoderPool({ threads: 1 });
-  const f = await startServer({ streams: ['events'], encoder: pool });
+  const { f, p } = await poolServerWithFollower(pool);
   try {
-    const p = await greeted(f);
-    p.send('REPLICATE events NOW');
-    await p.line('POSITION events 0');
     const published = f.server.publish('events', Array.from({ length: 20_000 }, (_, i) => row(i)));
     await f.server.close();
     assert.equal(await published, 1);

@@ -3,6 +3,7 @@
 import { formatBytes, formatMs, formatRate, formatRatio, formatSeconds, ratio } from '../scenarios/format.js';
 import type { FanOutCell } from '../scenarios/fan-out.js';
 import type { IdleRecord } from '../scenarios/idle.js';
+import type { WebSocketCell as WsCell } from '../scenarios/websocket.js';
 import type { LatencyRecord } from '../scenarios/latency.js';
 import { SYSTEM_LABELS, type SystemName } from '../scenarios/servers.js';
 import type { MicroResultFile, ScenarioResultFile } from './result-file.js';
@@ -252,17 +253,6 @@ export function skippedSection(r: ScenarioResultFile): string {
   return `${header(r)}\n\nSkipped: ${r.skippedReason ?? r.error ?? 'not run'}.\n`;
 }
 
-interface WsCell {
-  /** 'ws' is text mode (the name predates msgpack mode). */
-  transport: 'tcp' | 'ws' | 'ws-msgpack';
-  subscribers: number;
-  rows: number;
-  runs: number;
-  rowsPerSec: number | null;
-  mbPerSec: number | null;
-  cpuSecondsPer1M: number | null;
-  readerBusy: number | null;
-}
 
 export function webSocketSection(r: ScenarioResultFile): string {
   const f = failed(r);

@@ -34,6 +34,19 @@ interface Run {
 
 const WS_AIM = 0.7;
 
+/** One transport at one S, as stored in the results file (the report reads the same type). */
+export interface WebSocketCell {
+  /** 'ws' is text mode (the name predates msgpack mode). */
+  transport: Transport;
+  subscribers: number;
+  rows: number;
+  runs: number;
+  rowsPerSec: number | null;
+  mbPerSec: number | null;
+  cpuSecondsPer1M: number | null;
+  readerBusy: number | null;
+}
+
 export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput> {
   const { fanOutRows: rows, fanOutRepeat: repeat } = ctx.sizes;
   // S = 1 says little about fan-out; the larger counts of W1 are the question.
@@ -70,7 +83,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
     }
   }
   const cells = counts.flatMap((s) =>
-    TRANSPORTS.map((transport) => {
+    TRANSPORTS.map((transport): WebSocketCell => {
       const mine = runs.filter((r) => r.transport === transport && r.subscribers === s);
       return {
         transport,

@@ -270,22 +270,54 @@ function parseArguments(name: CommandName, rest: string, buf: Buffer, restStart:
   }
 }
 
-function parseRdata(buf: Buffer, start: number, end: number): RdataCommand {
+/** Where an RDATA line goes, filled in place by parseRdataRoute: routing a row allocates nothing. */
+export class RdataRoute {
+  stream = '';
+  /** null for a `batch` row. */
+  token: number | null = null;
+  /** The row's JSON starts here and runs to the end of the line. */
+  rowStart = 0;
+}
+
+/** Is `buf[start, end)` an RDATA line with arguments? (Recognised from its bytes.) */
+export function isRdataLine(buf: Buffer, start: number, end: number): boolean {
+  return (
+    end - start > 6 &&
+    buf[start + 5] === SPACE &&
+    buf[start] === R &&
+    buf[start + 1] === D &&
+    buf[start + 2] === A &&
+    buf[start + 3] === T &&
+    buf[start + 4] === A
+  );
+}
+
+/**
+ * Parses the arguments of an RDATA line, `<stream> <token|batch> <row_json>`
+ * from `start` (just past `RDATA `), into `route`; throws ProtocolError.
+ */
+export function parseRdataRoute(buf: Buffer, start: number, end: number, route: RdataRoute): void {
   const streamEnd = indexOfSpace(buf, start, end);
   const tokenStart = streamEnd + 1;
   const tokenEnd = tokenStart < end ? indexOfSpace(buf, tokenStart, end) : end;
   if (streamEnd === start || tokenEnd >= end - 1 || tokenEnd === tokenStart) {
     throw missing('RDATA', '<stream> <token|batch> <row_json>');
   }
-  const stream = internName(buf, start, streamEnd);
-  let token: number | null = parseTokenBytes(buf, tokenStart, tokenEnd);
-  if (token < 0) {
-    if (!isBatchWord(buf, tokenStart, tokenEnd)) {
-      throw badToken('RDATA', buf.toString('utf8', tokenStart, tokenEnd), ' or batch');
-    }
-    token = null;
+  const token = parseTokenBytes(buf, tokenStart, tokenEnd);
+  if (token < 0 && !isBatchWord(buf, tokenStart, tokenEnd)) {
+    throw badToken('RDATA', buf.toString('utf8', tokenStart, tokenEnd), ' or batch');
   }
-  return new RdataCommand(stream, token, buf, tokenEnd + 1, end);
+  route.stream = internName(buf, start, streamEnd);
+  route.token = token < 0 ? null : token;
+  route.rowStart = tokenEnd + 1;
+}
+
+/** parseRdata's scratch space: parsing is synchronous, so one is enough. */
+const scratchRoute = new RdataRoute();
+
+function parseRdata(buf: Buffer, start: number, end: number): RdataCommand {
+  parseRdataRoute(buf, start, end, scratchRoute);
+  return new RdataCommand(scratchRoute.stream, scratchRoute.token, buf, scratchRoute.rowStart, end);
 }
 
 /**

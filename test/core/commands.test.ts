@@ -6,6 +6,9 @@ import {
   encodeCommand,
   encodeRdata,
   RdataCommand,
+  RdataRoute,
+  isRdataLine,
+  parseRdataRoute,
   SENT_BY,
   userIpInfo,
   type Command,
@@ -94,6 +97,36 @@ test('routing an RDATA line does not parse its row', () => {
   assert.equal(cmd.token, 3);
   assert.equal(cmd.rowJson.toString(), '{not json');
   assert.throws(() => cmd.row(), (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_JSON');
+});
+
+test('an RDATA route is filled in place, and fails as parseCommand does', () => {
+  const route = new RdataRoute();
+  const line = Buffer.from('RDATA caches batch ["a b"]');
+  assert.ok(isRdataLine(line, 0, line.length));
+  parseRdataRoute(line, 6, line.length, route);
+  assert.deepEqual({ ...route }, { stream: 'caches', token: null, rowStart: 19 });
+  const numbered = Buffer.from('RDATA events 12 [1]');
+  parseRdataRoute(numbered, 6, numbered.length, route);
+  assert.deepEqual({ ...route }, { stream: 'events', token: 12, rowStart: 16 });
+  for (const bad of ['RDATA events x1 [1]', 'RDATA events 1 ', 'RDATA events']) {
+    const buf = Buffer.from(bad);
+    let fromRoute: unknown;
+    try {
+      parseRdataRoute(buf, 6, buf.length, route);
+    } catch (err) {
+      fromRoute = err;
+    }
+    assert.throws(() => parseCommand(buf, 0, buf.length, 'writer'), (err: unknown) => {
+      assert.ok(err instanceof ProtocolError && fromRoute instanceof ProtocolError);
+      assert.equal(err.code, fromRoute.code);
+      assert.equal(err.message, fromRoute.message);
+      return true;
+    });
+  }
+  for (const other of ['RDATA', 'RDATAX a 1 [1]', 'POSITION events 1']) {
+    const buf = Buffer.from(other);
+    assert.equal(isRdataLine(buf, 0, buf.length), false, other);
+  }
 });
 
 test('the row of an RDATA line is a view of the line, not a copy', () => {

@@ -16,7 +16,7 @@
 //   the runs); data.runs: every run.
 import { formatRate, formatRatio, median, ratio, round } from './format.js';
 import { runWriterToSubscribers } from './load.js';
-import { ALL_SYSTEMS, SYSTEM_LABELS, startServer, type GatewaySettings, type SystemName } from './servers.js';
+import { ALL_SYSTEMS, SYSTEM_LABELS, onFreshServer, type GatewaySettings, type SystemName } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 export interface FanOutRunRecord {
@@ -82,8 +82,7 @@ export async function runFanOut(ctx: ScenarioContext): Promise<ScenarioOutput> {
       for (const system of systems) {
         const n = rowsFor(system, s);
         const phase = ctx.progress.phase(`W1 ${SYSTEM_LABELS[system]} S=${s} round ${pass}/${repeat}`, n * s);
-        const server = await startServer(system, ctx.workDir, gatewaySettings);
-        try {
+        await onFreshServer(system, ctx.workDir, gatewaySettings, phase, async (server) => {
           const r = await runWriterToSubscribers(ctx, server, { subscribers: s, rows: n, phase });
           const rowsPerSec = r.subscriber.rowsPerSec ?? 0;
           runs.push({
@@ -102,12 +101,7 @@ export async function runFanOut(ctx: ScenarioContext): Promise<ScenarioOutput> {
             writerRowsPerSec: r.writer.rowsPerSec,
           });
           phase.end(`${formatRate(rowsPerSec)} rows/s delivered, every row checked`);
-        } catch (err) {
-          phase.end('FAILED');
-          throw err;
-        } finally {
-          await server.stop();
-        }
+        });
       }
     }
   }

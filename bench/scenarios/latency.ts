@@ -8,7 +8,7 @@
 // data.systems: [{ system, rate, rows, subscribers, p50, p99, p999, max, mean, samples, cpuSeconds }]
 import { formatMs, ratio } from './format.js';
 import { runWriterToSubscribers } from './load.js';
-import { ALL_SYSTEMS, SYSTEM_LABELS, startServer, type SystemName } from './servers.js';
+import { ALL_SYSTEMS, SYSTEM_LABELS, onFreshServer, type SystemName } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 const P99_AIM_MS = 5;
@@ -36,8 +36,7 @@ export async function runLatency(ctx: ScenarioContext): Promise<ScenarioOutput> 
   const records: LatencyRecord[] = [];
   for (const system of systems) {
     const phase = ctx.progress.phase(`W2 ${SYSTEM_LABELS[system]} ${rate} rows/s S=${s}`, rows * s);
-    const server = await startServer(system, ctx.workDir);
-    try {
+    await onFreshServer(system, ctx.workDir, {}, phase, async (server) => {
       const r = await runWriterToSubscribers(ctx, server, {
         subscribers: s,
         rows,
@@ -60,12 +59,7 @@ export async function runLatency(ctx: ScenarioContext): Promise<ScenarioOutput> 
         serverCpuSeconds: Math.round(r.usage.cpuSeconds * 1000) / 1000,
       });
       phase.end(`p50 ${formatMs(l?.p50)}, p99 ${formatMs(l?.p99)}, p99.9 ${formatMs(l?.p999)}`);
-    } catch (err) {
-      phase.end('FAILED');
-      throw err;
-    } finally {
-      await server.stop();
-    }
+    });
   }
 
   const summary: SummaryRow[] = [];

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { waitForReadyFile } from '../load/ready-file.js';
 import { peerAvailable, startPeer } from '../peers/peers.js';
 import { PROJECT_ROOT, benchScript, spawnNode } from './children.js';
+import type { Phase } from './progress.js';
 
 export type SystemName = 'gateway' | 'naive-relay' | 'zero-copy-relay' | 'nats-server' | 'redis-server';
 
@@ -59,6 +60,28 @@ export interface RunningServer {
 /** true, or why the system cannot run here (with the command that installs it). */
 export function systemAvailable(system: SystemName): true | string {
   return system === 'nats-server' || system === 'redis-server' ? peerAvailable(system) : true;
+}
+
+/**
+ * Starts `system` fresh, runs `body` against it and stops it whatever
+ * happens; a body that throws first ends `phase` as FAILED.
+ */
+export async function onFreshServer<T>(
+  system: SystemName,
+  workDir: string,
+  gateway: GatewaySettings,
+  phase: Phase,
+  body: (server: RunningServer) => Promise<T>,
+): Promise<T> {
+  const server = await startServer(system, workDir, gateway);
+  try {
+    return await body(server);
+  } catch (err) {
+    phase.end('FAILED');
+    throw err;
+  } finally {
+    await server.stop();
+  }
 }
 
 export async function startServer(system: SystemName, workDir: string, gateway: GatewaySettings = {}): Promise<RunningServer> {

@@ -16,7 +16,7 @@
 // data: { without, with: { rowsPerSec, p99, peakGrowthBytes, ... }, cut: { limit, afterMs, queuedCommands, queuedBytes, lastTokenSent } | null }
 import { formatBytes, formatMs, formatRate, ratio } from './format.js';
 import { runWriterToSubscribers, type FanOutRun } from './load.js';
-import { startServer } from './servers.js';
+import { onFreshServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 const DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024;
@@ -66,24 +66,17 @@ export async function runSlowConsumer(ctx: ScenarioContext): Promise<ScenarioOut
 
   const without = await (async () => {
     const phase = ctx.progress.phase(`W5 without a slow one: S=${fast} at ${formatRate(rate)} rows/s`, rows * fast);
-    const server = await startServer('gateway', ctx.workDir);
-    try {
+    return onFreshServer('gateway', ctx.workDir, {}, phase, async (server) => {
       const run = await runWriterToSubscribers(ctx, server, { subscribers: fast, rows, phase, subscriberExtra: ['--latency'], writerExtra });
       phase.end(`${formatRate(run.subscriber.rowsPerSec)} rows/s`);
       return side(run, fast);
-    } catch (err) {
-      phase.end('FAILED');
-      throw err;
-    } finally {
-      await server.stop();
-    }
+    });
   })();
 
   let cut: CutFigures | null = null;
   const withSlow = await (async () => {
     const phase = ctx.progress.phase(`W5 with one that stops reading: S=${s} (1 slow) at ${formatRate(rate)} rows/s`, rows * fast);
-    const server = await startServer('gateway', ctx.workDir);
-    try {
+    return onFreshServer('gateway', ctx.workDir, {}, phase, async (server) => {
       const run = await runWriterToSubscribers(ctx, server, {
         subscribers: s,
         rows,
@@ -112,12 +105,7 @@ export async function runSlowConsumer(ctx: ScenarioContext): Promise<ScenarioOut
           (c === null ? 'the slow one was NOT cut' : `slow one cut (limit ${c.limit}) ${c.afterMs} ms after the first row`),
       );
       return side(run, fast);
-    } catch (err) {
-      phase.end('FAILED');
-      throw err;
-    } finally {
-      await server.stop();
-    }
+    });
   })();
 
   const c = cut as CutFigures | null;

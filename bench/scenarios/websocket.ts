@@ -15,7 +15,7 @@
 import { gatewayFanOutSettings } from './fan-out.js';
 import { formatRate, median, ratio, round } from './format.js';
 import { runWriterToSubscribers } from './load.js';
-import { startServer, type RunningServer } from './servers.js';
+import { onFreshServer, type RunningServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 type Transport = 'tcp' | 'ws' | 'ws-msgpack';
@@ -58,8 +58,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
     for (const s of counts) {
       for (const transport of TRANSPORTS) {
         const phase = ctx.progress.phase(`W6 gateway over ${LABELS[transport]} S=${s} round ${pass}/${repeat}`, rows * s);
-        const server = await startServer('gateway', ctx.workDir, settings);
-        try {
+        await onFreshServer('gateway', ctx.workDir, settings, phase, async (server) => {
           const subscribeTo: RunningServer | undefined =
             transport === 'tcp' ? undefined : { ...server, port: server.httpPort!, subscriberArgs: ['--protocol', transport] };
           const r = await runWriterToSubscribers(ctx, server, { subscribers: s, rows, phase, ...(subscribeTo ? { subscribeTo } : {}) });
@@ -73,12 +72,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
             readerBusy: seconds > 0 ? round(r.subscriber.cpuSeconds / seconds, 2) : null,
           });
           phase.end(`${formatRate(r.subscriber.rowsPerSec)} rows/s delivered, every row checked`);
-        } catch (err) {
-          phase.end('FAILED');
-          throw err;
-        } finally {
-          await server.stop();
-        }
+        });
       }
     }
   }

@@ -21,6 +21,8 @@ export interface StreamState {
   rowsWritten: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class ReplicationHub {
   private readonly streamMap = new Map<string, StreamState>();
   private readonly connectionSet = new Set<ServerConnection>();
@@ -103,9 +105,16 @@ export class ReplicationHub {
     this.append(stream, { firstToken: token, lastToken: token, bytes, lines: rows, rows });
   }
 
-  /** Moves a stream's position without rows: `POSITION <stream> <token>` to subscribers, stored for catch-up. */
+  /**
+   * Moves a stream's position without rows: live subscribers get
+   * `POSITION <stream> <token>`; the log stores the advance without a line,
+   * so a catch-up over it ends with one POSITION at the head, as in Synapse.
+   */
   advance(stream: StreamState, token: number): void {
-    this.append(stream, { firstToken: token, lastToken: token, bytes: encodePosition(stream.name, token), lines: 1, rows: 0 });
+    stream.log.append({ firstToken: token, lastToken: token, bytes: EMPTY, lines: 0, rows: 0 });
+    const bytes = encodePosition(stream.name, token);
+    for (const conn of stream.live) conn.enqueue(bytes, 1, stream, token);
+    this.options.events.written?.(stream.name, 0, token);
   }
 
   /**

@@ -5,7 +5,10 @@
  *
  *     RDATA caches batch ["get_user_by_id",["@a:hs"],1490197670513]   } one entry: a batch is
  *     RDATA caches 54 ["get_user_by_id",["@b:hs"],1490197670513]      } stored whole, framing kept
- *     POSITION caches 60                                              (an advance without rows)
+ *     (empty, lastToken 60)                                           an advance without rows
+ *
+ * An advance (a writer's POSITION) is stored without a line: catch-up reads
+ * past it, and the catch-up's one closing POSITION carries the head.
  *
  * A log can also restart at a token (restartAt): what came before it is
  * unknown, not empty, so a catch-up from an older token is refused, never a
@@ -177,7 +180,9 @@ export class MemoryStreamLog implements StreamLog {
     let lastToken = -1;
     while (index < this.entries.length && bytes < maxBytes) {
       const entry = this.entries[index]!;
-      if (cursor.offset > 0) {
+      if (entry.bytes.length === 0) {
+        // An advance: nothing to send, the read still moves past its token.
+      } else if (cursor.offset > 0) {
         const rest = entry.bytes.subarray(cursor.offset);
         chunks.push(rest);
         lines += countLines(rest);

@@ -168,6 +168,16 @@ test('streams advance with nobody subscribed, and a later catch-up sees everythi
   assert.equal(lines.at(-1), 'POSITION events 10');
 });
 
+test("a catch-up over a writer's POSITIONs sends its rows, then one POSITION at the head", () => {
+  const h = fakeHub();
+  const w = h.connect();
+  send(h, w.conn, 'AUTH w-secret\n' + rows('events', [1]) + 'POSITION events 3\n' + rows('events', [4]) + 'POSITION events 6\n');
+  const s = h.connect();
+  s.t.take();
+  send(h, s.conn, 'REPLICATE events 0\n');
+  assert.deepEqual(s.t.take(), [...rows('events', [1, 4]).trimEnd().split('\n'), 'POSITION events 6']);
+});
+
 test('many subscribers catching up over the same range read the same log Buffers', () => {
   const h = fakeHub({ createLog: () => new MemoryStreamLog() });
   const w = h.connect();

@@ -153,14 +153,19 @@ test('retention by bytes evicts until the retained bytes fit, keeping the newest
   assert.equal(readAfter(log, 29), big.bytes.toString());
 });
 
-test('POSITION entries count as bytes but not rows', () => {
+test('an advance is stored without a line: no rows, no bytes, and a read passes over it to the next row', () => {
   const log = new MemoryStreamLog({ retentionRows: 2 });
+  const advance = (t: number): LogEntry => ({ firstToken: t, lastToken: t, bytes: Buffer.alloc(0), lines: 0, rows: 0 });
   log.append(entry([{ token: 1, rows: 1 }]));
-  for (let t = 2; t <= 10; t++) log.append(entry([{ token: t, rows: 0 }]));
-  assert.equal(log.retainedRows, 1);
-  assert.equal(log.head, 10);
-  assert.equal(log.oldest, 0);
-  assert.match(readAfter(log, 0), /^RDATA s 1 .*\nPOSITION s 2\n/);
+  for (let t = 2; t <= 10; t++) log.append(advance(t));
+  log.append(entry([{ token: 11, rows: 1 }]));
+  log.append(advance(12));
+  assert.equal(log.retainedRows, 2);
+  assert.equal(log.retainedBytes, Buffer.byteLength(readAfter(log, 0)));
+  assert.equal(log.head, 12);
+  assert.equal(readAfter(log, 0), groupText('s', { token: 1, rows: 1 }) + groupText('s', { token: 11, rows: 1 }));
+  assert.equal(readAfter(log, 5), groupText('s', { token: 11, rows: 1 }));
+  assert.equal(readAfter(log, 11), '');
 });
 
 test('a cursor whose entries were evicted reads null, including one that stopped mid-read', () => {

@@ -112,9 +112,12 @@ export class ReplicationWriter extends ReplicationSession {
   protected onPosition(stream: string, token: number): void {
     const w = this.written.get(stream);
     if (w === undefined) return;
-    w.nextToken ??= this.startToken(stream) ?? token + 1;
-    if (token >= w.nextToken) {
-      // Someone else wrote these tokens, or a run with this start token already did.
+    const startToken = this.startToken(stream);
+    w.nextToken ??= startToken ?? token + 1;
+    // With a start token the input fixes every row's token: a head at or past
+    // the next one means an earlier run stored those rows, and pump() counts
+    // them as already stored. Without one, another writer took these tokens.
+    if (startToken === undefined && token >= w.nextToken) {
       this.log.warn({ stream, head: token, nextToken: w.nextToken }, 'the gateway is ahead of this writer');
       w.nextToken = token + 1;
     }

@@ -69,6 +69,67 @@ test('with a start token the gateway already holds, re-publishing sends only wha
   assert.equal(server.head('events'), 14);
 });
 
+/** Every row the gateway holds on `stream`, as [token, row], read back by a subscriber from 0. */
+async function storedRows(t: TestContext, port: number, stream: string, head: number): Promise<[number, unknown][]> {
+  const reader = stopLater(t, new ReplicationClient({ port, streams: { [stream]: 0 }, ...FAST }));
+  const got: [number, unknown][] = [];
+  reader.on('rows', (_s: string, tok: number, rows: readonly { row(): unknown }[]) => got.push(...rows.map((r) => [tok, r.row()] as [number, unknown])));
+  reader.start();
+  const deadline = Date.now() + 5000;
+  while (reader.positions()[stream] !== head && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await reader.close();
+  return got;
+}
+
+type Timing = 'before' | 'during' | 'after';
+
+/**
+ * Publishes input rows 0..count-1 (row i is [i]) from `startToken`, the input
+ * arriving before the first POSITION, half before and half after it, or after it.
+ */
+async function publishRun(t: TestContext, port: number, count: number, startToken: number, timing: Timing): Promise<ReplicationWriter> {
+  const writer = stopLater(t, new ReplicationWriter({ port, auth: 'w', streams: ['events'], startToken, ...FAST }));
+  const head = new Promise((resolve) => writer.once('head', resolve));
+  const publishFrom = async (from: number, to: number): Promise<void> => {
+    for (let i = from; i < to; i++) assert.equal(await writer.publish('events', [[i]]), startToken + i);
+  };
+  const split = timing === 'before' ? count : timing === 'during' ? count >> 1 : 0;
+  const early = publishFrom(0, split); // into the buffer: no POSITION has come yet
+  writer.start();
+  await early;
+  await head;
+  await publishFrom(split, count);
+  await writer.flush();
+  await writer.close();
+  return writer;
+}
+
+for (const rerun of ['before', 'during', 'after'] as const) {
+  test(`a re-run with the same start token stores only what is missing (its input ${rerun} the first POSITION)`, { timeout: 20_000 }, async (t) => {
+    const { server, port } = await startServer(t);
+    await publishRun(t, port, 500, 1, 'during');
+    assert.equal(server.head('events'), 500);
+    const again = await publishRun(t, port, 1000, 1, rerun);
+    assert.equal(again.alreadyStored, 500);
+    assert.equal(server.head('events'), 1000);
+    const whole = await publishRun(t, port, 1000, 1, rerun);
+    assert.equal(whole.alreadyStored, 1000, 'with everything stored, nothing is written again');
+    assert.equal(server.head('events'), 1000);
+    assert.deepEqual(await storedRows(t, port, 'events', 1000), Array.from({ length: 1000 }, (_, i) => [1 + i, [i]]), 'each row once, under its token');
+  });
+}
+
+test('a re-run against a restarted (empty) in-memory gateway stores every row once', { timeout: 20_000 }, async (t) => {
+  const before = await startServer(t);
+  await publishRun(t, before.port, 300, 1, 'before');
+  await before.server.close();
+  const { server, port } = await startServer(t);
+  const again = await publishRun(t, port, 300, 1, 'during');
+  assert.equal(again.alreadyStored, 0);
+  assert.equal(server.head('events'), 300);
+  assert.deepEqual(await storedRows(t, port, 'events', 300), Array.from({ length: 300 }, (_, i) => [1 + i, [i]]));
+});
+
 test('rejects a row that is not JSON without using up a token', { timeout: 10_000 }, async (t) => {
   const { port } = await startServer(t);
   const writer = stopLater(t, new ReplicationWriter({ port, auth: 'w', streams: ['events'], ...FAST }).start());

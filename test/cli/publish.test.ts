@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ReplicationServer } from '../../src/server.js';
-import { projectRoot } from '../support/synapse-peer.js';
+import { projectRoot } from '../support/project-root.js';
 
 const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');
 
-function runCli(args: string[], stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the CLI with `stdin` as its input, written after `stdinDelayMs` (a slow pipe) when given. */
+function runCli(args: string[], stdin: string, stdinDelayMs = 0): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -18,7 +19,8 @@ function runCli(args: string[], stdin: string): Promise<{ code: number | null; s
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
+    if (stdinDelayMs > 0) setTimeout(() => child.stdin.end(stdin), stdinDelayMs);
+    else child.stdin.end(stdin);
   });
 }
 
@@ -57,6 +59,28 @@ test('publishes stdin rows with rising tokens, skips a bad line by number, and p
     [5],
   );
 });
+
+for (const [how, delayMs] of [['at once', 0], ['through a slow pipe', 500]] as const) {
+  test(`a re-run with the same --start-token publishes only what is missing (input ${how})`, { timeout: 20_000 }, async (t) => {
+    const { server, port } = await startServer(t);
+    const rows = Array.from({ length: 2000 }, (_, i) => JSON.stringify(['$ev', i]));
+    const args = ['publish', '--connect', `127.0.0.1:${port}`, '--auth', 'w', '--stream', 'events', '--start-token', '1'];
+    const summaryOf = async (input: string[]): Promise<Record<string, number>> => {
+      const { code, stdout, stderr } = await runCli(args, input.join('\n') + '\n', delayMs);
+      assert.equal(code, 0, stderr);
+      return JSON.parse(stdout.trim()) as Record<string, number>;
+    };
+    const first = await summaryOf(rows.slice(0, 1000));
+    assert.deepEqual([first['firstToken'], first['lastToken'], first['alreadyStored']], [1, 1000, 0]);
+    assert.equal(server.head('events'), 1000);
+    const rerun = await summaryOf(rows);
+    assert.deepEqual([rerun['rows'], rerun['firstToken'], rerun['lastToken'], rerun['alreadyStored']], [2000, 1, 2000, 1000]);
+    assert.equal(server.head('events'), 2000);
+    const again = await summaryOf(rows);
+    assert.deepEqual([again['lastToken'], again['alreadyStored']], [2000, 2000], 'everything already stored: nothing written');
+    assert.equal(server.head('events'), 2000);
+  });
+}
 
 test('exits 1 when the gateway refuses the writer at the first connect', { timeout: 20_000 }, async (t) => {
   const { port } = await startServer(t);

@@ -73,7 +73,12 @@ export interface StreamLog {
 export interface MemoryLogOptions {
   retentionRows?: number;
   retentionBytes?: number;
-  /** The token before the first row, for a stream that starts past 0. */
+  /**
+   * The token the stream's complete history starts after, when the caller
+   * knows it (a catch-up from it is complete). Without it the history before
+   * the first entry is unknown: the first rows at token F make the oldest
+   * F - 1, a first advance to T makes it T.
+   */
   startToken?: number;
 }
 
@@ -93,12 +98,15 @@ export class MemoryStreamLog implements StreamLog {
   private oldestToken: number;
   private rowCount = 0;
   private byteCount = 0;
+  /** Whether the oldest token is known: a start token was given, or an entry has been appended. */
+  private anchored: boolean;
 
   constructor(options: MemoryLogOptions = {}) {
     this.retentionRows = options.retentionRows ?? DEFAULT_RETENTION_ROWS;
     this.retentionBytes = options.retentionBytes ?? DEFAULT_RETENTION_BYTES;
     this.headToken = options.startToken ?? 0;
     this.oldestToken = this.headToken;
+    this.anchored = options.startToken !== undefined;
   }
 
   get head(): number {
@@ -118,6 +126,11 @@ export class MemoryStreamLog implements StreamLog {
   }
 
   append(entry: LogEntry): void {
+    if (!this.anchored) {
+      // What came before the first entry is unknown, not empty: never a silent gap.
+      this.anchored = true;
+      this.oldestToken = entry.rows > 0 ? entry.firstToken - 1 : entry.lastToken;
+    }
     this.entries.push(entry);
     this.headToken = entry.lastToken;
     this.rowCount += entry.rows;
@@ -151,6 +164,7 @@ export class MemoryStreamLog implements StreamLog {
     this.first = 0;
     this.headToken = token;
     this.oldestToken = token;
+    this.anchored = true;
     this.rowCount = 0;
     this.byteCount = 0;
   }

@@ -26,7 +26,7 @@ export interface HealthReport {
   uptimeSeconds: number;
   listeners: { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null };
   connections: number;
-  streams: Record<string, { head: number; lastWriteAgeSeconds: number | null }>;
+  streams: Record<string, { head: number; oldest: number; lastWriteAgeSeconds: number | null }>;
   /** Writer connections, with how long since each last sent anything (a stalled writer shows here, not just a live process). */
   writers: { connection: number; name: string | null; address: string; connectedSeconds: number; lastCommandAgeSeconds: number }[];
   upstream: {
@@ -51,7 +51,7 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
   const streams: HealthReport['streams'] = {};
   for (const s of server.hub.streams()) {
     const at = src.lastWriteAt.get(s.name);
-    streams[s.name] = { head: s.log.head, lastWriteAgeSeconds: age(now, at) };
+    streams[s.name] = { head: s.log.head, oldest: s.log.oldest, lastWriteAgeSeconds: age(now, at) };
   }
   const writers: HealthReport['writers'] = [];
   let connections = 0;

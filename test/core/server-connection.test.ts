@@ -114,7 +114,7 @@ test('rows of another stream may come between the lines of a batch', () => {
   const w = writer(h);
   send(h, w.conn, 'RDATA caches batch ["a"]\nRDATA events 7 ["x"]\nRDATA caches batch ["b"]\n');
   send(h, w.conn, 'RDATA events 8 ["y"]\nRDATA caches 3 ["c"]\n');
-  assert.deepEqual(subscriber(h, 'REPLICATE caches 0').t.take(), [
+  assert.deepEqual(subscriber(h, 'REPLICATE caches 2').t.take(), [
     'RDATA caches batch ["a"]',
     'RDATA caches batch ["b"]',
     'RDATA caches 3 ["c"]',

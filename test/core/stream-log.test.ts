@@ -88,8 +88,27 @@ test('reads appended entries back in order, in chunks of about maxBytes, each a 
   assert.equal(readAll(log, cursor).text, groupText('s', { token: 51, rows: 1 }), 'the same cursor goes on past later appends');
 });
 
+test('the history before the first entry is unknown unless a start token says where it begins', () => {
+  const fresh = new MemoryStreamLog();
+  fresh.append(entry([{ token: 500, rows: 2 }]));
+  assert.equal(fresh.oldest, 499, 'rows from 500: 499 is the oldest token a catch-up can start from');
+  assert.equal(fresh.cursorAfter(0), null, 'tokens 1..499 are unknown, not empty');
+  assert.equal(readAfter(fresh, 499), groupText('s', { token: 500, rows: 2 }));
+  fresh.append(entry([{ token: 900, rows: 1 }]));
+  assert.equal(fresh.oldest, 499, 'a later gap is a gap in the tokens, not in what is known');
+
+  const advanced = new MemoryStreamLog();
+  advanced.append({ firstToken: 70, lastToken: 70, bytes: Buffer.alloc(0), lines: 0, rows: 0 });
+  assert.equal(advanced.oldest, 70, 'a first advance to 70 says nothing of the rows up to 70');
+
+  const complete = new MemoryStreamLog({ startToken: 0 });
+  complete.append(entry([{ token: 2, rows: 1 }]));
+  assert.equal(complete.oldest, 0, 'a log told its history starts at 0 serves it from 0');
+  assert.equal(readAfter(complete, 0), groupText('s', { token: 2, rows: 1 }));
+});
+
 test('cursorAfter a token inside a multi-group entry starts at the next group', () => {
-  const log = new MemoryStreamLog();
+  const log = new MemoryStreamLog({ startToken: 0 });
   const groups: Group[] = [
     { token: 3, rows: 1 },
     { token: 4, rows: 3 },

@@ -113,7 +113,7 @@ describe('serve, one gateway with a writer and subscribers', () => {
       ok: boolean;
       status: string;
       writers: { name: string; lastCommandAgeSeconds: number }[];
-      streams: Record<string, { head: number; lastWriteAgeSeconds: number | null }>;
+      streams: Record<string, { head: number; oldest: number; lastWriteAgeSeconds: number | null }>;
       upstream: unknown;
     };
     assert.equal(h.ok, true);
@@ -123,6 +123,7 @@ describe('serve, one gateway with a writer and subscribers', () => {
     assert.equal(h.writers[0]!.name, 'e2e-writer');
     assert.ok(h.writers[0]!.lastCommandAgeSeconds >= 0 && h.writers[0]!.lastCommandAgeSeconds < 30);
     assert.equal(h.streams['events']!.head, 2);
+    assert.equal(h.streams['events']!.oldest, 0, 'written from token 1: complete from 0');
     assert.equal((await httpGet(gw.http!, '/nowhere')).status, 404);
   });
 
@@ -141,6 +142,38 @@ describe('serve, one gateway with a writer and subscribers', () => {
     assert.equal(existsSync(gw.readyFile), false);
     const msgs = gw.logs.all().map((e) => e['msg']);
     assert.ok(msgs.includes('shutting down') && msgs.includes('stopped'), JSON.stringify(msgs));
+  });
+});
+
+describe('serve, a stream whose first row comes after token 1', () => {
+  it('refuses a catch-up from before its first row as too old, and says the oldest token on /metrics and /healthz', async () => {
+    const gw = await startGateway(['--writer-token', 'w', '--streams', 'events']);
+    try {
+      const writer = await LineClient.connect(gw.tcp);
+      writer.send('AUTH w', 'RDATA events 500 ["$500:hs","!r:hs","m.room.message","",null]');
+      const live = await LineClient.connect(gw.tcp);
+      live.send('REPLICATE events 499');
+      assert.deepEqual(await live.waitForCount((l) => l.startsWith('RDATA') || l.startsWith('POSITION'), 2), [
+        'RDATA events 500 ["$500:hs","!r:hs","m.room.message","",null]',
+        'POSITION events 500',
+      ]);
+      const early = await LineClient.connect(gw.tcp);
+      early.send('REPLICATE events 0');
+      // Tokens 1..499 were never seen here: unknown, not empty.
+      assert.equal(
+        await early.waitFor((l) => l.startsWith('ERROR')),
+        'ERROR token 0 is older than the oldest retained token 499 (stream=events oldest=499 head=500)',
+      );
+      await early.closed;
+      const m = parseMetrics((await httpGet(gw.http!, '/metrics')).body);
+      assert.equal(m.get('replication_gateway_stream_oldest_token{stream="events"}'), 499);
+      const h = JSON.parse((await httpGet(gw.http!, '/healthz')).body) as { streams: Record<string, { head: number; oldest: number }> };
+      assert.deepEqual(h.streams['events'], { ...h.streams['events'], head: 500, oldest: 499 });
+      writer.close();
+      live.close();
+    } finally {
+      await gw.stop();
+    }
   });
 });
 

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ReplicationServer } from '../../src/server.js';
-import { JsonLineLog, projectRoot } from '../support/synapse-peer.js';
+import { JsonLineLog } from '../support/json-line-log.js';
+import { projectRoot } from '../support/project-root.js';
 import { startCuttableProxy } from '../support/cuttable-proxy.js';
 
 const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');

@@ -1,234 +1,228 @@
-// Our ReplicationClient and `tail` follow Synapse's own 2017 master
-// (../shared/synapse-peer/master.py) over a real socket. Fails (never skips)
-// when the peer cannot run here: CI installs python3-twisted.
+// Our ReplicationClient and `tail` follow Synapse's own 2017 master, as
+// recorded (../shared/synapse-2017, m-* sessions): a replaying master
+// (test/support/recorded-master.ts) sends the master's recorded lines over a
+// real socket and checks that our client's lines are the recorded client's.
+// Where the recorded plain-socket client sent less than ours (no NAME, no
+// PING at connect), the extra lines are named per test.
 
-import { before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { ReplicationClient, type RowBatch } from '../../src/client.js';
-import {
-  checkPythonPeer,
-  JsonLineLog,
-  masterEvent,
-  projectRoot,
-  PYTHON_PEER_INSTALL,
-  pythonPeerAvailable,
-  startSynapseMaster,
-  type MasterOptions,
-  type SynapseMaster,
-} from '../support/synapse-peer.js';
+import { ReplicationClient, type ReplicationClientOptions } from '../../src/client.js';
+import { JsonLineLog } from '../support/json-line-log.js';
+import { projectRoot } from '../support/project-root.js';
+import { handedOver, startRecordedMaster } from '../support/recorded-master.js';
+import { loadSession, recordingsSkip, varyingPatterns } from '../support/synapse-2017.js';
 
-before(() => {
-  assert.ok(pythonPeerAvailable(), `${checkPythonPeer().reason} (CI installs: ${PYTHON_PEER_INSTALL})`);
-});
+const skip = recordingsSkip();
 
-// Synapse's client times out after 25 s of silence; the master PINGs every 5 s, so keep its default timeout.
-const TIMING = { backoff: { initialMs: 20, maxMs: 100, healthyAfterMs: 0, wrongRemoteMs: 3000 } };
+// Fast reconnects; the keep-alive stays at its default (the master PINGs every 5 s).
+const BACKOFF = { initialMs: 20, maxMs: 100, healthyAfterMs: 0 };
 
-async function master(t: TestContext, opts: MasterOptions): Promise<SynapseMaster> {
-  const m = await startSynapseMaster({ maxSeconds: 60, ...opts });
-  t.after(() => m.stop());
-  return m;
-}
-
-function client(t: TestContext, options: ConstructorParameters<typeof ReplicationClient>[0]): ReplicationClient {
-  const c = new ReplicationClient({ ...TIMING, ...options });
+function client(t: TestContext, options: ReplicationClientOptions): ReplicationClient {
+  const c = new ReplicationClient({ backoff: BACKOFF, ...options });
   t.after(() => c.close());
   return c;
 }
 
-interface Delivery {
-  stream: string;
-  token: number;
-  rows: unknown[][];
-}
+/** Our client's PING at connect (its clock): the recorded plain-socket clients sent none. */
+const isPing = (line: string): boolean => /^PING [0-9]+\n$/.test(line);
 
-function collect(c: ReplicationClient): { deliveries: Delivery[]; positions: [string, number][] } {
-  const deliveries: Delivery[] = [];
-  const positions: [string, number][] = [];
-  c.on('rows', (_s: string, _t: number, _r: unknown, b: RowBatch) =>
-    deliveries.push({ stream: b.stream, token: b.token, rows: b.values() as unknown[][] }),
-  );
-  c.on('position', (s: string, tok: number) => positions.push([s, tok]));
-  return { deliveries, positions };
-}
+/** A worker's clock in PING and USER_SYNC, as the worker recordings mark it; master recordings mark only the master's. */
+const WORKER_CLOCK = skip === false ? varyingPatterns(loadSession('w-connect'), 'c2s') : [];
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** The rows master.py's fake store holds (the recordings' setup.history). */
+const eventRow = (n: number): unknown[] => [`$${n}:example.com`, `!room${n % 7}:example.com`, 'm.room.message', '', null];
+const cacheRow = (n: number, k: number, ts: number): unknown[] => ['get_user_by_id', [`@user${n}_${k}:example.com`], ts];
+const typingRow = (n: number): unknown[] => [`!room${n}_0:example.com`, [`@user${n}:example.com`]];
+const rdata = (stream: string, token: number, rows: unknown[][]) => ({ type: 'rdata', stream, token, rows });
+const position = (stream: string, token: number) => ({ type: 'position', stream, token, rows: [] });
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-/** The token in a generated row: events `["$12:example.com", ...]`, caches `["get_user_by_id", ["@user12_0:example.com"], ts]`. */
-function rowId(stream: string, row: unknown[]): string {
-  if (stream === 'events') return String(row[0]);
-  return String((row[1] as string[])[0]);
-}
-
-test("catches up from a token (Synapse's un-batched form), then live rows and live batches", { timeout: 20_000 }, async (t) => {
-  const m = await master(t, {
-    streams: ['events', 'caches'],
-    prefill: { events: 20, caches: 4 },
-    batch: { caches: 3 },
-    rows: 10,
-    rate: 50,
-    waitSubscribers: 1,
-  });
-  const c = client(t, { port: m.port, name: 'gw.client', serverName: 'master.test', streams: { events: 10, caches: 2 } });
-  const { deliveries, positions } = collect(c);
+test('catches up from a token, then live rows (m-catchup-from-token)', { skip, timeout: 20_000 }, async (t) => {
+  const m = await startRecordedMaster(t, 'm-catchup-from-token', { extra: isPing });
+  const c = client(t, { port: m.port, serverName: 'master.test', streams: { events: 10 } });
+  const got = handedOver(c);
   c.start();
-  await until(() => positions.length === 2 && c.positions()['events'] === 30 && c.positions()['caches'] === 14, 10_000, 'every token');
+  await m.until(() => c.positions()['events'] === 21, 'events 21');
+  await c.close();
+  await m.finished();
+  assert.deepEqual(got, [...range(11, 20).map((n) => rdata('events', n, [eventRow(n)])), position('events', 20), rdata('events', 21, [eventRow(21)])]);
+});
 
-  const events = deliveries.filter((d) => d.stream === 'events');
-  assert.deepEqual(
-    events.map((d) => [d.token, d.rows.map((r) => rowId('events', r))]),
-    Array.from({ length: 20 }, (_, i) => [11 + i, [`$${11 + i}:example.com`]]),
-  );
-  const caches = deliveries.filter((d) => d.stream === 'caches');
-  // Catch-up of tokens 3 and 4: one numbered line per row, delivered one by one.
-  assert.deepEqual(
-    caches.slice(0, 6).map((d) => [d.token, d.rows.length]),
-    [3, 3, 3, 4, 4, 4].map((tok) => [tok, 1]),
-  );
-  // Live tokens 5..14: `batch` lines, each token one delivery of 3 rows.
-  assert.deepEqual(
-    caches.slice(6).map((d) => [d.token, d.rows.map((r) => rowId('caches', r))]),
-    Array.from({ length: 10 }, (_, i) => [5 + i, [0, 1, 2].map((k) => `@user${5 + i}_${k}:example.com`)]),
-  );
-  assert.deepEqual(positions.sort(), [
-    ['caches', 4],
-    ['events', 20],
+test('from NOW: the POSITION, then live rows and a live batch as one delivery (m-replicate-now-live)', { skip, timeout: 20_000 }, async (t) => {
+  const m = await startRecordedMaster(t, 'm-replicate-now-live', { extra: isPing });
+  const c = client(t, { port: m.port, serverName: 'master.test', streams: ['events'] });
+  const got = handedOver(c);
+  c.start();
+  // As recorded, caches is followed once the first live row has come: the master then sends only what is newer.
+  await m.until(() => c.positions()['events'] === 21, 'events 21');
+  c.follow('caches');
+  await m.until(() => c.positions()['caches'] === 6, 'caches 6');
+  await c.close();
+  await m.finished();
+  assert.deepEqual(got, [
+    position('events', 20),
+    rdata('events', 21, [eventRow(21)]),
+    position('caches', 5),
+    rdata('events', 22, [eventRow(22)]),
+    rdata('caches', 6, [0, 1, 2].map((k) => cacheRow(6, k, 1490197670519))),
   ]);
-  const recv = m.events.all().filter(masterEvent('recv')).map((e) => e.line);
-  assert.deepEqual(recv.slice(0, 4), ['NAME gw.client', recv[1], 'REPLICATE events 10', 'REPLICATE caches 2']);
-  assert.match(String(recv[1]), /^PING \d+$/);
 });
 
-test('from NOW: the POSITION, then live rows only', { timeout: 20_000 }, async (t) => {
-  const m = await master(t, { streams: ['events'], prefill: 20, rows: 5, rate: 50, waitSubscribers: 1 });
-  const c = client(t, { port: m.port, streams: ['events'] });
-  const { deliveries, positions } = collect(c);
+test("Synapse's un-batched catch-up is delivered row by row, the live batch that follows as one (m-catchup-unbatched-then-live-batch)", { skip, timeout: 20_000 }, async (t) => {
+  const m = await startRecordedMaster(t, 'm-catchup-unbatched-then-live-batch', { extra: isPing });
+  const c = client(t, { port: m.port, serverName: 'master.test', streams: { caches: 2 } });
+  const got = handedOver(c);
   c.start();
-  await until(() => c.positions()['events'] === 25, 10_000, 'token 25');
-  assert.deepEqual(positions, [['events', 20]]);
-  assert.deepEqual(
-    deliveries.map((d) => d.token),
-    [21, 22, 23, 24, 25],
-  );
+  await m.until(() => c.positions()['caches'] === 5, 'caches 5');
+  await c.close();
+  await m.finished();
+  // Each catch-up line carries its token, so each row is its own delivery, as Synapse's worker handed them over.
+  assert.deepEqual(got, [
+    ...[3, 4].flatMap((n) => [0, 1, 2].map((k) => rdata('caches', n, [cacheRow(n, k, 1490197670513 + n)]))),
+    position('caches', 4),
+    rdata('caches', 5, [0, 1, 2].map((k) => cacheRow(5, k, 1490197670518))),
+  ]);
 });
 
-test('every client command arrives at the master', { timeout: 20_000 }, async (t) => {
-  const m = await master(t, { streams: ['events'], prefill: 1, rows: 0 });
-  const c = client(t, { port: m.port, name: 'cmd.client', streams: ['events'], syncingUsers: ['@s:example.com'] });
-  c.federationAck(3); // queued while disconnected
+test("opens like Synapse's worker (NAME, PING, a REPLICATE per stream, USER_SYNC) and takes answers in any stream order (m-worker-style-connect)", { skip, timeout: 20_000 }, async (t) => {
+  // No extra lines allowed: the recorded client sent what a worker sends.
+  const m = await startRecordedMaster(t, 'm-worker-style-connect', { varying: WORKER_CLOCK });
+  const c = client(t, {
+    port: m.port,
+    name: 'synapse.app.test',
+    serverName: 'master.test',
+    streams: { events: 10, caches: 'NOW', typing: 0 },
+    syncingUsers: ['@alice:example.com'],
+  });
+  const got = handedOver(c);
+  c.start();
+  await m.until(() => c.positions()['typing'] === 5, 'typing 5');
+  await c.close();
+  await m.finished();
+  assert.deepEqual(got, [
+    position('caches', 4),
+    ...range(11, 20).map((n) => rdata('events', n, [eventRow(n)])),
+    position('events', 20),
+    ...range(1, 5).map((n) => rdata('typing', n, [typingRow(n)])),
+    position('typing', 5),
+  ]);
+});
+
+test('sends every client command as the master took it (m-client-commands)', { skip, timeout: 20_000 }, async (t) => {
+  const m = await startRecordedMaster(t, 'm-client-commands', {
+    varying: WORKER_CLOCK,
+    // The recorded client's PING carried text; ours carries its clock.
+    optional: (l) => l.line === 'PING hello world\n',
+    extra: isPing,
+  });
+  const c = client(t, { port: m.port, name: 'my worker', serverName: 'master.test' });
   c.start();
   await new Promise((resolve) => c.once('connected', resolve));
-  c.userSync('@u:example.com', true);
-  c.removePusher('app', 'key', '@u:example.com');
-  c.invalidateCache('get_user_by_id', ['@u:example.com']);
-  c.userIp('@u:example.com', 'tok', '10.0.0.1', 'Mozilla/5.0 (X11)', 'DEV', 1490197670513);
-  c.userSync('@u:example.com', false);
-  await m.events.waitFor((e) => e.event === 'recv' && e['cmd'] === 'USER_SYNC' && String(e['line']).includes(' end '), 10_000, 'the last USER_SYNC');
-  const lines = m.events
-    .all()
-    .filter(masterEvent('recv'))
-    .map((e) => String(e.line).replace(/ \d{13}$/, ' <ms>'));
-  assert.deepEqual(lines, [
-    'NAME cmd.client',
-    'PING <ms>',
-    'REPLICATE events NOW',
-    'USER_SYNC @s:example.com start <ms>',
-    'FEDERATION_ACK 3',
-    'USER_SYNC @u:example.com start <ms>',
-    'REMOVE_PUSHER app key @u:example.com',
-    'INVALIDATE_CACHE get_user_by_id ["@u:example.com"]',
-    'USER_IP @u:example.com ["tok","10.0.0.1","Mozilla/5.0 (X11)","DEV",1490197670513]',
-    'USER_SYNC @u:example.com end <ms>',
-  ]);
-  const effects = m.events.all().map((e) => e.event);
-  for (const effect of ['federation_sender.federation_ack', 'store.delete_pusher', 'store.invalidate_cache', 'store.insert_client_ip']) {
-    assert.ok(effects.includes(effect), `${effect} happened`);
-  }
+  c.userSync('@alice:example.com', true);
+  c.userSync('@alice:example.com', false);
+  c.federationAck(17);
+  c.invalidateCache('get_user_by_id', ['@alice:example.com']);
+  c.userIp('@alice:example.com', 'tok', '127.0.0.1', 'Mozilla/5.0', 'DEV', 1490197670513);
+  await m.until(() => m.played[0]!.lines.some((l) => l.line.startsWith('USER_IP ')), 'USER_IP');
+  await c.close();
+  await m.finished();
+  // The master answered none of them on the wire and kept the connection: it was our client that closed.
+  assert.equal(m.played[0]!.closedBy, 'client');
+  assert.deepEqual(
+    m.played[0]!.lines.map((l) => l.line.replace(/ [0-9]{13}\n$/, ' <ms>\n')),
+    [
+      'NAME my worker\n',
+      'PING <ms>\n',
+      'USER_SYNC @alice:example.com start <ms>\n',
+      'USER_SYNC @alice:example.com end <ms>\n',
+      'FEDERATION_ACK 17\n',
+      'INVALIDATE_CACHE get_user_by_id ["@alice:example.com"]\n',
+      'USER_IP @alice:example.com ["tok","127.0.0.1","Mozilla/5.0","DEV",1490197670513]\n',
+    ],
+  );
 });
 
-test('answers a master with the wrong name with ERROR Wrong remote, and does not loop', { timeout: 20_000 }, async (t) => {
-  const m = await master(t, { streams: ['events'], rows: 0 });
+test('REMOVE_PUSHER: the pushers row the master writes for it comes back live (m-remove-pusher)', { skip, timeout: 20_000 }, async (t) => {
+  const m = await startRecordedMaster(t, 'm-remove-pusher', { extra: isPing });
+  const c = client(t, { port: m.port, serverName: 'master.test', streams: ['pushers'] });
+  const got = handedOver(c);
+  c.start();
+  await m.until(() => c.positions()['pushers'] === 0, 'POSITION pushers 0');
+  c.removePusher('m.http', 'pushkey1', '@alice:example.com');
+  await m.until(() => c.positions()['pushers'] === 1, 'pushers 1');
+  await c.close();
+  await m.finished();
+  assert.deepEqual(got, [position('pushers', 0), rdata('pushers', 1, [['@alice:example.com', 'm.http', 'pushkey1', true]])]);
+});
+
+test('answers a master with another name with ERROR Wrong remote, closes, and does not come straight back (m-greeting)', { skip, timeout: 20_000 }, async (t) => {
+  // The recorded client said nothing; ours sends its opening lines, then the ERROR.
+  const ours = new Set(['REPLICATE events NOW\n', 'ERROR Wrong remote\n']);
+  const m = await startRecordedMaster(t, 'm-greeting', { extra: (l) => isPing(l) || ours.has(l) });
+  // The shipped wrong-remote delay: only the fast-reconnect settings are the test's.
   const c = client(t, { port: m.port, serverName: 'other.test', streams: ['events'] });
   const errors: string[] = [];
+  const retries: number[] = [];
   c.on('error', (e: { code: string }) => errors.push(e.code));
+  c.on('disconnected', (_reason: string, retryInMs: number) => retries.push(retryInMs));
   c.start();
-  await m.events.waitFor((e) => e.event === 'recv' && e['cmd'] === 'ERROR', 10_000, 'the ERROR');
-  await m.events.waitFor(masterEvent('connection_lost'), 10_000, 'the close');
+  await m.finished();
   await new Promise((r) => setTimeout(r, 500));
-  const recvErrors = m.events.all().filter((e) => e.event === 'recv' && e['cmd'] === 'ERROR');
-  assert.deepEqual(
-    recvErrors.map((e) => e['line']),
-    ['ERROR Wrong remote'],
-  );
+  assert.equal(m.played.at(-1)!.lines.at(-1)!.line, 'ERROR Wrong remote\n');
+  assert.equal(m.played[0]!.closedBy, 'client');
   assert.deepEqual(errors, ['WRONG_REMOTE']);
-  assert.equal(m.events.all().filter(masterEvent('connection_made')).length, 1);
+  assert.equal(m.played.length, 1, 'no second connection within 500 ms');
+  // Synapse's worker came back in ~2.7 s like after any drop; ours waits the wrong-remote delay (30 s, jittered down to half).
+  assert.equal(retries.length, 1);
+  assert.ok(retries[0]! >= 15_000, `retry in ${retries[0]} ms`);
 });
 
-test('resumes after the master aborts its connections, with nothing lost or repeated', { timeout: 30_000 }, async (t) => {
-  const m = await master(t, {
-    streams: ['events', 'caches'],
-    prefill: { events: 50, caches: 10 },
-    batch: { caches: 3 },
-    rows: 300,
-    rate: 300,
-    kickAfter: 40,
-    waitSubscribers: 1,
+test('resumes after the master aborts the connection, nothing lost or repeated (m-abort-reconnect)', { skip, timeout: 20_000 }, async (t) => {
+  // The recorded client resumed from 21, the token of the last row it was handed. Ours asks from 20: a lone
+  // numbered row may be followed by more of its token (Synapse's un-batched catch-up), so the token stays open
+  // until a later token or a POSITION; rows of it that come again are recognised by count and not delivered twice.
+  const m = await startRecordedMaster(t, 'm-abort-reconnect', {
+    extra: isPing,
+    expected: (l) => (l.conn === 2 && l.line === 'REPLICATE events 21\n' ? 'REPLICATE events 20\n' : l.line),
   });
-  const c = client(t, { port: m.port, streams: { events: 0, caches: 0 } });
-  const { deliveries } = collect(c);
-  let drops = 0;
-  c.on('disconnected', () => drops++);
+  const c = client(t, { port: m.port, name: 'resume.client', serverName: 'master.test', streams: { events: 10 } });
+  const got = handedOver(c);
+  const reasons: string[] = [];
+  c.on('disconnected', (reason: string) => reasons.push(reason));
   c.start();
-  for (let i = 0; i < 4; i++) {
-    await new Promise((r) => setTimeout(r, 150));
-    m.signal('SIGUSR2');
-  }
-  await until(() => c.positions()['events'] === 350 && c.positions()['caches'] === 310, 20_000, 'the last tokens');
-  assert.ok(drops >= 3, `only ${drops} drops`);
-  for (const [stream, last, perToken] of [
-    ['events', 350, 1],
-    ['caches', 310, 3],
-  ] as const) {
-    const ids = deliveries.filter((d) => d.stream === stream).flatMap((d) => d.rows.map((r) => rowId(stream, r)));
-    const expected: string[] = [];
-    for (let tok = 1; tok <= last; tok++) {
-      for (let k = 0; k < perToken; k++) expected.push(stream === 'events' ? `$${tok}:example.com` : `@user${tok}_${k}:example.com`);
-    }
-    assert.deepEqual(ids, expected, `${stream}: every row once, in order`);
-  }
+  await m.until(() => c.positions()['events'] === 22, 'events 22');
+  await c.close();
+  await m.finished();
+  assert.equal(m.played[0]!.closedBy, 'server');
+  assert.deepEqual(reasons, ['ECONNRESET']);
+  assert.deepEqual(got, [
+    ...range(11, 20).map((n) => rdata('events', n, [eventRow(n)])),
+    position('events', 20),
+    rdata('events', 21, [eventRow(21)]),
+    position('events', 21),
+    rdata('events', 22, [eventRow(22)]),
+  ]);
 });
 
-test('`tail` follows the master: catch-up and live rows as JSON lines', { timeout: 20_000 }, async (t) => {
-  const m = await master(t, { streams: ['events', 'caches'], prefill: { events: 5, caches: 2 }, batch: { caches: 2 }, rows: 3, rate: 30, waitSubscribers: 1 });
+test('`tail` follows the master: catch-up and live rows as JSON lines (m-catchup-unbatched-then-live-batch)', { skip, timeout: 20_000 }, async (t) => {
+  const m = await startRecordedMaster(t, 'm-catchup-unbatched-then-live-batch', { extra: (l) => isPing(l) || l === 'NAME replication-gateway-tail\n' });
   const bin = path.join(projectRoot(), 'bin', 'replication-gateway.js');
-  const child = spawn(
-    process.execPath,
-    [bin, 'tail', '--connect', `127.0.0.1:${m.port}`, '--stream', 'events:2', '--stream', 'caches:0', '--server-name', 'master.test'],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
+  const child = spawn(process.execPath, [bin, 'tail', '--connect', `127.0.0.1:${m.port}`, '--stream', 'caches:2', '--server-name', 'master.test'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   t.after(() => void child.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
   const out = new JsonLineLog<{ stream: string; token: number; row: unknown[] }>('tail stdout');
   out.attach(child.stdout);
-  await out.waitFor((l) => l.stream === 'events' && l.token === 8, 10_000, 'events 8');
-  await out.waitFor((l) => l.stream === 'caches' && l.token === 5 && rowId('caches', l.row).endsWith('_1:example.com'), 10_000, 'caches 5');
+  await out.waitFor((l) => l.token === 5 && JSON.stringify(l.row).includes('@user5_2:'), 10_000, 'the last row of the live batch');
   child.kill('SIGINT');
   assert.equal(await exited, 0);
-  const lines = out.all();
-  assert.deepEqual(
-    lines.filter((l) => l.stream === 'events').map((l) => [l.token, l.row[0]]),
-    [3, 4, 5, 6, 7, 8].map((tok) => [tok, `$${tok}:example.com`]),
-  );
-  assert.deepEqual(
-    lines.filter((l) => l.stream === 'caches').map((l) => [l.token, rowId('caches', l.row)]),
-    [1, 2, 3, 4, 5].flatMap((tok) => [0, 1].map((k) => [tok, `@user${tok}_${k}:example.com`])),
-  );
+  await m.finished();
+  assert.deepEqual(out.all(), [
+    ...[3, 4].flatMap((n) => [0, 1, 2].map((k) => ({ stream: 'caches', token: n, row: cacheRow(n, k, 1490197670513 + n) }))),
+    ...[0, 1, 2].map((k) => ({ stream: 'caches', token: 5, row: cacheRow(5, k, 1490197670518) })),
+  ]);
 });

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/gateway/config.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { OPTIONS } from '../../src/gateway/options.js';
-import { projectRoot } from '../support/synapse-peer.js';
+import { projectRoot } from '../support/project-root.js';
 
 const doc = readFileSync(path.join(projectRoot(), 'docs', 'operations.md'), 'utf8');
 

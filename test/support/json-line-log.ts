@@ -1,7 +1,6 @@
-// Collects the JSON-lines stdout of a child process (the Synapse reference
-// peers print one JSON object per line) and lets a test wait for an event.
-// Lines that are not a JSON object are ignored: Twisted or Python may print
-// other text, and a test only cares about the events.
+// Collects the JSON-lines output of a child process (a gateway's pino logs,
+// `tail`'s rows) and lets a test wait for an event. Lines that are not a JSON
+// object are ignored: a test only cares about the events.
 
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';

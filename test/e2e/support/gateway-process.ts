@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { projectRoot } from '../../support/synapse-peer.js';
+import { projectRoot } from '../../support/project-root.js';
 import { JsonLineLog, type JsonObject } from '../../support/json-line-log.js';
 
 export const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');

@@ -10,6 +10,7 @@ import { HttpListener } from '../bindings/http-app.js';
 import { EncoderPool } from '../workers/encoder-pool.js';
 import { parseTokenSpec } from '../bindings/ws-access.js';
 import { JUMP_STREAMS, type ConnectionInfo, type DisconnectReason } from '../core/hub-types.js';
+import { MemoryStreamLog } from '../core/stream-log.js';
 import { ReplicationServer } from '../server.js';
 import { CongestionLog } from './congestion-log.js';
 import { healthReport, type HealthReport } from './health.js';
@@ -66,6 +67,12 @@ export class Gateway {
       ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
       retentionRows: config.retentionRows,
       retentionBytes: config.retentionBytes,
+      // A relay's first REPLICATE of each stream is from 0, so what it stores is
+      // complete from 0 (until a refused catch-up restarts the log at NOW); a
+      // writer's first row says nothing of the tokens before it.
+      ...(config.upstream !== null
+        ? { createLog: () => new MemoryStreamLog({ retentionRows: config.retentionRows, retentionBytes: config.retentionBytes, startToken: 0 }) }
+        : {}),
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
       maxLineBytes: config.maxLineBytes,

@@ -1,182 +1,184 @@
-// Relay mode against Synapse's own 2017 code (../shared/synapse-peer):
-// master.py -> gateway -> gateway -> worker.py. master.py's SIGUSR2 aborts
-// the first relay's upstream connection mid-stream; Synapse's worker still
-// gets every row once, with the master's tokens, the rows of a token
-// together (Synapse's catch-up sends them as separate numbered lines; the
-// relays store such a run as one batch), and its client commands reach the
-// master through both relays.
+// Relay mode between Synapse's own 2017 code, as recorded
+// (../shared/synapse-2017): a replaying master plays what Synapse's master
+// sent and checks what the relay asks; downstream, what the relays serve is
+// read as Synapse's worker would read it (the V1Worker model), or by a raw
+// socket. Through two relays a v1 worker gets every row once with the
+// master's tokens and row bytes, the rows of a token together (Synapse's
+// catch-up sends them as separate numbered lines: D1, which the relay
+// repairs), in token order (D4, repaired too), and its client commands reach
+// the master as it wrote them. A stream whose catch-up the master refuses
+// (D5) is followed from NOW, and older tokens get the too-old ERROR.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import {
-  masterEvent,
-  requirePythonPeer,
-  startSynapseMaster,
-  startSynapseWorker,
-  workerEvent,
-  type SynapseMaster,
-  type SynapseWorker,
-} from '../support/synapse-peer.js';
-import { startCuttableProxy, type CuttableProxy } from '../support/cuttable-proxy.js';
-import { LineClient, delay, httpGet, killAllGateways, parseMetrics, startGateway, type GatewayProcess } from './support/gateway-process.js';
+import { after, describe, it, type TestContext } from 'node:test';
+import { startRecordedMaster, type RecordedMaster } from '../support/recorded-master.js';
+import { joinSessions, loadSession, recordingsSkip, sessionLines, V1Worker } from '../support/synapse-2017.js';
+import { LineClient, httpGet, killAllGateways, parseMetrics, startGateway, type GatewayProcess } from './support/gateway-process.js';
 
-const PREFILL = { events: 20, caches: 10 };
-const CACHE_BATCH = 3;
-const LIVE_TOKENS = 120;
+after(() => killAllGateways());
 
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await delay(20);
+const skip = recordingsSkip();
+
+/** What a relay sends upstream besides the recorded client's lines: its NAME and PING at connect. */
+const relayOpening = (line: string): boolean => /^NAME replication-gateway@\S+\n$/.test(line) || /^PING \d+\n$/.test(line);
+
+async function relay(t: TestContext, upstreamPort: number, streams: string, upstreamName?: string): Promise<GatewayProcess> {
+  const gw = await startGateway([
+    '--upstream',
+    `127.0.0.1:${upstreamPort}`,
+    ...(upstreamName !== undefined ? ['--upstream-name', upstreamName] : []),
+    '--streams',
+    streams,
+  ]);
+  t.after(() => gw.stop());
+  return gw;
+}
+
+/** Polls the gateway's /healthz until `stream`'s head is `token`. */
+async function headReaches(gw: GatewayProcess, stream: string, token: number, master?: RecordedMaster): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    master?.check();
+    const h = JSON.parse((await httpGet(gw.http!, '/healthz')).body) as { streams: Record<string, { head: number }> };
+    if (h.streams[stream]?.head === token) return;
+    if (Date.now() > deadline) throw new Error(`${stream} on the relay is at ${h.streams[stream]?.head}, not ${token}, after 10 s`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
-let master: SynapseMaster;
-let cutMaster: SynapseMaster | null = null;
-let proxy: CuttableProxy | null = null;
-let gw1: GatewayProcess;
-let gw2: GatewayProcess;
-const workers: SynapseWorker[] = [];
+/** A downstream Synapse worker's view: the groups its handler would be given for what the relay sends. */
+async function v1Worker(port: number, opening: string[], until: (w: V1Worker) => boolean): Promise<{ worker: V1Worker; lines: string[] }> {
+  const c = await LineClient.connect(port);
+  const worker = new V1Worker({ expectServer: 'master.test' });
+  // Ahead of the LineClient's own listener, which checks until() on each chunk.
+  c.socket.prependListener('data', (chunk: Buffer) => worker.feed(chunk));
+  c.send(...opening);
+  await c.until(() => until(worker), 'the v1 worker to be handed the rows');
+  c.close();
+  return { worker, lines: c.lines };
+}
 
-before(async () => {
-  requirePythonPeer();
-  master = await startSynapseMaster({
-    streams: ['events', 'caches'],
-    prefill: PREFILL,
-    batch: { caches: CACHE_BATCH },
-    rows: LIVE_TOKENS,
-    rate: 80,
-    // Live rows wait for the first relay, so the history stays catch-up only.
-    waitSubscribers: 1,
-  });
-  gw1 = await startGateway(['--upstream', `127.0.0.1:${master.port}`, '--upstream-name', 'master.test']);
-  gw2 = await startGateway(['--upstream', `127.0.0.1:${gw1.tcp}`]);
-});
+/** The master's row JSON for each token of `stream`, in the order it sent them, from its recorded lines. */
+function recordedRows(session: string, stream: string): Map<number, string[]> {
+  const rows = new Map<number, string[]>();
+  for (const l of sessionLines(loadSession(session), { dir: 's2c' })) {
+    const m = new RegExp(`^RDATA ${stream} (\\d+) (.*)\\n$`).exec(l.line);
+    if (m === null) continue;
+    const token = Number(m[1]);
+    rows.set(token, [...(rows.get(token) ?? []), m[2]!]);
+  }
+  return rows;
+}
 
-after(async () => {
-  for (const w of workers) await w.stop();
-  killAllGateways();
-  await master?.stop();
-  await cutMaster?.stop();
-  await proxy?.close();
-});
+describe("relay mode between Synapse's own 2017 master and worker, as recorded", { skip }, () => {
+  it("carries Synapse's un-batched catch-up and a live row through two relays, each token handed over whole", async (t) => {
+    const master = await startRecordedMaster(t, 'm-live-batch-during-catchup', { extra: relayOpening });
+    const gw1 = await relay(t, master.port, 'receipts', 'master.test');
+    const gw2 = await relay(t, gw1.tcp, 'receipts');
+    await headReaches(gw2, 'receipts', 21, master);
+    master.check();
+    assert.deepEqual(
+      master.played[0]!.lines.filter((l) => l.matched !== 'extra').map((l) => l.line),
+      ['REPLICATE receipts 0\n'],
+      'the relay asked as the recorded client did',
+    );
 
-describe("relay chain between Synapse's own master and worker", () => {
-  it('delivers every row once with the master\'s tokens while the master aborts the relay mid-stream', async () => {
-    const lastEvents = PREFILL.events + LIVE_TOKENS;
-    const lastCaches = PREFILL.caches + LIVE_TOKENS;
-    const worker = await startSynapseWorker({
-      port: gw2.tcp,
-      name: 'synapse.app.e2e',
-      expectServer: 'master.test',
-      streams: { events: 0, caches: 0 },
-      until: { events: lastEvents, caches: lastCaches },
-      maxConnections: 1,
-      maxSeconds: 25,
-    });
-    workers.push(worker);
-    // Abort the relay's upstream connection twice while live rows flow.
-    await master.events.waitFor(masterEvent('generate_start'), 10_000);
-    await delay(400);
-    master.signal('SIGUSR2');
-    await gw1.logs.waitFor((e) => e['msg'] === 'upstream connection lost', 5_000);
-    await until(() => gw1.logs.all().filter((e) => e['msg'] === 'upstream connected').length >= 2, 'the relay reconnected');
-    await delay(150);
-    master.signal('SIGUSR2');
-    assert.equal(await worker.exited, 0, `worker reached its tokens (stderr: ${worker.stderrPath})`);
-
-    const aborts = master.events.all().filter((e) => e.event === 'abort_connections');
-    assert.equal(aborts.length, 2);
-    const rdata = worker.events.all().filter(workerEvent('rdata'));
-    const byStream = (s: string): { token: number; rows: unknown[][] }[] => rdata.filter((e) => e.stream === s);
-    // events: tokens 1..last, once each, the master's rows.
-    const events = byStream('events');
-    assert.deepEqual(events.map((e) => e.token), Array.from({ length: lastEvents }, (_, i) => i + 1));
-    for (const e of events) {
-      assert.equal(e.rows.length, 1);
-      assert.equal(e.rows[0]![0], `$${e.token}:example.com`);
-    }
-    // caches: every token's three rows delivered together, once.
-    const caches = byStream('caches');
-    assert.deepEqual(caches.map((e) => e.token), Array.from({ length: lastCaches }, (_, i) => i + 1));
-    for (const e of caches) {
-      assert.deepEqual(
-        e.rows.map((r) => (r[1] as string[])[0]),
-        Array.from({ length: CACHE_BATCH }, (_, j) => `@user${e.token}_${j}:example.com`),
-        `caches token ${e.token}`,
-      );
-    }
-    // The worker's own connection was never dropped.
-    const done = worker.events.all().find(workerEvent('done'))!;
-    assert.equal(done.connections, 1);
-    assert.equal(worker.events.all().filter(workerEvent('connection_lost')).length, 0);
-    // The first relay counted the aborts and is connected again.
-    const m = parseMetrics((await httpGet(gw1.http!, '/metrics')).body);
-    assert.ok(m.get('replication_gateway_relay_upstream_disconnects_total')! >= 2);
-    assert.equal(m.get('replication_gateway_relay_upstream_connected'), 1);
+    const { worker, lines } = await v1Worker(gw2.tcp, ['NAME synapse.app.test', 'PING 1490197665618', 'REPLICATE receipts 0'], (w) =>
+      w.rowGroups().some((g) => g.type === 'position'),
+    );
+    const expected = recordedRows('m-live-batch-during-catchup', 'receipts');
+    assert.deepEqual(
+      worker.rowGroups(),
+      [
+        ...[...expected].map(([token, rows]) => ({ type: 'rdata', stream: 'receipts', token, rows: rows.map((r) => JSON.parse(r) as unknown) })),
+        { type: 'position', stream: 'receipts', token: 21, rows: [] },
+      ],
+      "D1: Synapse sent each of tokens 1..20 as three numbered lines, which its own worker hands over one by one; through the relays each token is one group of three. Token 21 has one row: Synapse's master lost the other two (D2) before they left it",
+    );
+    // The rows are the master's bytes, batch-framed by the relay.
+    const rdata = lines.filter((l) => l.startsWith('RDATA '));
+    assert.deepEqual(
+      rdata,
+      [...expected].flatMap(([token, rows]) => rows.map((r, i) => `RDATA receipts ${i < rows.length - 1 ? 'batch' : token} ${r}`)),
+    );
   });
 
-  it('carries client commands from the worker to the master through both relays', async () => {
-    const userAgent = 'Mozilla/5.0 (X11)';
-    const worker = await startSynapseWorker({
-      port: gw2.tcp,
-      name: 'synapse.app.commands',
-      streams: { events: 'NOW' },
-      userSync: ['@alice:example.com'],
-      federationAck: [12],
-      removePusher: [{ appId: 'm.http', pushKey: 'key1', userId: '@bob:example.com' }],
-      invalidateCache: [{ cacheFunc: 'get_user_by_id', keys: ['@carol:example.com'] }],
-      userIp: [{ userId: '@dave:example.com', accessToken: 'tok', ip: '10.0.0.1', userAgent, deviceId: 'DEV', lastSeen: 1490197670513 }],
-      maxSeconds: 20,
-      stdin: true,
-    });
-    workers.push(worker);
-    const recv = async (cmd: string) =>
-      master.events.waitFor((e) => masterEvent('recv')(e) && e.cmd === cmd, 10_000, `recv ${cmd}`);
-    const userSync = await recv('USER_SYNC');
-    assert.match(String(userSync.line), /^USER_SYNC @alice:example\.com start \d+$/);
-    assert.equal((await recv('FEDERATION_ACK')).line, 'FEDERATION_ACK 12');
-    assert.equal((await recv('REMOVE_PUSHER')).line, 'REMOVE_PUSHER m.http key1 @bob:example.com');
-    const invalidate = await recv('INVALIDATE_CACHE');
-    assert.equal(invalidate.line, 'INVALIDATE_CACHE get_user_by_id ["@carol:example.com"]');
-    // ujson escapes '/' as '\/': the line reaches the master as the worker wrote it.
-    const userIp = await recv('USER_IP');
-    assert.equal(userIp.line, 'USER_IP @dave:example.com ["tok","10.0.0.1","Mozilla\\/5.0 (X11)","DEV",1490197670513]');
-    // The master's effects ran: Synapse parsed what came through the relays.
-    await master.events.waitFor((e) => e.event === 'store.invalidate_cache', 5_000);
-    await master.events.waitFor((e) => e.event === 'store.insert_client_ip', 5_000);
-    // All of it came on the relay's connection: its NAME labels the master's log.
-    assert.match(String(userSync.conn), /^replication-gateway@/);
-    worker.send({ op: 'quit' });
-    assert.equal(await worker.exited, 0);
+  it('serves account_data in token order though Synapse caught it up out of order', async (t) => {
+    const master = await startRecordedMaster(t, 'm-account-data-order', { extra: relayOpening });
+    const gw = await relay(t, master.port, 'account_data,tag_account_data', 'master.test');
+    await headReaches(gw, 'account_data', 6, master);
+    await headReaches(gw, 'tag_account_data', 6, master);
+    const { worker } = await v1Worker(gw.tcp, ['REPLICATE account_data 0', 'REPLICATE tag_account_data 0'], (w) =>
+      w.rowGroups().filter((g) => g.type === 'position').length === 2,
+    );
+    const tokens = (stream: string): string[] => worker.rowGroups().filter((g) => g.stream === stream).map((g) => `${g.type} ${g.token}`);
+    assert.deepEqual(tokens('account_data'), ['rdata 2', 'rdata 4', 'rdata 5', 'rdata 6', 'position 6'], 'D4: Synapse sent 4 6 2 5; token order from the relay');
+    assert.deepEqual(tokens('tag_account_data'), ['rdata 1', 'rdata 3', 'position 6'], 'one POSITION, after the rows');
   });
 
-  it("batches Synapse's numbered catch-up runs whole, though the upstream connection is cut inside them", async () => {
-    const TOKENS = 200;
-    cutMaster = await startSynapseMaster({ streams: ['caches'], prefill: { caches: TOKENS }, batch: { caches: CACHE_BATCH } });
-    proxy = await startCuttableProxy(cutMaster.port);
-    // Cut the first connections after these many bytes from the master: inside lines, inside runs.
-    const cutsAt = [1_234, 3_333, 5_001, 7_777];
-    proxy.onConnection = () => {
-      const bytes = cutsAt[proxy!.accepted - 1];
-      if (bytes !== undefined) proxy!.cutAfter(bytes);
-    };
-    const gw = await startGateway(['--upstream', `127.0.0.1:${proxy.port}`, '--streams', 'caches'], { timeoutMs: 20_000 });
-    assert.equal(proxy.cuts, cutsAt.length);
+  it('carries the client commands of a Synapse worker through both relays to the master, as the worker wrote them', async (t) => {
+    const worker = loadSession('w-commands-while-connected');
+    const commands = sessionLines(worker, { dir: 'c2s' })
+      .map((l) => l.line)
+      .filter((l) => /^(USER_SYNC|FEDERATION_ACK|REMOVE_PUSHER|INVALIDATE_CACHE|USER_IP) /.test(l));
+    assert.equal(commands.length, 6);
+    // The relays fold presence (one USER_SYNC per user for the whole gateway), so theirs carry their own clock.
+    const withoutMs = (line: string): string => line.replace(/^(USER_SYNC \S+ (?:start|end)) \d+\n$/, '$1 <ms>\n');
+    const forwarded = (line: string): boolean => commands.map(withoutMs).includes(withoutMs(line));
+    const master = await startRecordedMaster(t, 'm-long-row', { extra: (l) => relayOpening(l) || forwarded(l) });
+    const gw1 = await relay(t, master.port, 'events', 'master.test');
+    const gw2 = await relay(t, gw1.tcp, 'events');
+    await headReaches(gw2, 'events', 1, master);
+    const downstream = await LineClient.connect(gw2.tcp);
+    t.after(() => downstream.close());
+    downstream.send('NAME synapse.app.test', 'PING 1490197665618', 'REPLICATE events 0', ...commands.map((l) => l.slice(0, -1)));
+    await master.until(() => master.played[0]!.lines.filter((l) => forwarded(l.line)).length === commands.length, 'every command at the master');
+    master.check();
+    assert.deepEqual(
+      master.played[0]!.lines.map((l) => l.line).filter(forwarded).map(withoutMs),
+      commands.map(withoutMs),
+      'in order and byte for byte (USER_SYNC but its clock): the \\/ and \\u00e9 escapes of ujson, the spaces in the push key',
+    );
+    // The master's 19,990-byte row reached the worker's socket whole (D10: a v1 worker would drop it: keep rows under 16 KiB for them).
+    const [longRow] = recordedRows('m-long-row', 'events').get(1)!;
+    assert.equal(await downstream.waitFor((l) => l.startsWith('RDATA events 1 ')), `RDATA events 1 ${longRow}`);
+    assert.ok(longRow!.length > 16_384);
+  });
+
+  it('follows a stream whose catch-up Synapse refuses from NOW, with the master\'s tokens, and refuses older tokens as too old', async (t) => {
+    // Connection 1 answered as Synapse did with 10,050 rows of history (D5: "fallen behined"), connection 2 as it answered REPLICATE events NOW.
+    const session = joinSessions('refused-then-now', [
+      { session: loadSession('m-catchup-over-limit'), conn: 1 },
+      { session: loadSession('m-replicate-now-live'), conn: 1 },
+    ]);
+    // On the refusal the relay asks for NOW at once; Synapse closes after its ERROR, so it asks again on the next connection.
+    const master = await startRecordedMaster(t, session, { extra: (l, conn) => relayOpening(l) || (conn === 1 && l === 'REPLICATE events NOW\n') });
+    const gw = await relay(t, master.port, 'events', 'master.test');
+    await headReaches(gw, 'events', 21, master);
+    assert.deepEqual(
+      master.played.slice(0, 2).map((c) => c.lines.filter((l) => l.matched !== 'extra').map((l) => l.line)),
+      [['REPLICATE events 0\n'], ['REPLICATE events NOW\n']],
+    );
+    const restart = await gw.logs.waitFor((e) => e['msg'] === 'stream followed from NOW: the relay serves it from this token on', 1_000);
+    assert.deepEqual([restart['stream'], restart['token']], ['events', 20]);
+
     const sub = await LineClient.connect(gw.tcp);
-    sub.send('REPLICATE caches 0');
-    await sub.waitFor((l) => l.startsWith('POSITION caches'), 5_000);
-    const rdata = sub.lines.filter((l) => l.startsWith('RDATA'));
-    assert.equal(rdata.length, TOKENS * CACHE_BATCH);
-    rdata.forEach((line, i) => {
-      const t = Math.floor(i / CACHE_BATCH) + 1;
-      const j = i % CACHE_BATCH;
-      const framing = j === CACHE_BATCH - 1 ? String(t) : 'batch';
-      assert.match(line, new RegExp(`^RDATA caches ${framing} \\["get_user_by_id",\\["@user${t}_${j}:example\\.com"\\],\\d+\\]$`));
-    });
-    assert.equal(sub.lines.at(-1), `POSITION caches ${TOKENS}`);
-    sub.close();
-    await gw.stop();
+    t.after(() => sub.close());
+    sub.send('REPLICATE events 20');
+    const [row21] = recordedRows('m-replicate-now-live', 'events').get(21)!;
+    assert.deepEqual(await sub.waitForCount((l) => l.startsWith('RDATA') || l.startsWith('POSITION'), 2), [`RDATA events 21 ${row21}`, 'POSITION events 21']);
+    for (const token of [0, 19]) {
+      const early = await LineClient.connect(gw.tcp);
+      early.send(`REPLICATE events ${token}`);
+      assert.equal(
+        await early.waitFor((l) => l.startsWith('ERROR')),
+        `ERROR token ${token} is older than the oldest retained token 20 (stream=events oldest=20 head=21)`,
+        'no silent gap: the relay never saw the rows before 20',
+      );
+      await early.closed;
+    }
+    const m = parseMetrics((await httpGet(gw.http!, '/metrics')).body);
+    assert.equal(m.get('replication_gateway_relay_now_starts_total'), 1);
+    assert.equal(m.get('replication_gateway_relay_upstream_connected'), 1);
   });
 });

@@ -251,6 +251,26 @@ export function connections(s: Session): number[] {
   return [...new Set(s.events.map((e) => e.conn))];
 }
 
+/**
+ * A session whose k-th connection is `parts[k]`'s recorded connection, one
+ * after the other in time: a Synapse side that answered each connection as
+ * it did in that recording (each ran against a fresh master, so what a
+ * connection is answered depends only on its own recording).
+ */
+export function joinSessions(name: string, parts: readonly { session: Session; conn: number }[]): Session {
+  const first = parts[0]!.session;
+  const events: SessionEvent[] = [];
+  let offset = 0;
+  parts.forEach(({ session, conn }, k) => {
+    const own = session.events.filter((e) => e.conn === conn);
+    const start = own[0]?.t ?? 0;
+    for (const e of own) events.push({ ...e, t: e.t - start + offset, conn: k + 1 });
+    offset = (events.at(-1)?.t ?? offset) + 1;
+  });
+  const varies = parts.flatMap((p) => p.session.varies);
+  return { ...first, name, about: parts.map((p) => `${p.session.name} (connection ${p.conn})`).join(', then '), events, varies, observed: [], replay: null };
+}
+
 /** The regular expressions of `varies` for lines in `dir`. */
 export function varyingPatterns(s: Session, dir: Direction): RegExp[] {
   return s.varies.filter((v) => v.field === 'line' && v.dir === dir && v.pattern !== undefined).map((v) => new RegExp(v.pattern!));

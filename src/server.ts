@@ -131,7 +131,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     });
     this.publisher = new OrderedPublisher({
       encoder: options.encoder ?? inlineRowEncoder,
-      head: (stream) => this.hub.requireStream(stream).log.head,
+      tokens: (stream) => this.hub.requireStream(stream).log,
       commit: (stream, token, bytes, rows) => this.hub.appendEncoded(stream, token, bytes, rows),
     });
     this.tcp = new TcpListener(this.hub);
@@ -176,19 +176,24 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
    * the last framed `batch`. `token` must be above the stream's head.
    */
   appendLines(stream: string, token: number, bytes: Buffer, rows: number): void {
-    this.hub.appendEncoded(stream, token, bytes, rows);
+    const stored = this.hub.appendEncoded(stream, token, bytes, rows);
+    // A log that answers later: a relay learns of a lost entry as a gap on its next catch-up.
+    if (stored !== undefined) stored.catch(() => {});
   }
 
   /** The name sent in `SERVER` to connections opened from now on (a relay learns its upstream's). */
   setServerName(name: string): void {
-    this.hub.options.serverName = name;
+    this.hub.setServerName(name);
   }
 
   /** Moves a stream to `token` without rows (`POSITION`). */
   advance(stream: string, token: number): void {
     const state = this.hub.requireStream(stream);
-    if (token <= state.log.head) throw new Error(`token ${token} for ${stream} is not above the stream's head ${state.log.head}`);
-    this.hub.advance(state, token);
+    const head = state.log.lastAppended;
+    if (token <= head) throw new Error(`token ${token} for ${stream} is not above the stream's head ${head}`);
+    const stored = this.hub.advance(state, token);
+    // A log that answers later: subscribers hear the POSITION once it is stored, or not at all.
+    if (stored !== undefined) stored.catch(() => {});
   }
 
   /**

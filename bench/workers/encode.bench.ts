@@ -14,7 +14,7 @@
  * batch whose inline publish holds the loop at most INLINE_BUDGET_MS.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { OrderedPublisher } from '../../src/core/ordered-commit.js';
+import { OrderedPublisher, tokensFromHead } from '../../src/core/ordered-commit.js';
 import { encodeRows, type RowEncoder } from '../../src/core/row-encoding.js';
 import { EncoderPool, DEFAULT_INLINE_MAX_ROWS, DEFAULT_TASK_ROWS } from '../../src/workers/encoder-pool.js';
 import type { BenchOptions, BenchResult, BenchRow } from '../suite.js';
@@ -53,7 +53,7 @@ async function throughput(encoder: RowEncoder, batch: number, ms: number, window
   let bytes = 0;
   const publisher = new OrderedPublisher({
     encoder,
-    head: () => head,
+    tokens: tokensFromHead(() => head),
     commit: (_s, token, b, rowCount) => {
       head = token;
       rows += rowCount;
@@ -112,7 +112,7 @@ async function responsiveness(encoder: RowEncoder | null, ms: number): Promise<R
     encoder &&
     new OrderedPublisher({
       encoder,
-      head: () => head,
+      tokens: tokensFromHead(() => head),
       commit: (_s, token, _b, rowCount) => {
         head = token;
         rows += rowCount;

@@ -23,6 +23,8 @@ export type ProtocolErrorCode =
   | 'PING_TIMEOUT'
   | 'SHUTTING_DOWN'
   | 'TOO_MANY_CONNECTIONS'
+  /** A log could not store a writer's rows. */
+  | 'STORE_FAILED'
   /** Not sent: the peer sent `ERROR <message>` (a client reports it as this code). */
   | 'REMOTE_ERROR';
 

@@ -52,7 +52,8 @@ export type DisconnectReason =
   | 'unknown_stream'
   | 'auth'
   | 'shutdown'
-  | 'too_many_connections';
+  | 'too_many_connections'
+  | 'store_failed';
 
 /** What the outside sees of a connection (logs, metrics, status page). */
 export interface ConnectionInfo {
@@ -106,6 +107,7 @@ export interface HubEvents {
   sent(chunks: readonly Buffer[], transportKind: string): void;
 }
 
+/** What a hub is built with; it keeps a frozen copy, and its connections a frozen ConnectionLimits. */
 export interface HubOptions {
   serverName: string;
   streams: readonly (string | StreamConfig)[];
@@ -124,6 +126,7 @@ export interface HubOptions {
   /** How much of the log one catch-up read hands to the socket. */
   catchUpChunkBytes: number;
   clock: () => number;
+  /** One log per stream (the StreamLog contract); the hub listens to each for stored entries. */
   createLog: (stream: string) => StreamLog;
   /** Called when output is pending; the binding calls `hub.flush()` soon (once per tick). */
   scheduleFlush: () => void;

@@ -1,36 +1,42 @@
 /**
  * The master side of the gateway without I/O: the declared streams and their
- * logs, every connection, and the fan-out between them. A row is stored once
- * as its line bytes and the same Buffer goes to every live subscriber;
+ * logs, every connection, the subscriptions and the fan-out between them.
+ * A row is stored once as its line bytes; when the log confirms an entry
+ * stored, the same Buffer goes to every live subscriber of its stream, and
  * connections write what a tick produced in one vectored write when the
- * binding calls `flush()`.
+ * binding calls `flush()`:
+ *
+ *     < REPLICATE events 40        a subscription reading the log from 40 (catch-up),
+ *     > RDATA events 41 [...]      in chunks as its socket drains, then
+ *     > POSITION events 57         joining the head: live from here on
+ *
+ * Connections reach the hub only through ConnectionHost (connection-host.ts).
  */
 import { encodeCommand, encodePosition, type ClientActionCommand, type CommandName } from './commands.js';
 import { ProtocolError } from './errors.js';
-import type { LogEntry, StreamLog } from './stream-log.js';
+import type { StreamLog } from './stream-log.js';
+import { StreamState, Subscriptions } from './subscriptions.js';
 import type { Transport } from './transport.js';
 import { ServerConnection } from './server-connection.js';
-import type { ConnectionInfo, HubOptions, StreamConfig } from './hub-types.js';
+import type { ConnectionHost, ConnectionLimits, Peer, SubscribeRequest } from './connection-host.js';
+import type { ConnectionInfo, HubEvents, HubOptions, StreamConfig } from './hub-types.js';
 
-export interface StreamState {
-  readonly name: string;
-  readonly log: StreamLog;
-  readonly tooOld: 'error' | 'jump';
-  /** Connections at the head of this stream, receiving rows as they are stored. */
-  readonly live: Set<ServerConnection>;
-  rowsWritten: number;
-}
+export { StreamState } from './subscriptions.js';
 
-const EMPTY = Buffer.alloc(0);
-
-export class ReplicationHub {
+export class ReplicationHub implements ConnectionHost {
   private readonly streamMap = new Map<string, StreamState>();
   private readonly connectionSet = new Set<ServerConnection>();
-  private readonly writers = new Set<ServerConnection>();
+  private readonly subscriptions: Subscriptions;
+  private readonly writers = new Set<Peer>();
   private dirty: ServerConnection[] = [];
   private readonly dirtySet = new Set<ServerConnection>();
   private flushScheduled = false;
   private nextId = 1;
+  private currentOptions: Readonly<HubOptions>;
+  readonly limits: ConnectionLimits;
+  readonly events: Partial<HubEvents>;
+  private readonly clock: () => number;
+  readonly catchUpChunkBytes: number;
   /** Connections on which each user is syncing: a writer hears `end` only when none is left. */
   private readonly syncing = new Map<string, number>();
   /** REPLICATE tokens ahead of the head, answered with the head. */
@@ -41,20 +47,44 @@ export class ReplicationHub {
     USER_SYNC: 0, FEDERATION_ACK: 0, REMOVE_PUSHER: 0, INVALIDATE_CACHE: 0, USER_IP: 0, AUTH: 0,
   };
 
-  constructor(readonly options: HubOptions) {
+  constructor(options: HubOptions) {
+    this.currentOptions = Object.freeze({ ...options });
+    this.limits = Object.freeze({
+      credentials: Object.freeze([...options.credentials]),
+      requireAuth: options.requireAuth,
+      maxLineBytes: options.maxLineBytes,
+      maxQueueCommands: options.maxQueueCommands,
+      maxQueueBytes: options.maxQueueBytes,
+      maxStallMs: options.maxStallMs,
+      pingIntervalMs: options.pingIntervalMs,
+      pingTimeoutMs: options.pingTimeoutMs,
+    });
+    this.events = options.events;
+    this.clock = options.clock;
+    this.catchUpChunkBytes = options.catchUpChunkBytes;
     for (const s of options.streams) {
       const config: StreamConfig = typeof s === 'string' ? { name: s } : s;
       if (!/^[A-Za-z0-9_.-]+$/.test(config.name) || config.name === 'ALL') {
         throw new Error(`invalid stream name '${config.name}': use letters, digits, '_', '.', '-' (and not ALL)`);
       }
-      this.streamMap.set(config.name, {
-        name: config.name,
-        log: options.createLog(config.name),
-        tooOld: config.tooOld ?? 'error',
-        live: new Set(),
-        rowsWritten: 0,
-      });
+      const log = options.createLog(config.name);
+      this.streamMap.set(config.name, new StreamState(config.name, log, config.tooOld ?? 'error', this.events));
     }
+    this.subscriptions = new Subscriptions(this.streamMap, this);
+  }
+
+  /** The options the hub runs with, frozen (setServerName makes a new object). */
+  get options(): Readonly<HubOptions> {
+    return this.currentOptions;
+  }
+
+  /** The name sent in `SERVER` to connections opened from now on. */
+  setServerName(serverName: string): void {
+    this.currentOptions = Object.freeze({ ...this.currentOptions, serverName });
+  }
+
+  now(): number {
+    return this.clock();
   }
 
   streams(): IterableIterator<StreamState> {
@@ -75,46 +105,47 @@ export class ReplicationHub {
 
   /** A new connection: greets the peer, or refuses it past the connection limit. */
   accept(transport: Transport, transportKind: string, remoteAddress: string): ServerConnection {
-    const sent = this.options.events.sent;
+    const sent = this.events.sent;
     if (sent !== undefined) transport = observedTransport(transport, transportKind, sent);
-    const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress);
+    const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName);
     this.connectionSet.add(conn);
-    this.options.events.opened?.(conn);
-    if (this.connectionSet.size > this.options.maxConnections) {
-      conn.close('too_many_connections', `too many connections (limit ${this.options.maxConnections}); try again later`);
+    this.subscriptions.add(conn);
+    this.events.opened?.(conn);
+    if (this.connectionSet.size > this.currentOptions.maxConnections) {
+      conn.close('too_many_connections', `too many connections (limit ${this.currentOptions.maxConnections}); try again later`);
     }
     return conn;
   }
 
   // ------------------------------------------------------------ writing
 
-  /** Stores an entry and hands its bytes to every live subscriber of the stream. */
-  append(stream: StreamState, entry: LogEntry): void {
-    stream.log.append(entry);
-    stream.rowsWritten += entry.rows;
-    for (const conn of stream.live) conn.enqueue(entry.bytes, entry.lines, stream, entry.lastToken);
-    this.options.events.written?.(stream.name, entry.rows, entry.lastToken);
-  }
-
-  /** In-process publish of encoded lines (a complete batch sharing `token`). */
-  appendEncoded(streamName: string, token: number, bytes: Buffer, rows: number): void {
-    const stream = this.requireStream(streamName);
-    if (token <= stream.log.head) {
-      throw new ProtocolError('TOKEN_NOT_RISING', `token ${token} for ${streamName} is not above the stream's head ${stream.log.head}`);
-    }
-    this.append(stream, { firstToken: token, lastToken: token, bytes, lines: rows, rows });
+  /** The log a writer appends to (permissions are the connection's). */
+  logOf(name: string): StreamLog {
+    const stream = this.streamMap.get(name);
+    if (!stream) throw new ProtocolError('UNKNOWN_STREAM', `unknown stream: ${name}`);
+    return stream.log;
   }
 
   /**
-   * Moves a stream's position without rows: live subscribers get
-   * `POSITION <stream> <token>`; the log stores the advance without a line,
-   * so a catch-up over it ends with one POSITION at the head, as in Synapse.
+   * In-process publish of encoded lines (a complete batch sharing `token`):
+   * returns once stored, or a promise when the log answers later. Fan-out
+   * follows the log's confirmation.
    */
-  advance(stream: StreamState, token: number): void {
-    stream.log.append({ firstToken: token, lastToken: token, bytes: EMPTY, lines: 0, rows: 0 });
-    const bytes = encodePosition(stream.name, token);
-    for (const conn of stream.live) conn.enqueue(bytes, 1, stream, token);
-    this.options.events.written?.(stream.name, 0, token);
+  appendEncoded(streamName: string, token: number, bytes: Buffer, rows: number): void | Promise<void> {
+    const log = this.requireStream(streamName).log;
+    if (token <= log.lastAppended) {
+      throw new ProtocolError('TOKEN_NOT_RISING', `token ${token} for ${streamName} is not above the stream's head ${log.lastAppended}`);
+    }
+    return log.append({ firstToken: token, lastToken: token, bytes, lines: rows, rows });
+  }
+
+  /**
+   * Moves a stream's position without rows: the log stores the advance
+   * without a line, so a catch-up over it ends with one POSITION at the head,
+   * as in Synapse; live subscribers get `POSITION <stream> <token>` once stored.
+   */
+  advance(stream: StreamState, token: number): void | Promise<void> {
+    return stream.log.append({ firstToken: token, lastToken: token, bytes: EMPTY, lines: 0, rows: 0 });
   }
 
   /**
@@ -128,8 +159,11 @@ export class ReplicationHub {
   restart(stream: StreamState, token: number): void {
     stream.log.restartAt(token);
     const bytes = encodePosition(stream.name, token);
-    for (const conn of stream.live) conn.enqueue(bytes, 1, stream, token);
-    this.options.events.written?.(stream.name, 0, token);
+    for (const sub of stream.live) {
+      sub.lastToken = token;
+      sub.peer.enqueue(bytes, 1, stream.name);
+    }
+    this.events.written?.(stream.name, 0, token);
   }
 
   requireStream(name: string): StreamState {
@@ -138,15 +172,39 @@ export class ReplicationHub {
     return stream;
   }
 
+  // ------------------------------------------------------------ subscriptions
+
+  subscribe(peer: Peer, request: SubscribeRequest): void {
+    this.subscriptions.subscribe(peer, request);
+  }
+
+  subscribeAll(peer: Peer, readable: ReadonlySet<string> | null): void {
+    this.subscriptions.subscribeAll(peer, readable);
+  }
+
+  subscriptionsOf(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[] {
+    return this.subscriptions.of(peer);
+  }
+
+  catchUp(peer: Peer): void {
+    this.subscriptions.catchUp(peer);
+  }
+
+  /** A REPLICATE token was ahead of the head: answered with the head, counted and reported. */
+  tokenAhead(peer: Peer, stream: string, token: number, head: number): void {
+    this.tokensAhead++;
+    this.events.tokenAhead?.(peer, stream, token, head);
+  }
+
   // ------------------------------------------------------------ client commands
 
   /** A subscriber's command for the master: forwarded verbatim to every writer, and reported. */
-  clientCommand(from: ServerConnection, cmd: ClientActionCommand): void {
+  clientCommand(from: Peer, cmd: ClientActionCommand): void {
     if (this.writers.size > 0) {
       const bytes = encodeCommand(cmd);
-      for (const w of this.writers) if (w !== from) w.forward(bytes);
+      for (const w of this.writers) if (w !== from) w.enqueue(bytes, 1);
     }
-    this.options.events.clientCommand?.(from, cmd);
+    this.events.clientCommand?.(from, cmd);
   }
 
   /** Presence bookkeeping across connections. */
@@ -155,7 +213,7 @@ export class ReplicationHub {
     if (syncing) this.syncing.set(userId, count + 1);
     else if (count <= 1) this.syncing.delete(userId);
     else this.syncing.set(userId, count - 1);
-    this.options.events.presence?.({ userId, syncing, lastSyncMs, connection: conn });
+    this.events.presence?.({ userId, syncing, lastSyncMs, connection: conn });
   }
 
   /** Users syncing on any connection. */
@@ -164,48 +222,44 @@ export class ReplicationHub {
   }
 
   /** A connection became a writer: it first hears every user syncing now, as a worker re-sends them. */
-  addWriter(conn: ServerConnection): void {
-    this.writers.add(conn);
-    const now = this.options.clock();
+  addWriter(peer: Peer): void {
+    this.writers.add(peer);
+    const now = this.clock();
     for (const userId of this.syncing.keys()) {
-      conn.forward(encodeCommand({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }));
+      peer.enqueue(encodeCommand({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }), 1);
     }
-  }
-
-  tokenAhead(conn: ServerConnection, stream: string, token: number, head: number): void {
-    this.tokensAhead++;
-    this.options.events.tokenAhead?.(conn, stream, token, head);
   }
 
   // ------------------------------------------------------------ lifecycle
 
-  /** A connection closed: out of fan-out, and its syncing users end. */
-  detach(conn: ServerConnection): void {
-    for (const stream of this.streamMap.values()) stream.live.delete(conn);
-    this.writers.delete(conn);
-    const now = this.options.clock();
-    for (const userId of conn.syncingUsers.keys()) {
-      this.userSyncing(conn, userId, false, now);
+  /** A connection closes: out of fan-out, and its syncing users end. */
+  detach(peer: Peer, syncingUsers: Iterable<string>): void {
+    this.subscriptions.remove(peer);
+    this.writers.delete(peer);
+    const now = this.clock();
+    for (const userId of syncingUsers) {
+      this.userSyncing(peer, userId, false, now);
       if (!this.syncing.has(userId)) {
         const bytes = encodeCommand({ name: 'USER_SYNC', userId, state: 'end', lastSyncMs: now });
-        for (const w of this.writers) w.forward(bytes);
+        for (const w of this.writers) w.enqueue(bytes, 1);
       }
     }
-    conn.syncingUsers.clear();
   }
 
   /** The transport is gone: the connection leaves the sweep. */
-  forget(conn: ServerConnection): void {
-    this.connectionSet.delete(conn);
+  forget(peer: Peer): void {
+    this.connectionSet.delete(peer as ServerConnection);
+    this.subscriptions.remove(peer);
   }
 
-  markDirty(conn: ServerConnection): void {
+  markDirty(peer: Peer): void {
+    const conn = peer as ServerConnection;
     if (this.dirtySet.has(conn)) return;
     this.dirtySet.add(conn);
     this.dirty.push(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.options.scheduleFlush();
+      this.currentOptions.scheduleFlush();
     }
   }
 
@@ -220,7 +274,7 @@ export class ReplicationHub {
 
   /** The periodic sweep over all connections (one clock, not a timer each). */
   sweep(): void {
-    const now = this.options.clock();
+    const now = this.clock();
     for (const conn of this.connectionSet) conn.tick(now);
   }
 
@@ -229,6 +283,8 @@ export class ReplicationHub {
     for (const conn of [...this.connectionSet]) conn.close('shutdown', 'server shutting down');
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** A transport that reports what is written to it (only built when someone listens). */
 function observedTransport(

@@ -9,23 +9,34 @@
  *     commit(events, 8, "RDATA events batch ...\nRDATA events batch ...\nRDATA events 8 ...\n", 3)
  *     commit(events, 9, "RDATA events 9 ...\n", 1)
  *
- * A publish whose encode fails (a bad row) is rejected, commits nothing and
- * blocks nobody; its token is skipped, so the stream's tokens can have a gap
- * (tokens only need to rise). A failed publish with nothing reserved after it
- * leaves no gap: the next publish takes the token again. Streams are
- * independent. No I/O: the encoder and the commit are the caller's.
+ * Tokens are reserved through the stream's log (a log shared by several
+ * gateways reserves them atomically). A publish whose encode fails (a bad
+ * row) is rejected, commits nothing and blocks nobody; its token is skipped,
+ * so the stream's tokens can have a gap (tokens only need to rise). A failed
+ * publish with nothing reserved after it leaves no gap: the stream's
+ * reservations are released once none is in flight, and the next publish
+ * takes the token again. A commit the log stores later resolves then, and
+ * one it cannot store rejects. Streams are independent. No I/O: the encoder,
+ * the logs and the commit are the caller's.
  */
 import { MAX_TOKEN } from './commands.js';
 import { ProtocolError } from './errors.js';
 import type { RowEncoder } from './row-encoding.js';
+import type { StreamLog } from './stream-log.js';
 
-/** Stores and fans out one publish's bytes; called in token order per stream. */
-export type CommitFn = (stream: string, token: number, bytes: Buffer, rowCount: number) => void;
+/**
+ * Stores one publish's bytes (fan-out follows the log's confirmation);
+ * called in token order per stream. Returns once stored, or a promise.
+ */
+export type CommitFn = (stream: string, token: number, bytes: Buffer, rowCount: number) => void | Promise<void>;
+
+/** The part of a stream log that hands out publish tokens. */
+export type PublishTokens = Pick<StreamLog, 'lastAppended' | 'reserve' | 'release'>;
 
 export interface OrderedPublisherOptions {
   encoder: RowEncoder;
-  /** The stream's current token as the server holds it (0 for a stream with no rows). */
-  head(stream: string): number;
+  /** The stream's log, which reserves its tokens. */
+  tokens(stream: string): PublishTokens;
   commit: CommitFn;
 }
 
@@ -40,8 +51,7 @@ interface Pending {
 }
 
 interface StreamQueue {
-  /** The last token handed out: reservations continue from here, or from the head if it is ahead. */
-  lastReserved: number;
+  readonly tokens: PublishTokens;
   entries: Pending[];
   /** entries[next] is the oldest not yet committed or dropped. */
   next: number;
@@ -50,7 +60,7 @@ interface StreamQueue {
 
 export class OrderedPublisher {
   private readonly encoder: RowEncoder;
-  private readonly head: (stream: string) => number;
+  private readonly tokens: (stream: string) => PublishTokens;
   private readonly commit: CommitFn;
   /** Only streams with publishes in flight: a stream's queue goes when it empties. */
   private readonly queues = new Map<string, StreamQueue>();
@@ -58,7 +68,7 @@ export class OrderedPublisher {
 
   constructor(options: OrderedPublisherOptions) {
     this.encoder = options.encoder;
-    this.head = options.head;
+    this.tokens = options.tokens;
     this.commit = options.commit;
   }
 
@@ -68,16 +78,16 @@ export class OrderedPublisher {
    */
   publish(stream: string, rows: readonly unknown[]): Promise<number> {
     let queue = this.queues.get(stream);
-    const head = this.head(stream);
-    const token = Math.max(queue?.lastReserved ?? 0, head) + 1;
+    const tokens = queue?.tokens ?? this.tokens(stream);
+    const token = tokens.reserve();
     if (token > MAX_TOKEN) {
-      return Promise.reject(new ProtocolError('BAD_TOKEN', `stream ${stream} is out of tokens at ${head}`));
+      if (queue === undefined) tokens.release();
+      return Promise.reject(new ProtocolError('BAD_TOKEN', `stream ${stream} is out of tokens at ${tokens.lastAppended}`));
     }
     if (queue === undefined) {
-      queue = { lastReserved: token, entries: [], next: 0, committing: false };
+      queue = { tokens, entries: [], next: 0, committing: false };
       this.queues.set(stream, queue);
     }
-    queue.lastReserved = token;
     let entry!: Pending;
     const promise = new Promise<number>((resolve, reject) => {
       entry = { token, rowCount: rows.length, bytes: null, failed: false, resolve, reject };
@@ -140,11 +150,14 @@ export class OrderedPublisher {
       }
       if (entry.bytes === null) break;
       queue.next++;
-      this.commitOne(stream, entry);
+      this.commitOne(stream, queue, entry);
     }
     queue.committing = false;
     if (queue.next === entries.length) {
-      if (this.queues.get(stream) === queue) this.queues.delete(stream);
+      if (this.queues.get(stream) === queue) {
+        this.queues.delete(stream);
+        queue.tokens.release();
+      }
       if (this.queues.size === 0) this.wakeIdle();
     } else if (queue.next >= 1024 && queue.next * 2 >= entries.length) {
       entries.splice(0, queue.next);
@@ -152,23 +165,25 @@ export class OrderedPublisher {
     }
   }
 
-  private commitOne(stream: string, entry: Pending): void {
+  private commitOne(stream: string, queue: StreamQueue, entry: Pending): void {
     // The head may have moved by another path (a writer's RDATA) since the
     // reservation: committing under it would break rising tokens.
-    const head = this.head(stream);
+    const head = queue.tokens.lastAppended;
     if (entry.token <= head) {
       entry.reject(
         new ProtocolError('TOKEN_NOT_RISING', `token ${entry.token} of ${stream} is not above its position ${head}`),
       );
       return;
     }
+    let stored: void | Promise<void>;
     try {
-      this.commit(stream, entry.token, entry.bytes!, entry.rowCount);
+      stored = this.commit(stream, entry.token, entry.bytes!, entry.rowCount);
     } catch (err) {
       entry.reject(err);
       return;
     }
-    entry.resolve(entry.token);
+    if (stored === undefined) entry.resolve(entry.token);
+    else stored.then(() => entry.resolve(entry.token), entry.reject);
   }
 
   private wakeIdle(): void {
@@ -176,4 +191,25 @@ export class OrderedPublisher {
     this.idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/**
+ * Publish tokens over a head alone, for a caller without a log (a test, a
+ * benchmark): each reservation follows the head or the last one reserved.
+ */
+export function tokensFromHead(head: (stream: string) => number): (stream: string) => PublishTokens {
+  const reserved = new Map<string, number>();
+  return (stream) => ({
+    get lastAppended() {
+      return head(stream);
+    },
+    reserve() {
+      const token = Math.max(reserved.get(stream) ?? 0, head(stream)) + 1;
+      reserved.set(stream, token);
+      return token;
+    },
+    release() {
+      reserved.delete(stream);
+    },
+  });
 }

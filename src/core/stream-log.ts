@@ -7,6 +7,19 @@
  *     RDATA caches 54 ["get_user_by_id",["@b:hs"],1490197670513]      } stored whole, framing kept
  *     (empty, lastToken 60)                                           an advance without rows
  *
+ * This file is the contract every log keeps (memory, file, Redis), checked
+ * by one shared suite (test/core/stream-log.test.ts), and the in-memory log.
+ *
+ * - `append` hands the log an entry; the log answers now (returns) or later
+ *   (a promise), and fails by throwing or rejecting. Entries are stored in
+ *   append order; a log never stores an entry appended after one it failed.
+ * - The log tells its listener (the hub) of every entry it stores, in token
+ *   order, whoever appended it: live fan-out follows that confirmation, so
+ *   rows another gateway wrote to a shared log reach subscribers the same way.
+ * - `cursorAfter` and `read` answer `T | Promise<T>`: the memory log answers
+ *   at once, and callers test for a promise only where one can come.
+ * - Cursors are opaque: only the log that made one reads it.
+ *
  * An advance (a writer's POSITION) is stored without a line: catch-up reads
  * past it, and the catch-up's one closing POSITION carries the head.
  *
@@ -15,15 +28,14 @@
  * silent gap; a stored POSITION, by contrast, says no rows came between.
  *
  * An entry holds one or more complete groups (a run of rows a writer sent in
- * one chunk is one entry, one shared slice of that chunk). Catch-up reads
- * entries through a cursor, in chunks, as the subscriber's socket drains.
+ * one chunk is one entry, one shared slice of that chunk) and carries the
+ * boundaries of its groups, so no log re-parses stored bytes to find them.
  */
-import { parseTokenBytes } from './commands.js';
 
 export interface LogEntry {
   /** Token of the entry's first group. */
   readonly firstToken: number;
-  /** Token of its last line: the stream's head once appended. */
+  /** Token of its last line: the stream's head once stored. */
   readonly lastToken: number;
   /** Complete lines, LF-terminated; never ends inside a batch. */
   readonly bytes: Buffer;
@@ -31,43 +43,80 @@ export interface LogEntry {
   readonly lines: number;
   /** RDATA rows in `bytes` (a POSITION line is not a row). */
   readonly rows: number;
+  /**
+   * Where each group ends, for an entry of more than one group (absent for
+   * one group): triples `[end offset in bytes, token, lines up to end]`, in
+   * order. A catch-up from inside the entry starts after a group's end.
+   */
+  readonly groups?: Float64Array | undefined;
 }
 
-/** A subscriber's place in a log: the next entry to send and where in it to start. */
+declare const cursorBrand: unique symbol;
+/** A subscriber's place in a log: opaque, read and advanced only by the log that made it. */
 export interface LogCursor {
-  seq: number;
-  offset: number;
+  readonly [cursorBrand]: true;
 }
 
 export interface LogRead {
   chunks: Buffer[];
   lines: number;
-  /** Token of the last line read (unchanged when nothing was read). */
+  /** Token of the last entry read, -1 when nothing was read. */
   lastToken: number;
 }
 
+/** The log's side of fan-out: told of every entry once it is stored. */
+export interface LogListener {
+  stored(entry: LogEntry): void;
+}
+
 export interface StreamLog {
-  /** Token of the last entry (or the token the stream started at). */
+  /** Token of the last stored entry (or the token the stream started at). */
   readonly head: number;
-  /** Catch-up from any token >= oldest is complete; older tokens have been evicted. */
+  /**
+   * Token of the last entry appended, stored or still being stored: the
+   * tokens of the next append must rise above it. Once no append is in
+   * flight it equals the head (after a failed append, too).
+   */
+  readonly lastAppended: number;
+  /** Catch-up from any token >= oldest is complete; older tokens have been evicted or are unknown. */
   readonly oldest: number;
   readonly retainedRows: number;
   readonly retainedBytes: number;
-  append(entry: LogEntry): void;
+  /** The one listener told of stored entries (the hub, at creation). */
+  listen(listener: LogListener): void;
+  /**
+   * Stores an entry (tokens above `lastAppended`, the caller checks). Returns
+   * once stored, or a promise that resolves when stored; throws or rejects
+   * when it could not be. The listener hears of it before the answer.
+   */
+  append(entry: LogEntry): void | Promise<void>;
+  /**
+   * A token for an in-process publish: above `lastAppended` and every token
+   * reserved since the last `release` (a shared log reserves it atomically).
+   */
+  reserve(): number;
+  /** The caller has no reservation in flight: the next `reserve` may follow the head again. */
+  release(): void;
   /** A cursor at the first group after `token`, or null when `token < oldest`. */
-  cursorAfter(token: number): LogCursor | null;
+  cursorAfter(token: number): LogCursor | null | Promise<LogCursor | null>;
   /**
    * The next entries from `cursor` (at least one whole group, about
-   * `maxBytes`), advancing it; `chunks` is empty at the head; null when the
-   * entries it needed were evicted meanwhile.
+   * `maxBytes`), advancing it; `chunks` is empty at the head (once `head`
+   * says T, a read reaches T); null when the entries it needed were evicted
+   * meanwhile. One read per cursor at a time.
    */
-  read(cursor: LogCursor, maxBytes: number): LogRead | null;
+  read(cursor: LogCursor, maxBytes: number): LogRead | null | Promise<LogRead | null>;
   /**
    * Forgets every entry and says the history before `token` is unknown:
    * head = oldest = `token`, so cursorAfter(older) is null and every cursor
    * taken before (even one at the old head) reads null. `token` >= head.
    */
   restartAt(token: number): void;
+}
+
+/** Whether a log's answer came later (a promise) rather than now. */
+export function isPending<T>(answer: T | Promise<T>): answer is Promise<T> {
+  return answer instanceof Promise;
 }
 
 export interface MemoryLogOptions {
@@ -85,7 +134,19 @@ export interface MemoryLogOptions {
 export const DEFAULT_RETENTION_ROWS = 1_000_000;
 export const DEFAULT_RETENTION_BYTES = 512 * 1024 * 1024;
 
-/** The embedded default: a bounded in-memory log, oldest entries evicted first. */
+/** The memory log's cursor: the next entry's sequence number and where in it to start. */
+class MemoryCursor {
+  constructor(
+    public seq: number,
+    public offset: number,
+    /** Lines of the entry before `offset`. */
+    public skippedLines: number,
+  ) {}
+}
+
+const NO_LISTENER: LogListener = { stored() {} };
+
+/** The embedded default: a bounded in-memory log, oldest entries evicted first; it answers at once. */
 export class MemoryStreamLog implements StreamLog {
   private readonly retentionRows: number;
   private readonly retentionBytes: number;
@@ -96,10 +157,12 @@ export class MemoryStreamLog implements StreamLog {
   private baseSeq = 0;
   private headToken: number;
   private oldestToken: number;
+  private reservedToken = 0;
   private rowCount = 0;
   private byteCount = 0;
   /** Whether the oldest token is known: a start token was given, or an entry has been appended. */
   private anchored: boolean;
+  private listener: LogListener = NO_LISTENER;
 
   constructor(options: MemoryLogOptions = {}) {
     this.retentionRows = options.retentionRows ?? DEFAULT_RETENTION_ROWS;
@@ -113,6 +176,11 @@ export class MemoryStreamLog implements StreamLog {
     return this.headToken;
   }
 
+  /** Stored at once: always the head. */
+  get lastAppended(): number {
+    return this.headToken;
+  }
+
   get oldest(): number {
     return this.oldestToken;
   }
@@ -123,6 +191,10 @@ export class MemoryStreamLog implements StreamLog {
 
   get retainedBytes(): number {
     return this.byteCount;
+  }
+
+  listen(listener: LogListener): void {
+    this.listener = listener;
   }
 
   append(entry: LogEntry): void {
@@ -153,6 +225,16 @@ export class MemoryStreamLog implements StreamLog {
       this.baseSeq += this.first;
       this.first = 0;
     }
+    this.listener.stored(entry);
+  }
+
+  reserve(): number {
+    this.reservedToken = Math.max(this.reservedToken, this.headToken) + 1;
+    return this.reservedToken;
+  }
+
+  release(): void {
+    this.reservedToken = 0;
   }
 
   restartAt(token: number): void {
@@ -180,12 +262,16 @@ export class MemoryStreamLog implements StreamLog {
       else lo = mid + 1;
     }
     const seq = this.baseSeq + lo;
-    if (lo === this.entries.length) return { seq, offset: 0 };
-    const entry = this.entries[lo]!;
-    return { seq, offset: entry.firstToken > token ? 0 : groupStartAfter(entry.bytes, token) };
+    const entry = this.entries[lo];
+    if (entry === undefined || entry.firstToken > token || entry.groups === undefined) {
+      return new MemoryCursor(seq, 0, 0) as unknown as LogCursor;
+    }
+    const at = groupEndAtOrBelow(entry.groups, token);
+    return new MemoryCursor(seq, at < 0 ? 0 : entry.groups[at]!, at < 0 ? 0 : entry.groups[at + 2]!) as unknown as LogCursor;
   }
 
-  read(cursor: LogCursor, maxBytes: number): LogRead | null {
+  read(logCursor: LogCursor, maxBytes: number): LogRead | null {
+    const cursor = logCursor as unknown as MemoryCursor;
     let index = cursor.seq - this.baseSeq;
     if (index < this.first) return null;
     const chunks: Buffer[] = [];
@@ -199,9 +285,10 @@ export class MemoryStreamLog implements StreamLog {
       } else if (cursor.offset > 0) {
         const rest = entry.bytes.subarray(cursor.offset);
         chunks.push(rest);
-        lines += countLines(rest);
+        lines += entry.lines - cursor.skippedLines;
         bytes += rest.length;
         cursor.offset = 0;
+        cursor.skippedLines = 0;
       } else {
         chunks.push(entry.bytes);
         lines += entry.lines;
@@ -216,31 +303,16 @@ export class MemoryStreamLog implements StreamLog {
 }
 
 /**
- * Offset in an entry's bytes of the first group with a token above `token`:
- * the line after the last numbered line at or below it. Tokens are the third
- * word of both RDATA and POSITION lines.
+ * Index (into the triples) of the last group whose token is at or below
+ * `token`, -1 when the first group is already above it.
  */
-function groupStartAfter(bytes: Buffer, token: number): number {
-  let groupStart = 0;
-  let lineStart = 0;
-  while (lineStart < bytes.length) {
-    const lf = bytes.indexOf(0x0a, lineStart);
-    const sp1 = bytes.indexOf(0x20, lineStart);
-    const sp2 = bytes.indexOf(0x20, sp1 + 1);
-    let end = bytes.indexOf(0x20, sp2 + 1);
-    if (end === -1 || end > lf) end = lf;
-    const t = parseTokenBytes(bytes, sp2 + 1, end);
-    if (t >= 0) {
-      if (t > token) return groupStart;
-      groupStart = lf + 1;
-    }
-    lineStart = lf + 1;
+function groupEndAtOrBelow(groups: Float64Array, token: number): number {
+  let lo = 0;
+  let hi = groups.length / 3;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (groups[mid * 3 + 1]! > token) hi = mid;
+    else lo = mid + 1;
   }
-  return groupStart;
-}
-
-function countLines(buf: Buffer): number {
-  let n = 0;
-  for (let i = buf.indexOf(0x0a); i !== -1; i = buf.indexOf(0x0a, i + 1)) n++;
-  return n;
+  return (lo - 1) * 3;
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import fc from 'fast-check';
 import { EncoderPool, EncoderError, defaultThreads, isPlainData } from '../../src/workers/encoder-pool.js';
-import { OrderedPublisher } from '../../src/core/ordered-commit.js';
+import { OrderedPublisher, tokensFromHead } from '../../src/core/ordered-commit.js';
 import { encodeRows, RowEncodingError } from '../../src/core/row-encoding.js';
 import { ownArrayBuffer } from '../../src/workers/task-data.js';
 import { EXIT_STREAM, THROW_STREAM } from './support/crash-task.js';
@@ -154,7 +154,7 @@ test('a bad row stores nothing of its batch: the publisher commits nothing for i
   let head = 0;
   const publisher = new OrderedPublisher({
     encoder: pool,
-    head: () => head,
+    tokens: tokensFromHead(() => head),
     commit: (_stream, token, bytes, rowCount) => {
       assert.equal(bytes.toString().split('\n').length - 1, rowCount);
       head = token;
@@ -178,7 +178,7 @@ test('thousands of interleaved publishes through the pool commit in order, inlin
   const seen = new Map<string, { token: number; first: number }[]>();
   const publisher = new OrderedPublisher({
     encoder: pool,
-    head: (s) => heads.get(s) ?? 0,
+    tokens: tokensFromHead((s) => heads.get(s) ?? 0),
     commit: (stream, token, bytes, rowCount) => {
       const lines = bytes.toString().split('\n');
       assert.equal(lines.length - 1, rowCount);

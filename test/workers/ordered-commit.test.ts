@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { OrderedPublisher, type CommitFn } from '../../src/core/ordered-commit.js';
+import { OrderedPublisher, tokensFromHead, type CommitFn } from '../../src/core/ordered-commit.js';
 import { encodeRows, RowEncodingError, type RowEncoder } from '../../src/core/row-encoding.js';
 import { ProtocolError } from '../../src/core/errors.js';
 
@@ -55,7 +55,7 @@ function manualEncoder() {
 test('commits in reservation order when a later encode finishes first', async () => {
   const server = fakeServer();
   const { encoder, calls } = manualEncoder();
-  const publisher = new OrderedPublisher({ encoder, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder, tokens: tokensFromHead(server.head), commit: server.commit });
   const first = publisher.publish('events', ['a', 'b']);
   const second = publisher.publish('events', ['c']);
   assert.deepEqual(
@@ -77,7 +77,7 @@ test('commits in reservation order when a later encode finishes first', async ()
 
 test('an inline encode with nothing ahead of it commits before publish returns', () => {
   const server = fakeServer({ caches: 53 });
-  const publisher = new OrderedPublisher({ encoder: { encode: encodeRows }, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder: { encode: encodeRows }, tokens: tokensFromHead(server.head), commit: server.commit });
   void publisher.publish('caches', [['get_user_by_id', ['@c:hs'], 1490197670513]]);
   assert.deepEqual(server.commits, [
     { stream: 'caches', token: 54, text: 'RDATA caches 54 ["get_user_by_id",["@c:hs"],1490197670513]\n', rowCount: 1 },
@@ -86,7 +86,7 @@ test('an inline encode with nothing ahead of it commits before publish returns',
 
 test('tokens continue from the head the server reports', async () => {
   const server = fakeServer({ events: 41 });
-  const publisher = new OrderedPublisher({ encoder: { encode: encodeRows }, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder: { encode: encodeRows }, tokens: tokensFromHead(server.head), commit: server.commit });
   assert.equal(await publisher.publish('events', [1]), 42);
   server.heads.set('events', 100); // a writer moved the stream by another path
   assert.equal(await publisher.publish('events', [2]), 101);
@@ -95,7 +95,7 @@ test('tokens continue from the head the server reports', async () => {
 test('a failed encode is rejected, commits nothing and does not hold back later publishes', async () => {
   const server = fakeServer();
   const { encoder, calls } = manualEncoder();
-  const publisher = new OrderedPublisher({ encoder, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder, tokens: tokensFromHead(server.head), commit: server.commit });
   const ok1 = publisher.publish('events', ['a']);
   const bad = publisher.publish('events', ['b', 10n]);
   const ok3 = publisher.publish('events', ['c']);
@@ -118,7 +118,7 @@ test('a failed encode is rejected, commits nothing and does not hold back later 
 
 test('an encoder that throws synchronously rejects only that publish', async () => {
   const server = fakeServer();
-  const publisher = new OrderedPublisher({ encoder: { encode: encodeRows }, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder: { encode: encodeRows }, tokens: tokensFromHead(server.head), commit: server.commit });
   await assert.rejects(publisher.publish('events', [undefined]), { name: 'RowEncodingError', rowIndex: 0 });
   assert.equal(server.commits.length, 0);
   assert.equal(await publisher.publish('events', ['x']), 1, 'a failed last publish leaves no gap');
@@ -127,7 +127,7 @@ test('an encoder that throws synchronously rejects only that publish', async () 
 test('streams proceed independently: a slow encode on one does not hold another', async () => {
   const server = fakeServer();
   const { encoder, calls } = manualEncoder();
-  const publisher = new OrderedPublisher({ encoder, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder, tokens: tokensFromHead(server.head), commit: server.commit });
   const slow = publisher.publish('events', ['slow']);
   const other = publisher.publish('caches', ['quick']);
   calls[1]!.finish();
@@ -143,7 +143,7 @@ test('streams proceed independently: a slow encode on one does not hold another'
 test('refuses to commit a token the stream head has already passed', async () => {
   const server = fakeServer();
   const { encoder, calls } = manualEncoder();
-  const publisher = new OrderedPublisher({ encoder, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder, tokens: tokensFromHead(server.head), commit: server.commit });
   const late = publisher.publish('events', ['late']);
   server.heads.set('events', 5); // moved past token 1 by another path while encoding
   calls[0]!.finish();
@@ -157,7 +157,7 @@ test('a commit callback may publish again; the new publish commits after it', as
   let again: Promise<number> | null = null;
   const publisher: OrderedPublisher = new OrderedPublisher({
     encoder: { encode: encodeRows },
-    head: (s) => heads.get(s) ?? 0,
+    tokens: tokensFromHead((s) => heads.get(s) ?? 0),
     commit: (stream, token) => {
       heads.set(stream, token);
       order.push(token);
@@ -173,7 +173,7 @@ test('a commit callback that throws rejects that publish only', async () => {
   const heads = new Map<string, number>();
   const publisher = new OrderedPublisher({
     encoder: { encode: encodeRows },
-    head: (s) => heads.get(s) ?? 0,
+    tokens: tokensFromHead((s) => heads.get(s) ?? 0),
     commit: (stream, token, bytes) => {
       if (bytes.includes('"no"')) throw new Error('log full');
       heads.set(stream, token);
@@ -186,7 +186,7 @@ test('a commit callback that throws rejects that publish only', async () => {
 test('idle() resolves once every publish has settled', async () => {
   const server = fakeServer();
   const { encoder, calls } = manualEncoder();
-  const publisher = new OrderedPublisher({ encoder, head: server.head, commit: server.commit });
+  const publisher = new OrderedPublisher({ encoder, tokens: tokensFromHead(server.head), commit: server.commit });
   await publisher.idle();
   void publisher.publish('a', [1]);
   publisher.publish('b', [2]).catch(() => {});
@@ -225,7 +225,7 @@ test('thousands of interleaved publishes on several streams commit in order with
             return encodeRows(stream, token, rows);
           },
         };
-        const publisher = new OrderedPublisher({ encoder, head: server.head, commit: server.commit });
+        const publisher = new OrderedPublisher({ encoder, tokens: tokensFromHead(server.head), commit: server.commit });
         const expected = new Map<string, number[]>();
         const results = publishes.map((p, i) => {
           const rows = Array.from({ length: p.rows }, (_, r) => ({ i, r, delay: p.delay, bad: p.bad ? 1n : 0 }));

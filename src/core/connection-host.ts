@@ -1,0 +1,70 @@
+/**
+ * Where a server connection meets the hub: the connection depends on this
+ * narrow host, never on the hub's insides, and the hub sees a connection
+ * only as a Peer. Limits are one immutable object, read by both.
+ */
+import type { ClientActionCommand, CommandName } from './commands.js';
+import type { ProtocolError } from './errors.js';
+import type { StreamLog } from './stream-log.js';
+import type { ConnectionInfo, Credential, DisconnectReason, HubEvents } from './hub-types.js';
+
+/** What every connection of a hub is held to; frozen, so nothing rewrites it under a connection. */
+export interface ConnectionLimits {
+  readonly credentials: readonly Credential[];
+  /** Subscribers must AUTH before anything but PING. */
+  readonly requireAuth: boolean;
+  readonly maxLineBytes: number;
+  readonly maxQueueCommands: number;
+  readonly maxQueueBytes: number;
+  /** A subscriber whose socket makes no write progress this long, with rows queued, is cut. */
+  readonly maxStallMs: number;
+  readonly pingIntervalMs: number;
+  /** Silence after which a peer that has pinged is timed out (and a hanging close aborted). */
+  readonly pingTimeoutMs: number;
+}
+
+/** The hub's view of a connection: where fan-out and catch-up put bytes. */
+export interface Peer extends ConnectionInfo {
+  readonly open: boolean;
+  /** The transport asked to wait for drain: catch-up stops reading until it drains. */
+  readonly blocked: boolean;
+  /** Queues bytes holding `lines` commands for the next flush; crossing a queue limit cuts the connection. */
+  enqueue(bytes: Buffer, lines: number, stream?: string): void;
+  /** Hands catch-up chunks straight to the transport (the queue is empty when catch-up runs). */
+  writeOut(chunks: Buffer[]): void;
+  fail(err: ProtocolError, reason?: DisconnectReason): void;
+}
+
+/** A subscription request: what REPLICATE asked, and which streams the connection may read (null: all). */
+export interface SubscribeRequest {
+  readonly stream: string;
+  readonly token: number | 'NOW';
+  readonly readable: ReadonlySet<string> | null;
+}
+
+export interface ConnectionHost {
+  readonly limits: ConnectionLimits;
+  /** Commands received, by name: plain counters, bumped per line. */
+  readonly commandsIn: Record<CommandName, number>;
+  readonly events: Partial<HubEvents>;
+  now(): number;
+  /** The peer has output pending: flush it soon (once per tick). */
+  markDirty(peer: Peer): void;
+  /** REPLICATE: subscribes at the head or from the log; throws a ProtocolError to refuse. */
+  subscribe(peer: Peer, request: SubscribeRequest): void;
+  /** REPLICATE ALL: every stream `readable` allows, at the head. */
+  subscribeAll(peer: Peer, readable: ReadonlySet<string> | null): void;
+  /** Reads catch-ups from the logs while the peer takes bytes. */
+  catchUp(peer: Peer): void;
+  subscriptionsOf(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[];
+  /** The log a writer may append to, or a ProtocolError thrown (unknown stream). */
+  logOf(stream: string): StreamLog;
+  /** A connection became a writer: it hears subscribers' commands from now on. */
+  addWriter(peer: Peer): void;
+  clientCommand(from: Peer, cmd: ClientActionCommand): void;
+  userSyncing(peer: Peer, userId: string, syncing: boolean, lastSyncMs: number): void;
+  /** The connection closes: out of fan-out; `syncingUsers` have stopped syncing on it. */
+  detach(peer: Peer, syncingUsers: Iterable<string>): void;
+  /** The transport is gone: the connection leaves the sweep. */
+  forget(peer: Peer): void;
+}

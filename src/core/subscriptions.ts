@@ -1,0 +1,277 @@
+/**
+ * Subscriptions: a connection's place in each stream it reads, held by the
+ * hub. A subscription reads the stream's log (catch-up) in chunks as the
+ * connection's socket drains, then joins the head, where the log's
+ * confirmation of each stored entry hands it the entry's bytes:
+ *
+ *     < REPLICATE events 40        cursorAfter(40), then read, read, ...
+ *     > RDATA events 41 [...]      (the stored bytes themselves)
+ *     > POSITION events 57         at the head: live from here on
+ *
+ * A log may answer a cursor or a read later (a promise): the subscription
+ * waits, and a read that comes back is sent on the connection's next flush.
+ */
+import { encodePosition } from './commands.js';
+import { ProtocolError } from './errors.js';
+import { isPending, type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from './stream-log.js';
+import type { Peer, SubscribeRequest } from './connection-host.js';
+import type { HubEvents } from './hub-types.js';
+
+/** One declared stream: its log, and the subscriptions at its head. Told by the log of every stored entry. */
+export class StreamState implements LogListener {
+  /** Subscriptions at the head of this stream, receiving rows as they are stored. */
+  readonly live = new Set<Subscription>();
+  rowsWritten = 0;
+
+  constructor(
+    readonly name: string,
+    readonly log: StreamLog,
+    readonly tooOld: 'error' | 'jump',
+    private readonly events: Partial<HubEvents>,
+  ) {
+    log.listen(this);
+  }
+
+  /** The log stored an entry (whoever appended it): live fan-out. */
+  stored(entry: LogEntry): void {
+    this.rowsWritten += entry.rows;
+    const token = entry.lastToken;
+    if (this.live.size > 0) {
+      // An advance is stored without a line; live subscribers hear it as POSITION.
+      const empty = entry.bytes.length === 0;
+      const bytes = empty ? encodePosition(this.name, token) : entry.bytes;
+      const lines = empty ? 1 : entry.lines;
+      for (const sub of this.live) {
+        sub.lastToken = token;
+        sub.peer.enqueue(bytes, lines, this.name);
+      }
+    }
+    this.events.written?.(this.name, entry.rows, token);
+  }
+}
+
+/** A connection's place in one stream: reading the log (catch-up) or live at the head. */
+export class Subscription {
+  cursor: LogCursor | null = null;
+  /** A log answer (a cursor or a read) is on its way. */
+  waiting = false;
+  /** A read that answered later, waiting for the peer's next flush; undefined when none. */
+  ready: LogRead | null | undefined = undefined;
+  constructor(
+    readonly peer: Peer,
+    readonly stream: StreamState,
+    /** Token of the last line handed to the transport for this stream. */
+    public lastToken: number,
+  ) {}
+}
+
+/** A connection's subscriptions, held by the hub. */
+interface PeerSubscriptions {
+  readonly byStream: Map<string, Subscription>;
+  /** Those still catching up, in the order they asked. */
+  readonly catchUps: Subscription[];
+}
+
+/** What the subscriptions need of the hub. */
+export interface SubscriptionHost {
+  readonly catchUpChunkBytes: number;
+  markDirty(peer: Peer): void;
+  tokenAhead(peer: Peer, stream: string, token: number, head: number): void;
+}
+
+export class Subscriptions {
+  private readonly peers = new Map<Peer, PeerSubscriptions>();
+
+  constructor(
+    private readonly streams: ReadonlyMap<string, StreamState>,
+    private readonly host: SubscriptionHost,
+  ) {}
+
+  /** A new connection: it may subscribe from now on. */
+  add(peer: Peer): void {
+    this.peers.set(peer, { byStream: new Map(), catchUps: [] });
+  }
+
+  /** A connection leaves: out of every stream's fan-out. */
+  remove(peer: Peer): void {
+    const subs = this.peers.get(peer);
+    if (subs === undefined) return;
+    for (const sub of subs.byStream.values()) sub.stream.live.delete(sub);
+    this.peers.delete(peer);
+  }
+
+  subscribe(peer: Peer, request: SubscribeRequest): void {
+    const { token, readable } = request;
+    const stream = this.streams.get(request.stream);
+    if (!stream) throw new ProtocolError('UNKNOWN_STREAM', `unknown stream: ${request.stream}`);
+    if (readable !== null && !readable.has(stream.name)) {
+      throw new ProtocolError('NOT_PERMITTED', `not permitted to read stream ${stream.name}`);
+    }
+    const subs = this.peers.get(peer);
+    if (subs === undefined) return;
+    this.unsubscribe(subs, stream.name);
+    const log = stream.log;
+    const head = log.head;
+    if (token === 'NOW' || token >= head) {
+      // A token ahead of the head means the source went back (an in-memory
+      // stream after a restart): move the worker back, as Synapse 2017 did.
+      if (token !== 'NOW' && token > head) {
+        this.host.tokenAhead(peer, stream.name, token, head);
+      }
+      this.subscribeAtHead(peer, subs, stream);
+      return;
+    }
+    const cursor = log.cursorAfter(token);
+    if (isPending(cursor)) {
+      const sub = new Subscription(peer, stream, token);
+      sub.waiting = true;
+      subs.byStream.set(stream.name, sub);
+      subs.catchUps.push(sub);
+      cursor.then(
+        (c) => {
+          sub.waiting = false;
+          if (!this.isCurrent(sub)) return;
+          try {
+            if (c === null) this.refuseTooOld(peer, subs, sub);
+            else sub.cursor = c;
+          } catch (err) {
+            return peer.fail(err as ProtocolError);
+          }
+          this.host.markDirty(peer);
+        },
+        (err: unknown) => this.logFailed(sub, err),
+      );
+      return;
+    }
+    if (cursor === null) {
+      if (stream.tooOld === 'jump') return this.subscribeAtHead(peer, subs, stream);
+      throw tooOld(stream.name, token, log.oldest, head);
+    }
+    const sub = new Subscription(peer, stream, token);
+    sub.cursor = cursor;
+    subs.byStream.set(stream.name, sub);
+    subs.catchUps.push(sub);
+    this.host.markDirty(peer);
+  }
+
+  subscribeAll(peer: Peer, readable: ReadonlySet<string> | null): void {
+    const subs = this.peers.get(peer);
+    if (subs === undefined) return;
+    for (const stream of this.streams.values()) {
+      if (readable === null || readable.has(stream.name)) this.subscribeAtHead(peer, subs, stream);
+    }
+  }
+
+  of(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[] {
+    const subs = this.peers.get(peer);
+    if (subs === undefined) return [];
+    return [...subs.byStream.values()].map((s) => ({
+      stream: s.stream.name,
+      catchingUp: !s.stream.live.has(s),
+      lastToken: s.lastToken,
+    }));
+  }
+
+  /**
+   * Reads catch-ups from the logs while the peer takes bytes (after its
+   * queue is written, so nothing of a stream is sent out of order). A read
+   * that answers later is kept until the peer's next flush.
+   */
+  catchUp(peer: Peer): void {
+    const subs = this.peers.get(peer);
+    if (subs === undefined) return;
+    const catchUps = subs.catchUps;
+    while (catchUps.length > 0 && peer.open && !peer.blocked) {
+      const sub = catchUps[0]!;
+      if (sub.waiting) return;
+      let read: LogRead | null;
+      const later = sub.ready !== undefined;
+      if (later) {
+        read = sub.ready!;
+        sub.ready = undefined;
+      } else {
+        const answer = sub.stream.log.read(sub.cursor!, this.host.catchUpChunkBytes);
+        if (isPending(answer)) {
+          sub.waiting = true;
+          answer.then(
+            (r) => {
+              sub.waiting = false;
+              if (!this.isCurrent(sub)) return;
+              sub.ready = r;
+              this.host.markDirty(peer);
+            },
+            (err: unknown) => this.logFailed(sub, err),
+          );
+          return;
+        }
+        read = answer;
+      }
+      const log = sub.stream.log;
+      if (read === null) {
+        peer.fail(tooOld(sub.stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
+        return;
+      }
+      if (read.chunks.length > 0) {
+        sub.lastToken = read.lastToken;
+        peer.writeOut(read.chunks);
+        continue;
+      }
+      if (later) {
+        // Entries stored while the read was on its way reached only live subscribers: read on.
+        if (read.lastToken >= 0) sub.lastToken = read.lastToken;
+        if (log.head > sub.lastToken) continue;
+      }
+      // At the head: POSITION, then live rows, with nothing between them to miss.
+      catchUps.shift();
+      sub.cursor = null;
+      sub.lastToken = log.head;
+      sub.stream.live.add(sub);
+      peer.writeOut([encodePosition(sub.stream.name, log.head)]);
+    }
+  }
+
+  private subscribeAtHead(peer: Peer, subs: PeerSubscriptions, stream: StreamState): void {
+    this.unsubscribe(subs, stream.name);
+    const head = stream.log.head;
+    peer.enqueue(encodePosition(stream.name, head), 1);
+    if (!peer.open) return;
+    const sub = new Subscription(peer, stream, head);
+    subs.byStream.set(stream.name, sub);
+    stream.live.add(sub);
+  }
+
+  private unsubscribe(subs: PeerSubscriptions, name: string): void {
+    const sub = subs.byStream.get(name);
+    if (!sub) return;
+    subs.byStream.delete(name);
+    sub.stream.live.delete(sub);
+    const i = subs.catchUps.indexOf(sub);
+    if (i !== -1) subs.catchUps.splice(i, 1);
+  }
+
+  /** A cursor that answered later found the token too old. */
+  private refuseTooOld(peer: Peer, subs: PeerSubscriptions, sub: Subscription): void {
+    const stream = sub.stream;
+    if (stream.tooOld === 'jump') return this.subscribeAtHead(peer, subs, stream);
+    throw tooOld(stream.name, sub.lastToken, stream.log.oldest, stream.log.head);
+  }
+
+  private isCurrent(sub: Subscription): boolean {
+    return sub.peer.open && this.peers.get(sub.peer)?.byStream.get(sub.stream.name) === sub;
+  }
+
+  private logFailed(sub: Subscription, err: unknown): void {
+    sub.waiting = false;
+    if (!this.isCurrent(sub)) return;
+    const reason = err instanceof Error ? err.message : String(err);
+    sub.peer.fail(new ProtocolError('STORE_FAILED', `catch-up of ${sub.stream.name} failed: ${reason}`));
+  }
+}
+
+/** Names the stream, so a relay downstream knows which catch-up was refused (relay-store.ts, catchUpRefusal). */
+function tooOld(stream: string, token: number, oldest: number, head: number): ProtocolError {
+  return new ProtocolError(
+    'TOKEN_TOO_OLD',
+    `token ${token} is older than the oldest retained token ${oldest} (stream=${stream} oldest=${oldest} head=${head})`,
+  );
+}

@@ -1,0 +1,244 @@
+/**
+ * A writer's lines become log entries here (PROTOCOL.md section 4):
+ *
+ *     < RDATA events 41 [...]          }
+ *     < RDATA events batch [...]       } one chunk: one entry, one shared slice of it,
+ *     < RDATA events 42 [...]          } with the end of each group (41, 42) carried along
+ *     < RDATA events batch [...]       a batch tail: waits for its numbered row
+ *     < POSITION events 60             an advance, stored without a line
+ *
+ * Tokens rise strictly per stream above what the log was handed; a batch
+ * ends with its numbered row. A run of contiguous lines of one stream in one
+ * chunk is stored as one slice of that chunk; a line that cannot extend a run
+ * (a batch spanning chunks, a CR LF line) is stored apart. This is the one
+ * place where appends are made for writers: a log that answers later, or
+ * fails, is handled here, and a second dialect's lines arrive here too.
+ */
+import { ProtocolError } from './errors.js';
+import type { LogEntry, StreamLog } from './stream-log.js';
+
+const LF = 0x0a;
+
+/** A run of contiguous lines of one stream in one chunk: stored as one slice. */
+interface WriterRun {
+  stream: string;
+  log: StreamLog;
+  buf: Buffer;
+  start: number;
+  end: number;
+  /** End of the last complete group: a trailing `batch` tail waits for its numbered row. */
+  committedEnd: number;
+  committedLines: number;
+  lines: number;
+  /** Complete groups so far; their ends are in the ingest's scratch triples. */
+  groups: number;
+  firstToken: number;
+  lastToken: number;
+}
+
+/** `batch` lines whose numbered row has not come yet. */
+interface PendingBatch {
+  parts: Buffer[];
+  lines: number;
+}
+
+export interface IngestOptions {
+  /** The log of a stream this writer may write; throws a ProtocolError otherwise. */
+  logOf(stream: string): StreamLog;
+  /** A log could not store this writer's rows: the connection sends ERROR and closes. */
+  storeFailed(err: ProtocolError): void;
+}
+
+export class WriterIngest {
+  private run: WriterRun | null = null;
+  private readonly pendingBatches = new Map<string, PendingBatch>();
+  /** Group ends of the current run, `[end, token, lines]` each; reused, copied once per entry of several groups. */
+  private scratch = new Float64Array(3 * 64);
+  private readonly logOf: (stream: string) => StreamLog;
+  /** Made once: the rejection handler of every append that answers later. */
+  private readonly onAppendFailed: (err: unknown) => void;
+  private failed = false;
+  /** The last stream written and its log: a writer's lines are mostly of one stream (names are interned). */
+  private lastStream = '';
+  private lastLog: StreamLog | undefined;
+
+  constructor(options: IngestOptions) {
+    this.logOf = options.logOf;
+    this.onAppendFailed = (err) => {
+      if (this.failed) return;
+      this.failed = true;
+      const reason = err instanceof Error ? err.message : String(err);
+      options.storeFailed(new ProtocolError('STORE_FAILED', `rows could not be stored: ${reason}`));
+    };
+  }
+
+  /** An RDATA line `buf[start, end)` (end at its LF or CR) of `stream`; `token` null for a `batch` row. */
+  row(stream: string, token: number | null, buf: Buffer, start: number, end: number): void {
+    // Kept small so it inlines into the scanner's loop: the usual line extends the current run.
+    const log = stream === this.lastStream ? this.lastLog! : this.resolve(stream);
+    const run = this.run;
+    if (run === null || run.log !== log || run.buf !== buf || run.end !== start || buf[end] !== LF) {
+      return this.rowOutsideRun(stream, log, token, buf, start, end);
+    }
+    // A run of this stream is open, so no batch of it is pending (endChunk sets those).
+    if (token !== null) {
+      const head = run.lastToken >= 0 ? run.lastToken : log.lastAppended;
+      if (token <= head) throw notRising(stream, token, head);
+    }
+    this.extend(run, token, end);
+  }
+
+  /** A line that starts a run, or cannot join one (a batch spanning chunks, a CR LF line). */
+  private rowOutsideRun(stream: string, log: StreamLog, token: number | null, buf: Buffer, start: number, end: number): void {
+    if (token !== null) {
+      const head = this.headOf(log);
+      if (token <= head) throw notRising(stream, token, head);
+    }
+    // A run this line cannot extend ends first: a batch tail it holds becomes pending, which this line must join.
+    if (this.run !== null) this.endChunk();
+    if (this.pendingBatches.has(stream) || buf[end] !== LF) {
+      this.rowApart(stream, log, token, lineWithLf(buf, start, end));
+      return;
+    }
+    const run: WriterRun = (this.run = {
+      stream,
+      log,
+      buf,
+      start,
+      end: start,
+      committedEnd: start,
+      committedLines: 0,
+      lines: 0,
+      groups: 0,
+      firstToken: -1,
+      lastToken: -1,
+    });
+    this.extend(run, token, end);
+  }
+
+  /** The line ending at `end` joins the run; a numbered one closes a group, whose end is noted. */
+  private extend(run: WriterRun, token: number | null, end: number): void {
+    run.end = end + 1;
+    run.lines++;
+    if (token === null) return;
+    if (run.firstToken < 0) run.firstToken = token;
+    run.lastToken = token;
+    run.committedEnd = run.end;
+    run.committedLines = run.lines;
+    let at = run.groups * 3;
+    if (at === this.scratch.length) this.growScratch();
+    const scratch = this.scratch;
+    scratch[at++] = run.end - run.start;
+    scratch[at++] = token;
+    scratch[at] = run.lines;
+    run.groups++;
+  }
+
+  /** A POSITION: an advance without rows, stored for catch-up. */
+  position(stream: string, token: number): void {
+    this.endChunk();
+    const log = this.logOf(stream);
+    if (this.pendingBatches.has(stream)) {
+      throw new ProtocolError('BAD_ARGUMENT', `POSITION ${stream} inside a batch: a batch ends with a numbered RDATA`);
+    }
+    const head = log.lastAppended;
+    if (token < head) throw notRising(stream, token, head);
+    if (token > head) this.append(log, { firstToken: token, lastToken: token, bytes: EMPTY, lines: 0, rows: 0 });
+  }
+
+  /**
+   * The chunk is done (or the next line cannot extend the run): stores the
+   * run's complete groups now, so rows go out this tick; a trailing batch
+   * tail waits for its numbered row. A run never outlives its chunk.
+   */
+  endChunk(): void {
+    const run = this.run;
+    if (run === null) return;
+    this.run = null;
+    if (run.committedEnd > run.start) {
+      this.append(run.log, {
+        firstToken: run.firstToken,
+        lastToken: run.lastToken,
+        bytes: run.buf.subarray(run.start, run.committedEnd),
+        lines: run.committedLines,
+        rows: run.committedLines,
+        groups: run.groups > 1 ? this.scratch.slice(0, run.groups * 3) : undefined,
+      });
+    }
+    if (run.end > run.committedEnd) {
+      this.pendingBatches.set(run.stream, {
+        parts: [run.buf.subarray(run.committedEnd, run.end)],
+        lines: run.lines - run.committedLines,
+      });
+    }
+  }
+
+  /** The connection closes: rows already validated in this chunk are kept; an unfinished batch is not. */
+  close(): void {
+    this.endChunk();
+    this.pendingBatches.clear();
+  }
+
+  /** A stream's log, checked once (a log never changes under its stream), then kept for the next line. */
+  private resolve(stream: string): StreamLog {
+    const log = this.logOf(stream);
+    this.lastStream = stream;
+    this.lastLog = log;
+    return log;
+  }
+
+  /** The head as this writer has written it, counting its run not yet stored. */
+  private headOf(log: StreamLog): number {
+    const run = this.run;
+    return run !== null && run.log === log && run.lastToken >= 0 ? run.lastToken : log.lastAppended;
+  }
+
+  /** A row that cannot extend a run (a batch spanning chunks, a CR line): stored on its own. */
+  private rowApart(stream: string, log: StreamLog, token: number | null, line: Buffer): void {
+    // Ending the run first: a batch tail it holds for this stream becomes pending, and this line joins it.
+    this.endChunk();
+    const batch = this.pendingBatches.get(stream) ?? { parts: [], lines: 0 };
+    batch.parts.push(line);
+    batch.lines++;
+    if (token === null) {
+      this.pendingBatches.set(stream, batch);
+      return;
+    }
+    this.pendingBatches.delete(stream);
+    const bytes = batch.parts.length === 1 ? line : Buffer.concat(batch.parts);
+    this.append(log, { firstToken: token, lastToken: token, bytes, lines: batch.lines, rows: batch.lines });
+  }
+
+  private append(log: StreamLog, entry: LogEntry): void {
+    let answer: void | Promise<void>;
+    try {
+      answer = log.append(entry);
+    } catch (err) {
+      this.onAppendFailed(err);
+      return;
+    }
+    // The memory log answers at once (undefined): no promise, no handler on the hot path.
+    if (answer !== undefined) answer.then(undefined, this.onAppendFailed);
+  }
+
+  private growScratch(): void {
+    const bigger = new Float64Array(this.scratch.length * 2);
+    bigger.set(this.scratch);
+    this.scratch = bigger;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function lineWithLf(buf: Buffer, start: number, end: number): Buffer {
+  if (buf[end] === LF) return buf.subarray(start, end + 1);
+  // The line ended in CR LF: the stored copy ends in LF alone.
+  const line = Buffer.allocUnsafe(end - start + 1);
+  buf.copy(line, 0, start, end);
+  line[end - start] = LF;
+  return line;
+}
+
+export function notRising(stream: string, token: number, head: number): ProtocolError {
+  return new ProtocolError('TOKEN_NOT_RISING', `token ${token} for ${stream} is not above the stream's head ${head}`);
+}

@@ -11,6 +11,7 @@
  * A log may answer a cursor or a read later (a promise): the subscription
  * waits, and a read that comes back is sent on the connection's next flush.
  */
+import { tooOldReason } from './catch-up-refusal.js';
 import { encodePosition } from './commands.js';
 import { ProtocolError } from './errors.js';
 import { isPending, type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from './stream-log.js';
@@ -268,10 +269,7 @@ export class Subscriptions {
   }
 }
 
-/** Names the stream, so a relay downstream knows which catch-up was refused (relay-store.ts, catchUpRefusal). */
+/** Names the stream, so a relay downstream knows which catch-up was refused (catch-up-refusal.ts). */
 function tooOld(stream: string, token: number, oldest: number, head: number): ProtocolError {
-  return new ProtocolError(
-    'TOKEN_TOO_OLD',
-    `token ${token} is older than the oldest retained token ${oldest} (stream=${stream} oldest=${oldest} head=${head})`,
-  );
+  return new ProtocolError('TOKEN_TOO_OLD', tooOldReason(stream, token, oldest, head));
 }

@@ -281,26 +281,6 @@ export class RelayStore {
   }
 }
 
-const SYNAPSE_FALLEN_BEHIND = /\bstream ([A-Za-z0-9_.-]+) has fallen behine?d\b/;
-const GATEWAY_TOO_OLD = /\bis older than the oldest retained token \d+(?: \(stream=([A-Za-z0-9_.-]+)[ )])?/;
-
-/**
- * Whether an upstream ERROR refuses a catch-up, and of which stream:
- *
- *     ERROR failed to handle replicate: Exception('stream events has fallen behined')     Synapse 2017 (sic)
- *     ERROR token 0 is older than the oldest retained token 500 (stream=events oldest=500 head=900)   a gateway
- *
- * `{ stream: null }` for a gateway's too-old ERROR that names no stream (an
- * older build); null for any other ERROR.
- */
-export function catchUpRefusal(message: string): { stream: string | null } | null {
-  const synapse = SYNAPSE_FALLEN_BEHIND.exec(message);
-  if (synapse !== null) return { stream: synapse[1]! };
-  const gateway = GATEWAY_TOO_OLD.exec(message);
-  if (gateway !== null) return { stream: gateway[1] ?? null };
-  return null;
-}
-
 /**
  * The lines of one token as one buffer: every row but the last framed
  * `batch` (numbered lines rewritten, batch lines kept), the last as received.

@@ -31,7 +31,8 @@ import type { PresenceChange } from '../core/hub-types.js';
 import type { RowBatch } from '../core/row-batch.js';
 import type { ReplicationServer } from '../server.js';
 import type { HostPort } from './options.js';
-import { RelayStore, catchUpRefusal, type RelayRow } from './relay-store.js';
+import { catchUpRefusal } from '../core/catch-up-refusal.js';
+import { RelayStore, type RelayRow } from './relay-store.js';
 
 export interface RelayOptions {
   upstream: HostPort;

@@ -98,7 +98,8 @@ export class MsgpackCodec {
       {
         onLine: (buf, start, end) => {
           // msgpackr packs into a shared slab: copy before the next pack.
-          parts.push(Buffer.from(this.packr.pack(commandArray(lineCommand(buf, start, end)))));
+          // Server commands, or client actions the hub forwards to a writer.
+          parts.push(Buffer.from(this.packr.pack(commandArray(parseCommand(buf, start, end, 'gateway')))));
         },
         onLineError: (err) => {
           throw err;
@@ -131,16 +132,6 @@ function startsWith(buf: Buffer, prefix: Buffer): boolean {
   if (buf.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (buf[i] !== prefix[i]) return false;
   return true;
-}
-
-/** A hub line as a command: server commands, or client commands forwarded to a writer. */
-function lineCommand(buf: Buffer, start: number, end: number): Command {
-  try {
-    return parseCommand(buf, start, end, 'server');
-  } catch (err) {
-    if (err instanceof ProtocolError && err.code === 'WRONG_DIRECTION') return parseCommand(buf, start, end, 'client');
-    throw err;
-  }
 }
 
 /** The arguments of a command in wire order, JSON decoded. */

@@ -302,11 +302,10 @@ export class ClientConnection {
     if (this.state !== 'open') return; // a close is under way: the rest of the chunk is moot
     let cmd: Command;
     try {
-      cmd = parseCommand(buf, start, end, 'server');
+      // A writer also takes the client actions its gateway passes on; anyone else gets them as errors.
+      cmd = parseCommand(buf, start, end, this.options.acceptForwarded ? 'gateway' : 'server');
     } catch (err) {
-      const forwarded = this.forwardedCommand(err, buf, start, end);
-      if (forwarded === null) this.fail(err as ProtocolError);
-      else this.sink.forwarded(forwarded);
+      this.fail(err as ProtocolError);
       return;
     }
     if (cmd instanceof RdataCommand) {
@@ -330,16 +329,10 @@ export class ClientConnection {
         this.sink.sync(cmd.data);
         return;
       default:
-        // parseCommand(…, 'server') returns only what a server may send.
-        this.fail(new ProtocolError('WRONG_DIRECTION', `${cmd.name} may not be sent by a server`));
+        // parseCommand returned a client action only to a writer ('gateway'): the rest a server may not send.
+        if (CLIENT_ACTION_COMMANDS.has(cmd.name)) this.sink.forwarded(cmd as ClientActionCommand);
+        else this.fail(new ProtocolError('WRONG_DIRECTION', `${cmd.name} may not be sent by a server`));
     }
-  }
-
-  /** A gateway forwards subscribers' commands to a writer verbatim; anyone else gets them as errors. */
-  private forwardedCommand(err: unknown, buf: Buffer, start: number, end: number): ClientActionCommand | null {
-    if (!this.options.acceptForwarded || !(err instanceof ProtocolError) || err.code !== 'WRONG_DIRECTION') return null;
-    const cmd = parseCommand(buf, start, end, 'client');
-    return CLIENT_ACTION_COMMANDS.has(cmd.name) ? (cmd as ClientActionCommand) : null;
   }
 
   private onServer(serverName: string): void {

@@ -36,8 +36,12 @@ export type CommandName =
   | 'USER_IP'
   | 'AUTH';
 
-/** Who sent a line: the master side, a worker, or a worker authenticated as a writer. */
-export type Sender = 'server' | 'client' | 'writer';
+/**
+ * Who sent a line: the master side, a worker, a worker authenticated as a
+ * writer, or a gateway talking to its writers (a server that also passes on
+ * its subscribers' client actions).
+ */
+export type Sender = 'server' | 'client' | 'writer' | 'gateway';
 
 /** Commands a subscriber sends that a master acts on; forwarded to writers and upstream. */
 export const CLIENT_ACTION_COMMANDS: ReadonlySet<CommandName> = new Set<CommandName>([
@@ -56,6 +60,7 @@ export const SENT_BY: Readonly<Record<Sender, ReadonlySet<CommandName>>> = {
   server: new Set(SERVER_SENDS),
   client: new Set(CLIENT_SENDS),
   writer: new Set<CommandName>([...CLIENT_SENDS, 'RDATA', 'POSITION']),
+  gateway: new Set<CommandName>([...SERVER_SENDS, ...CLIENT_ACTION_COMMANDS]),
 };
 
 /** SENT_BY's answer for RDATA, looked up once: it is asked on every line. */
@@ -63,6 +68,7 @@ const MAY_SEND_RDATA: Readonly<Record<Sender, boolean>> = {
   server: SENT_BY.server.has('RDATA'),
   client: SENT_BY.client.has('RDATA'),
   writer: SENT_BY.writer.has('RDATA'),
+  gateway: SENT_BY.gateway.has('RDATA'),
 };
 
 const NAMES: ReadonlySet<string> = new Set<string>([...SERVER_SENDS, ...CLIENT_SENDS]);

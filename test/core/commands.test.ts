@@ -143,6 +143,11 @@ test('direction tables say who may send what', () => {
   assert.ok(SENT_BY.writer.has('USER_SYNC'));
   assert.ok(!SENT_BY.server.has('REPLICATE'));
   assert.ok(!SENT_BY.client.has('SYNC'));
+  // A gateway talking to its writers: what a server sends, and the client actions it passes on.
+  for (const name of ['RDATA', 'POSITION', 'SERVER', 'USER_SYNC', 'FEDERATION_ACK', 'REMOVE_PUSHER', 'INVALIDATE_CACHE', 'USER_IP'] as const) {
+    assert.ok(SENT_BY.gateway.has(name), name);
+  }
+  for (const name of ['NAME', 'REPLICATE', 'AUTH'] as const) assert.ok(!SENT_BY.gateway.has(name), name);
 });
 
 const bad: [string, Sender, ProtocolErrorCode, RegExp?][] = [
@@ -155,6 +160,8 @@ const bad: [string, Sender, ProtocolErrorCode, RegExp?][] = [
   ['SYNC 1', 'client', 'WRONG_DIRECTION'],
   ['REPLICATE events 1', 'server', 'WRONG_DIRECTION'],
   ['NAME x', 'server', 'WRONG_DIRECTION'],
+  ['USER_SYNC @u:hs start 1', 'server', 'WRONG_DIRECTION'],
+  ['REPLICATE events 1', 'gateway', 'WRONG_DIRECTION'],
   ['REPLICATE', 'client', 'MISSING_ARGUMENTS', /expected REPLICATE <stream\|ALL> <token\|NOW>/],
   ['REPLICATE events', 'client', 'MISSING_ARGUMENTS'],
   ['REPLICATE  events NOW', 'client', 'MISSING_ARGUMENTS'],
@@ -253,7 +260,7 @@ test('property: encode(parse(encode(cmd))) is the identity on valid commands', (
 test('property: arbitrary bytes never make the parser throw anything but a ProtocolError', () => {
   const prefix = fc.constantFrom('', 'RDATA ', 'REPLICATE ', 'USER_SYNC ', 'USER_IP ', 'INVALIDATE_CACHE ', 'POSITION ', 'AUTH ');
   fc.assert(
-    fc.property(prefix, fc.uint8Array({ maxLength: 60 }), fc.constantFrom<Sender>('server', 'client', 'writer'), (p, bytes, from) => {
+    fc.property(prefix, fc.uint8Array({ maxLength: 60 }), fc.constantFrom<Sender>('server', 'client', 'writer', 'gateway'), (p, bytes, from) => {
       const buf = Buffer.concat([Buffer.from(p), Buffer.from(bytes)]);
       try {
         parseCommand(buf, 0, buf.length, from);

@@ -175,6 +175,7 @@ function whyIdle(r: ScenarioResultFile | undefined): string[] {
 
 interface WsCell {
   transport: string;
+  engine: string | null;
   subscribers: number;
   rowsPerSec: number | null;
   cpuSecondsPer1M: number | null;
@@ -193,8 +194,8 @@ function whyWebSocket(r: ScenarioResultFile | undefined): string[] {
     const rr = ratio(w.rowsPerSec, t?.rowsPerSec);
     if (t === undefined || rr === null || rr >= 0.7) continue;
     out.push(
-      `W6 at S=${w.subscribers}: WebSocket delivers ${formatRatio(rr)} of TCP. The gateway spends ${w.cpuSecondsPer1M?.toFixed(3)} CPU s per million rows on WebSocket ` +
-        `against ${t.cpuSecondsPer1M?.toFixed(3)} on TCP (each WebSocket subscriber's message is joined and framed per socket, ws-bridge.ts and uWS, where TCP subscribers are handed shared slices of the log), ` +
+      `W6 at S=${w.subscribers} on ${w.engine}: WebSocket delivers ${formatRatio(rr)} of TCP. The gateway spends ${w.cpuSecondsPer1M?.toFixed(3)} CPU s per million rows on WebSocket ` +
+        `against ${t.cpuSecondsPer1M?.toFixed(3)} on TCP (each WebSocket subscriber's message is joined and framed per socket, ws-bridge.ts and the engine, where TCP subscribers are handed shared slices of the log), ` +
         `and the reader, which parses frames with the \`ws\` package, is ${Math.round((w.readerBusy ?? 0) * 100)}% busy (TCP: ${Math.round((t.readerBusy ?? 0) * 100)}%): ` +
         'both sides are near their limit, so this run cannot say how much of the gap is the gateway\'s.',
     );
@@ -205,11 +206,11 @@ function whyWebSocket(r: ScenarioResultFile | undefined): string[] {
 /** W6 msgpack mode: its ratio has no aim, so it is always explained, with what bounds it. */
 function whyMsgpack(m: WsCell, cells: WsCell[]): string {
   const t = cells.find((c) => c.transport === 'tcp' && c.subscribers === m.subscribers);
-  const text = cells.find((c) => c.transport === 'ws' && c.subscribers === m.subscribers);
+  const text = cells.find((c) => c.transport === 'ws' && c.engine === m.engine && c.subscribers === m.subscribers);
   const pct = (x: number | null | undefined) => `${Math.round((x ?? 0) * 100)}%`;
   const readerBound = m.readerBusy !== null && m.readerBusy >= 0.85;
   return (
-    `W6 at S=${m.subscribers}, msgpack: ${formatRate(m.rowsPerSec)} rows/s, ${formatRatio(ratio(m.rowsPerSec, t?.rowsPerSec))} of TCP` +
+    `W6 at S=${m.subscribers}, msgpack on ${m.engine}: ${formatRate(m.rowsPerSec)} rows/s, ${formatRatio(ratio(m.rowsPerSec, t?.rowsPerSec))} of TCP` +
     (text !== undefined ? ` (text: ${formatRatio(ratio(text.rowsPerSec, t?.rowsPerSec))})` : '') +
     `. The reader decodes every frame to values with msgpackr and is ${pct(m.readerBusy)} busy` +
     (text !== undefined ? ` (text reader: ${pct(text.readerBusy)})` : '') +

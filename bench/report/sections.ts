@@ -266,7 +266,7 @@ export function webSocketSection(r: ScenarioResultFile): string {
       ['S', 'subscribers over', 'rows/s', 'MB/s', '÷ TCP', 'gateway CPU per 1M rows', 'reader CPU ÷ delivery time', 'rows × runs'],
       cells.map((c) => [
         `S=${c.subscribers}`,
-        c.transport === 'ws' ? 'WebSocket (text)' : c.transport === 'ws-msgpack' ? 'WebSocket (msgpack, decoded)' : 'TCP',
+        c.transport === 'ws' ? `WebSocket (text, ${c.engine})` : c.transport === 'ws-msgpack' ? `WebSocket (msgpack, decoded, ${c.engine})` : 'TCP',
         formatRate(c.rowsPerSec),
         c.mbPerSec === null ? 'n/a' : `${c.mbPerSec.toFixed(0)} MB/s`,
         c.transport === 'tcp' ? '—' : formatRatio(ratio(c.rowsPerSec, tcp(c.subscribers)?.rowsPerSec)),

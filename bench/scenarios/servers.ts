@@ -12,6 +12,7 @@
 // client libraries' per-message cost does not limit what they are measured at.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { WsEngineName } from '../../src/bindings/edge-engine.js';
 import { waitForReadyFile } from '../load/ready-file.js';
 import { peerAvailable, startPeer } from '../peers/peers.js';
 import { PROJECT_ROOT, benchScript, spawnNode } from './children.js';
@@ -40,6 +41,8 @@ export interface GatewaySettings {
   retentionBytes?: number;
   /** Open the --http listener (WebSocket bridge at /replication) on a free port; off otherwise. */
   http?: boolean;
+  /** --ws-engine for that listener (default: the gateway's auto). */
+  wsEngine?: WsEngineName;
 }
 
 export interface RunningServer {
@@ -127,6 +130,7 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.maxQueueBytes !== undefined) args.push('--max-queue-bytes', String(settings.maxQueueBytes));
   if (settings.retentionRows !== undefined) args.push('--retention-rows', String(settings.retentionRows));
   if (settings.retentionBytes !== undefined) args.push('--retention-bytes', String(settings.retentionBytes));
+  if (settings.wsEngine !== undefined) args.push('--ws-engine', settings.wsEngine);
   // Settings come from these flags only, not from RG_ variables of the user's shell.
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RG_')) env[k] = v;

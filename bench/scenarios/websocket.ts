@@ -1,17 +1,21 @@
 // W6 WebSocket fan-out: W1 against the gateway with the subscribers on its
 // WebSocket bridge (ws://…/replication on the --http listener, the `ws`
 // package in the subscriber process) instead of TCP, each S run over TCP,
-// WebSocket text mode and WebSocket msgpack mode (subprotocol
-// replication.msgpack) in turn (interleaved, median of the runs). Same rows,
-// same writer (TCP), same raised queue limits as W1.
+// then WebSocket text mode and WebSocket msgpack mode (subprotocol
+// replication.msgpack) on each --ws-engine that runs on this Node, in turn
+// (interleaved, median of the runs). Same rows, same writer (TCP), same
+// raised queue limits as W1. An engine that cannot run here is listed as
+// skipped, with why.
 //
 // The text reader scans tokens as the TCP reader does; the msgpack reader
 // decodes every frame to values (as a browser client must to use them), so
 // its figure carries that decoding. BENCH.md's 70% aim is read as text mode's;
 // msgpack's ratio is reported without an aim.
 //
-// data.cells: [{ transport: 'tcp' | 'ws' | 'ws-msgpack', subscribers, rows, runs, rowsPerSec, mbPerSec, cpuSecondsPer1M, readerBusy }]
-// ('ws' is text mode; mbPerSec counts the bytes of each mode's own encoding)
+// data.cells: [{ transport: 'tcp' | 'ws' | 'ws-msgpack', engine: 'uws' | 'ws' | null, subscribers, rows, runs, rowsPerSec, mbPerSec, cpuSecondsPer1M, readerBusy }]
+// ('ws' is text mode; engine is null for TCP; mbPerSec counts the bytes of each mode's own encoding)
+import type { WsEngineName } from '../../src/bindings/edge-engine.js';
+import { engineAvailability } from '../../src/bindings/engine-choice.js';
 import { gatewayFanOutSettings } from './fan-out.js';
 import { formatRate, median, ratio, round } from './format.js';
 import { runWriterToSubscribers } from './load.js';
@@ -20,11 +24,15 @@ import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 type Transport = 'tcp' | 'ws' | 'ws-msgpack';
 
-const TRANSPORTS: Transport[] = ['tcp', 'ws', 'ws-msgpack'];
 const LABELS: Record<Transport, string> = { tcp: 'TCP', ws: 'WebSocket text', 'ws-msgpack': 'WebSocket msgpack' };
 
-interface Run {
+/** One kind of subscriber connection: TCP, or a WebSocket mode on one engine. */
+interface Channel {
   transport: Transport;
+  engine: WsEngineName | null;
+}
+
+interface Run extends Channel {
   subscribers: number;
   rowsPerSec: number;
   mbPerSec: number;
@@ -34,10 +42,9 @@ interface Run {
 
 const WS_AIM = 0.7;
 
-/** One transport at one S, as stored in the results file (the report reads the same type). */
-export interface WebSocketCell {
-  /** 'ws' is text mode (the name predates msgpack mode). */
-  transport: Transport;
+/** One channel at one S, as stored in the results file (the report reads the same type). */
+export interface WebSocketCell extends Channel {
+  /** transport 'ws' is text mode (the name predates msgpack mode). */
   subscribers: number;
   rows: number;
   runs: number;
@@ -52,19 +59,35 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
   // S = 1 says little about fan-out; the larger counts of W1 are the question.
   const counts = ctx.sizes.fanOutSubscribers.filter((s) => s > 1);
   if (counts.length === 0) counts.push(...ctx.sizes.fanOutSubscribers);
-  const settings = { ...gatewayFanOutSettings(rows), http: true };
+  const availability = engineAvailability();
+  const engines = (Object.keys(availability) as WsEngineName[]).filter((e) => availability[e] === true);
+  const skipped = (Object.keys(availability) as WsEngineName[]).flatMap((e) => {
+    const why = availability[e];
+    return why === true ? [] : [{ system: `gateway on --ws-engine ${e}`, reason: why }];
+  });
+  const channels: Channel[] = [
+    { transport: 'tcp', engine: null },
+    ...engines.flatMap((engine): Channel[] => [
+      { transport: 'ws', engine },
+      { transport: 'ws-msgpack', engine },
+    ]),
+  ];
+  const same = (a: Channel, b: Channel): boolean => a.transport === b.transport && a.engine === b.engine;
   const runs: Run[] = [];
   for (let pass = 1; pass <= repeat; pass++) {
     for (const s of counts) {
-      for (const transport of TRANSPORTS) {
-        const phase = ctx.progress.phase(`W6 gateway over ${LABELS[transport]} S=${s} round ${pass}/${repeat}`, rows * s);
+      for (const channel of channels) {
+        const { transport, engine } = channel;
+        const over = engine === null ? LABELS[transport] : `${LABELS[transport]} (${engine})`;
+        const phase = ctx.progress.phase(`W6 gateway over ${over} S=${s} round ${pass}/${repeat}`, rows * s);
+        const settings = { ...gatewayFanOutSettings(rows), http: true, ...(engine === null ? {} : { wsEngine: engine }) };
         await onFreshServer('gateway', ctx.workDir, settings, phase, async (server) => {
           const subscribeTo: RunningServer | undefined =
             transport === 'tcp' ? undefined : { ...server, port: server.httpPort!, subscriberArgs: ['--protocol', transport] };
           const r = await runWriterToSubscribers(ctx, server, { subscribers: s, rows, phase, ...(subscribeTo ? { subscribeTo } : {}) });
           const seconds = r.subscriber.seconds;
           runs.push({
-            transport,
+            ...channel,
             subscribers: s,
             rowsPerSec: r.subscriber.rowsPerSec ?? 0,
             mbPerSec: r.subscriber.mbPerSec ?? 0,
@@ -77,10 +100,10 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
     }
   }
   const cells = counts.flatMap((s) =>
-    TRANSPORTS.map((transport): WebSocketCell => {
-      const mine = runs.filter((r) => r.transport === transport && r.subscribers === s);
+    channels.map((channel): WebSocketCell => {
+      const mine = runs.filter((r) => same(r, channel) && r.subscribers === s);
       return {
-        transport,
+        ...channel,
         subscribers: s,
         rows,
         runs: mine.length,
@@ -93,13 +116,13 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
   );
   const summary: SummaryRow[] = counts.flatMap((s) => {
     const tcp = cells.find((c) => c.transport === 'tcp' && c.subscribers === s)!;
-    const row = (transport: 'ws' | 'ws-msgpack'): SummaryRow => {
-      const ws = cells.find((c) => c.transport === transport && c.subscribers === s)!;
+    const row = (channel: Channel): SummaryRow => {
+      const ws = cells.find((c) => same(c, channel) && c.subscribers === s)!;
       const r = ratio(ws.rowsPerSec, tcp.rowsPerSec);
-      const text = transport === 'ws';
+      const text = channel.transport === 'ws';
       return {
         scenario: 'W6',
-        case: `S=${s}, ${text ? 'text' : 'msgpack'}`,
+        case: `S=${s}, ${text ? 'text' : 'msgpack'}, ${channel.engine}`,
         figure: 'WebSocket delivered rows/s',
         value: ws.rowsPerSec,
         display: formatRate(ws.rowsPerSec),
@@ -110,13 +133,21 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
         ...(text ? { aim: `≥ ${WS_AIM.toFixed(2)}×`, met: r === null ? null : r >= WS_AIM } : {}),
       };
     };
-    return [row('ws'), row('ws-msgpack')];
+    return channels.filter((c) => c.engine !== null).map(row);
   });
   return {
-    settings: { rows, subscribers: counts, repeat, modes: ['text', 'msgpack'], gatewayFlags: `${gatewayFanOutSettings(rows).maxQueueCommands} commands / ${gatewayFanOutSettings(rows).maxQueueBytes} bytes queue limits, --http 127.0.0.1:0` },
+    settings: {
+      rows,
+      subscribers: counts,
+      repeat,
+      modes: ['text', 'msgpack'],
+      engines,
+      gatewayFlags: `${gatewayFanOutSettings(rows).maxQueueCommands} commands / ${gatewayFanOutSettings(rows).maxQueueBytes} bytes queue limits, --http 127.0.0.1:0, --ws-engine per engine`,
+    },
     summary,
-    skipped: [],
+    skipped,
     notes: [
+      'Each WebSocket mode runs on every --ws-engine that runs on this Node: uws (uWebSockets.js, where a native build loads) and ws (the ws package over node:http); the TCP figure is the baseline for both.',
       'The WebSocket subscribers use the `ws` package (no compression) in the same one subscriber process; its frame parsing is part of the reader\'s cost, so a saturated reader lowers the WebSocket figure as much as the server does.',
       'Text mode reads as the TCP reader does: it scans each line for its token only. MessagePack mode (subprotocol replication.msgpack) decodes every frame to values with msgpackr `unpackMultiple`, as a browser client must to use the rows, then checks the tokens: that decoding is part of the reader\'s cost, so the msgpack figure is bounded by the reader\'s decoding as much as by the gateway\'s transcoding. Its MB/s counts MessagePack bytes.',
       'BENCH.md\'s aim (WebSocket within 70% of TCP) is applied to text mode; msgpack\'s ratio is reported without an aim.',

@@ -1,5 +1,5 @@
 /**
- * The gateway's `--http` listener on uWebSockets.js:
+ * The gateway's `--http` listener, the same on every engine (edge-engine.ts):
  *
  *     GET /              the status page (dist/static/status.html)
  *     GET /client.js     the browser client, one ES module (dist/static/client.js)
@@ -7,16 +7,18 @@
  *     GET <path>         any other route the gateway gives (/metrics, /congestion)
  *     WS  /replication   the WebSocket bridge (src/bindings/ws-bridge.ts)
  *
- * It refuses to listen off loopback unless subscribers must AUTH with a
- * token (src/bindings/ws-access.ts).
+ * Other methods (HEAD too) and paths go to the gateway's fallback. It refuses
+ * to listen off loopback unless subscribers must AUTH with a token
+ * (src/bindings/ws-access.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import uWS from 'uWebSockets.js';
 import type { ReplicationHub } from '../core/hub.js';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
+import type { EdgeEngine, HttpReply } from './edge-engine.js';
+import { chooseEngine, type ChosenEngine } from './engine-choice.js';
 import { assertListenAllowed } from './ws-access.js';
-import { REPLICATION_PATH, WsBridge, type WsBridgeOptions } from './ws-bridge.js';
+import { WsBridge, type WsBridgeOptions } from './ws-bridge.js';
 import { StatusFeed, type StatusFeedOptions } from './status-feed.js';
 
 /** What the listener needs of a ReplicationServer: its hub and its disconnect events. */
@@ -56,16 +58,22 @@ export interface HttpListenerOptions extends WsBridgeOptions {
   status?: StatusFeedOptions | false;
   /** Where status.html and client.js are (default: dist/static, written by src/browser/build.ts). */
   staticDir?: URL;
+  /** What moves the bytes (default: chooseEngine('auto')). */
+  engine?: ChosenEngine;
 }
 
 const DEFAULT_STATIC_DIR = new URL('../../static/', import.meta.url);
+const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 export class HttpListener {
   readonly bridge: WsBridge;
   readonly statusFeed: StatusFeed | null;
-  private readonly app: uWS.TemplatedApp;
+  /** The engine in use and why it was chosen. */
+  readonly engine: ChosenEngine;
+  private readonly edge: EdgeEngine;
+  private readonly getRoutes = new Map<string, HttpHandler>();
+  private readonly fallback: FallbackHandler | null;
   private readonly staticDir: URL;
-  private listenSocket: uWS.us_listen_socket | null = null;
   private bound: AddressInfo | null = null;
   private closing: Promise<void> | null = null;
   private readonly closeGraceMs: number;
@@ -75,6 +83,8 @@ export class HttpListener {
     private readonly source: HubSource,
     options: HttpListenerOptions = {},
   ) {
+    // First: an engine that cannot run throws before anything is started.
+    this.engine = options.engine ?? chooseEngine('auto');
     const hub = source.hub;
     this.staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
     this.closeGraceMs = options.closeGraceMs ?? 250;
@@ -82,54 +92,31 @@ export class HttpListener {
     this.bridge = new WsBridge(hub, { ...options, statusFeed: this.statusFeed });
     this.onDisconnect = (conn, reason, detail) => this.statusFeed?.recordDisconnect(conn, reason, detail);
     source.on('disconnect', this.onDisconnect);
-    this.app = uWS.App();
-    this.app.ws(REPLICATION_PATH, this.bridge.behavior());
+    this.fallback = options.fallback ?? null;
     if (this.statusFeed !== null) {
-      this.app.get('/', (res) => this.serveFile(res, 'status.html', 'text/html; charset=utf-8'));
-      this.app.get('/index.html', (res) => this.serveFile(res, 'status.html', 'text/html; charset=utf-8'));
+      const page = (): HttpResponseBody => this.staticFile('status.html', 'text/html; charset=utf-8');
+      this.getRoutes.set('/', page).set('/index.html', page);
     }
-    this.app.get('/client.js', (res) => this.serveFile(res, 'client.js', 'text/javascript; charset=utf-8'));
-    const fallback = options.fallback;
-    const routes: Record<string, HttpHandler> = { ...(fallback ? {} : { '/healthz': () => ({ body: 'ok\n' }) }), ...options.routes };
-    for (const [path, handler] of Object.entries(routes)) this.app.get(path, (res) => this.serveHandler(res, handler));
+    this.getRoutes.set('/client.js', () => this.staticFile('client.js', 'text/javascript; charset=utf-8'));
+    if (this.fallback === null) this.getRoutes.set('/healthz', () => ({ body: 'ok\n' }));
+    for (const [path, handler] of Object.entries(options.routes ?? {})) this.getRoutes.set(path, handler);
     // Browsers ask for it on every page: an empty answer keeps their consoles clean.
-    this.app.get('/favicon.ico', (res) => {
-      res.writeStatus('204 No Content').end();
-    });
-    this.app.any('/*', (res, req) => {
-      if (fallback === undefined) {
-        res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n');
-        return;
-      }
-      const method = req.getCaseSensitiveMethod().toUpperCase();
-      const path = req.getUrl();
-      this.serveHandler(
-        res,
-        async () => {
-          const a = await fallback(method, path);
-          return { status: a.status, headers: a.headers, body: a.body };
-        },
-        method === 'HEAD',
-      );
-    });
+    this.getRoutes.set('/favicon.ico', () => ({ status: 204, body: '' }));
+    this.edge = this.engine.create({ bridge: this.bridge, serve: (method, path, reply) => this.serve(method, path, reply) });
   }
 
-  /** Starts listening (port 0 picks a free port); refuses a non-loopback host without a subscriber token. */
-  listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const { credentials, requireAuth } = this.source.hub.options;
-      assertListenAllowed(host, credentials, requireAuth);
-      this.app.listen(host, port, (socket) => {
-        if (socket === false) {
-          reject(new Error(`cannot listen for HTTP on ${host}:${port}`));
-          return;
-        }
-        this.listenSocket = socket;
-        const bound = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
-        this.bound = { address: host, family: host.includes(':') ? 'IPv6' : 'IPv4', port: bound };
-        resolve(this.bound);
-      });
-    });
+  /** Starts listening (port 0 picks a free port); refuses a non-loopback host without a subscriber token, and a port in use. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const { credentials, requireAuth } = this.source.hub.options;
+    assertListenAllowed(host, credentials, requireAuth);
+    let bound: number;
+    try {
+      bound = await this.edge.listen(host, port);
+    } catch (err) {
+      throw new Error(`cannot listen for HTTP on ${host}:${port}: ${(err as Error).message}`);
+    }
+    this.bound = { address: host, family: host.includes(':') ? 'IPv6' : 'IPv4', port: bound };
+    return this.bound;
   }
 
   address(): AddressInfo | null {
@@ -143,69 +130,44 @@ export class HttpListener {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.listenSocket !== null) uWS.us_listen_socket_close(this.listenSocket);
-      this.listenSocket = null;
+      this.edge.stopListening();
       this.source.off('disconnect', this.onDisconnect);
       this.statusFeed?.close();
       this.bridge.close();
       await new Promise((resolve) => setTimeout(resolve, this.closeGraceMs));
-      // Idle keep-alive HTTP connections too (App.close is in this uWS build, not in its typings).
-      (this.app as unknown as { close?: () => void }).close?.();
+      this.edge.closeAll();
     })();
     return this.closing;
   }
 
-  private serveFile(res: uWS.HttpResponse, name: string, contentType: string): void {
-    let body: Buffer;
-    try {
-      // Read per request: small files, and a rebuilt client is served without a restart.
-      body = readFileSync(new URL(name, this.staticDir));
-    } catch {
-      res
-        .writeStatus('404 Not Found')
-        .writeHeader('Content-Type', 'text/plain')
-        .end(`${name} is not built: run \`npm run build\`\n`);
-      return;
-    }
-    res.writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-cache').end(body);
-  }
-
-  private serveHandler(res: uWS.HttpResponse, handler: HttpHandler, headOnly = false): void {
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    const reply = (r: HttpResponseBody): void => {
-      if (aborted) return;
-      res.cork(() => {
-        res.writeStatus(statusLine(r.status ?? 200));
-        const headers: Record<string, string> = { 'content-type': r.contentType ?? 'text/plain; charset=utf-8', ...r.headers };
-        for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-        if (headOnly) res.endWithoutBody(typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length);
-        else res.end(r.body);
-      });
-    };
-    const fail = (err: unknown): void => {
-      reply({ status: 500, body: `${err instanceof Error ? err.message : String(err)}\n` });
-    };
+  /** One request, on any engine: a GET route, else the gateway's fallback (or 404). */
+  private serve(method: string, path: string, reply: (r: HttpReply) => void): void {
+    const headOnly = method === 'HEAD';
+    const send = (r: HttpResponseBody): void =>
+      reply({ status: r.status ?? 200, headers: { 'content-type': r.contentType ?? TEXT_TYPE, ...r.headers }, body: r.body, headOnly });
+    const fail = (err: unknown): void => send({ status: 500, body: `${err instanceof Error ? err.message : String(err)}\n` });
+    const handler = (method === 'GET' ? this.getRoutes.get(path) : undefined) ?? this.fallbackFor(method, path);
     try {
       const result = handler();
-      if (result instanceof Promise) result.then(reply, fail);
-      else reply(result);
+      if (result instanceof Promise) result.then(send, fail);
+      else send(result);
     } catch (err) {
       fail(err);
     }
   }
-}
 
-function statusLine(status: number): string {
-  const text: Record<number, string> = {
-    200: 'OK',
-    204: 'No Content',
-    404: 'Not Found',
-    405: 'Method Not Allowed',
-    500: 'Internal Server Error',
-    503: 'Service Unavailable',
-  };
-  return `${status} ${text[status] ?? 'Status'}`;
+  private fallbackFor(method: string, path: string): HttpHandler {
+    const fallback = this.fallback;
+    if (fallback === null) return () => ({ status: 404, contentType: 'text/plain', body: 'not found\n' });
+    return () => fallback(method, path);
+  }
+
+  private staticFile(name: string, contentType: string): HttpResponseBody {
+    try {
+      // Read per request: small files, and a rebuilt client is served without a restart.
+      return { contentType, headers: { 'cache-control': 'no-cache' }, body: readFileSync(new URL(name, this.staticDir)) };
+    } catch {
+      return { status: 404, contentType: 'text/plain', body: `${name} is not built: run \`npm run build\`\n` };
+    }
+  }
 }

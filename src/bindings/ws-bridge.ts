@@ -1,7 +1,9 @@
 /**
- * uWebSockets.js edge of the hub: each WebSocket on `/replication` becomes a
- * ServerConnection, the same state machine, commands, errors and limits as
- * TCP (src/bindings/tcp-server.ts). This file only moves bytes:
+ * The WebSocket side of the `--http` listener: each WebSocket on
+ * `/replication` becomes a ServerConnection, the same state machine,
+ * commands, errors and limits as TCP (src/bindings/tcp-server.ts). This file
+ * decides, for every engine (edge-engine.ts), who may connect and how bytes
+ * are framed and paced:
  *
  *     text mode (default, or subprotocol `replication`): a text message holds
  *         one or more whole lines each way (small parts joined up to 16 KiB,
@@ -10,37 +12,31 @@
  *         (src/bindings/ws-msgpack.ts); text messages are still read as lines
  *     status (subprotocol `replication.status`): the read-only status feed
  *
- * Liveness is judged here, not by the browser: the bridge sends WebSocket
- * pings itself (browsers throttle the timers that would send PING lines in
- * background tabs, but answer pings at once) and closes a socket that has
- * sent nothing, not even a pong, for the ping timeout. Backpressure follows
- * uWS's buffered amount: a write that leaves it above the high-water mark
- * returns false, the hub queues (with its congestion limits, then `ERROR
- * Failed to keep up`) and resumes on uWS's drain. uWS throws on a closed
- * socket, so every call checks the link's `closed` flag, set by the close
- * handler (which uWS also runs inside end() and close()).
+ * Liveness is judged here, not by the browser (ws-socket-link.ts).
+ * Backpressure follows the engine's buffered amount: a write that leaves it
+ * at or above the high-water mark returns false, the hub queues (with its
+ * congestion limits, then `ERROR Failed to keep up`) and resumes on the
+ * engine's drain.
  */
-import uWS from 'uWebSockets.js';
 import type { ReplicationHub } from '../core/hub.js';
 import type { ServerConnection } from '../core/server-connection.js';
 import type { Transport } from '../core/transport.js';
 import { ProtocolError } from '../core/errors.js';
+import type { AcceptedUpgrade, EdgeBridge, EdgeSocket, HttpReply, SocketEvents, SocketMode, UpgradeAnswer, UpgradeRequest } from './edge-engine.js';
 import { originAllowed } from './ws-access.js';
 import { MsgpackCodec, type RdataTranscoder } from './ws-msgpack.js';
 import type { StatusFeed } from './status-feed.js';
 import { StatusLink } from './ws-status-link.js';
+import { SocketLink, type LinkHost } from './ws-socket-link.js';
 
 export const TEXT_PROTOCOL = 'replication';
 export const MSGPACK_PROTOCOL = 'replication.msgpack';
 export const STATUS_PROTOCOL = 'replication.status';
-export const REPLICATION_PATH = '/replication';
 
-/** Above this many bytes buffered in uWS, a write reports backpressure (like a socket's highWaterMark). */
+/** At or above this many bytes buffered in the engine, a write reports backpressure (like a socket's highWaterMark). */
 export const DEFAULT_SEND_HIGH_WATER_BYTES = 256 * 1024;
 /** Small parts are joined into messages of up to this many bytes; larger parts go as messages of their own. */
 const JOIN_MAX_BYTES = 16 * 1024;
-
-type Mode = 'text' | 'msgpack' | 'status';
 
 export interface WsBridgeOptions {
   /** Origins allowed besides the listener's own; `*` allows any (default: none). */
@@ -57,17 +53,9 @@ export interface WsBridgeOptions {
   clock?: () => number;
 }
 
-export interface SocketData {
-  mode: Mode;
-  kind: string;
-  remoteAddress: string;
-  link: WsLink | StatusLink | null;
-}
-
-export type Socket = uWS.WebSocket<SocketData>;
-
-export class WsBridge {
+export class WsBridge implements EdgeBridge, LinkHost {
   readonly maxMessageBytes: number;
+  readonly maxPayloadBytes: number;
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
   readonly sendHighWaterBytes: number;
@@ -75,7 +63,7 @@ export class WsBridge {
   readonly clock: () => number;
   private readonly allowOrigins: readonly string[];
   private readonly statusFeed: StatusFeed | null;
-  private readonly links = new Set<WsLink | StatusLink>();
+  private readonly links = new Set<SocketLink>();
   private readonly sweepTimer: NodeJS.Timeout;
   /** Sockets refused by the origin check (for tests and metrics). */
   refusedOrigins = 0;
@@ -84,8 +72,11 @@ export class WsBridge {
     readonly hub: ReplicationHub,
     options: WsBridgeOptions = {},
   ) {
-    // A message is at most one line of the hub's limit (with its LF); see behavior().
+    // A message is at most one line of the hub's limit (with its LF).
     this.maxMessageBytes = hub.options.maxLineBytes + 1;
+    // Up to twice that is read, so an oversized message gets ERROR and a close;
+    // beyond it the engine closes the socket itself without reading it.
+    this.maxPayloadBytes = Math.min(2 ** 31 - 1, this.maxMessageBytes * 2);
     this.pingIntervalMs = options.pingIntervalMs ?? hub.options.pingIntervalMs;
     this.pingTimeoutMs = options.pingTimeoutMs ?? hub.options.pingTimeoutMs;
     this.sendHighWaterBytes = options.sendHighWaterBytes ?? DEFAULT_SEND_HIGH_WATER_BYTES;
@@ -103,85 +94,40 @@ export class WsBridge {
     return this.links.size;
   }
 
-  /** The route's settings and handlers, for `app.ws(REPLICATION_PATH, bridge.behavior())`. */
-  behavior(): uWS.WebSocketBehavior<SocketData> {
-    return {
-      // Up to twice the limit reaches us, so an oversized message gets ERROR and a close;
-      // beyond that uWS closes the socket itself (code 1006) without reading it.
-      maxPayloadLength: Math.min(2 ** 31 - 1, this.maxMessageBytes * 2),
-      // 0: no uWS limit, so no message is ever dropped; the hub bounds what is queued.
-      maxBackpressure: 0,
-      closeOnBackpressureLimit: 0,
-      // Liveness is judged by sweep(), off one clock.
-      idleTimeout: 0,
-      sendPingsAutomatically: false,
-      compression: uWS.DISABLED,
-      upgrade: (res, req, context) => this.upgrade(res, req, context),
-      open: (ws) => this.open(ws),
-      message: (ws, message, isBinary) => ws.getUserData().link?.message(message, isBinary),
-      drain: (ws) => ws.getUserData().link?.drain(),
-      pong: (ws) => ws.getUserData().link?.heard(),
-      close: (ws) => {
-        const link = ws.getUserData().link;
-        if (link !== null) {
-          this.links.delete(link);
-          link.socketClosed();
-        }
-      },
-    };
+  /** Who may open a socket, in which mode: the Origin allow-list, then the offered subprotocols. */
+  upgrade(request: UpgradeRequest): UpgradeAnswer {
+    const { origin, host } = request;
+    if (!originAllowed(origin, host, this.allowOrigins)) {
+      this.refusedOrigins++;
+      return { refused: plainReply(403, `origin ${origin} is not allowed\n`) };
+    }
+    const protocols = request.protocols.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+    let mode: SocketMode = 'text';
+    let protocol = '';
+    if (protocols.includes(MSGPACK_PROTOCOL)) [mode, protocol] = ['msgpack', MSGPACK_PROTOCOL];
+    else if (protocols.includes(STATUS_PROTOCOL)) [mode, protocol] = ['status', STATUS_PROTOCOL];
+    else if (protocols.includes(TEXT_PROTOCOL)) protocol = TEXT_PROTOCOL;
+    if (mode === 'status' && this.statusFeed === null) return { refused: plainReply(404, 'no status feed here\n') };
+    return { accepted: { mode, protocol, remoteAddress: request.remoteAddress } };
+  }
+
+  link(socket: EdgeSocket, accepted: AcceptedUpgrade): SocketEvents {
+    if (accepted.mode === 'status') return new StatusLink(this, socket, this.statusFeed!);
+    return new WsLink(this, socket, accepted);
+  }
+
+  track(link: SocketLink): void {
+    this.links.add(link);
+  }
+
+  forget(link: SocketLink): void {
+    this.links.delete(link);
   }
 
   /** Stops the ping sweep and closes every socket at once (after the hub said why). */
   close(): void {
     clearInterval(this.sweepTimer);
-    for (const link of [...this.links]) link.destroy();
-  }
-
-  private upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
-    // The request is only valid in this callback: read everything now.
-    const key = req.getHeader('sec-websocket-key');
-    const offered = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
-    const origin = req.getHeader('origin');
-    const host = req.getHeader('host');
-    if (!originAllowed(origin, host, this.allowOrigins)) {
-      this.refusedOrigins++;
-      res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'text/plain').end(`origin ${origin} is not allowed\n`);
-      return;
-    }
-    const protocols = offered.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
-    let mode: Mode = 'text';
-    let chosen = '';
-    if (protocols.includes(MSGPACK_PROTOCOL)) [mode, chosen] = ['msgpack', MSGPACK_PROTOCOL];
-    else if (protocols.includes(STATUS_PROTOCOL)) [mode, chosen] = ['status', STATUS_PROTOCOL];
-    else if (protocols.includes(TEXT_PROTOCOL)) chosen = TEXT_PROTOCOL;
-    if (mode === 'status' && this.statusFeed === null) {
-      res.writeStatus('404 Not Found').end('no status feed here\n');
-      return;
-    }
-    const data: SocketData = {
-      mode,
-      kind: mode === 'msgpack' ? 'ws-msgpack' : 'ws',
-      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString('latin1'),
-      link: null,
-    };
-    res.upgrade(data, key, chosen, extensions, context);
-  }
-
-  private open(ws: Socket): void {
-    const data = ws.getUserData();
-    if (data.mode === 'status') {
-      const link = new StatusLink(this, ws);
-      data.link = link;
-      this.links.add(link);
-      link.session = this.statusFeed!.accept(link);
-      return;
-    }
-    const link = new WsLink(this, ws, data.mode);
-    data.link = link;
-    this.links.add(link);
-    // accept() may close at once (too many connections): the link then tells the connection.
-    link.attach(this.hub.accept(link, data.kind, data.remoteAddress));
+    for (const link of [...this.links]) link.shutdown();
   }
 
   /** Pings quiet sockets and closes those silent past the timeout. */
@@ -191,26 +137,31 @@ export class WsBridge {
   }
 }
 
+function plainReply(status: number, body: string): HttpReply {
+  return { status, headers: { 'content-type': 'text/plain' }, body, headOnly: false };
+}
+
 /** One replication WebSocket: the Transport under its ServerConnection. */
-class WsLink implements Transport {
-  closed = false;
+class WsLink extends SocketLink implements Transport {
   private conn: ServerConnection | null = null;
-  private lastHeardMs: number;
-  private lastPingMs: number;
+  private readonly mode: 'text' | 'msgpack';
   /** Binary mode: flushes waiting for frames from the pool, sent in order; null when none. */
   private pending: (Buffer | Promise<Buffer>)[][] | null = null;
   private endWhenSent = false;
 
   constructor(
     private readonly bridge: WsBridge,
-    private readonly ws: Socket,
-    private readonly mode: 'text' | 'msgpack',
+    ws: EdgeSocket,
+    private readonly accepted: AcceptedUpgrade,
   ) {
-    this.lastHeardMs = this.lastPingMs = bridge.clock();
+    super(bridge, ws);
+    this.mode = accepted.mode === 'msgpack' ? 'msgpack' : 'text';
   }
 
-  attach(conn: ServerConnection): void {
+  protected accept(): void {
+    const conn = this.bridge.hub.accept(this, this.mode === 'msgpack' ? 'ws-msgpack' : 'ws', this.accepted.remoteAddress);
     this.conn = conn;
+    // accept() may close at once (too many connections), before conn was known here.
     if (this.closed) conn.transportClosed();
   }
 
@@ -239,20 +190,16 @@ class WsLink implements Transport {
       this.endWhenSent = true;
       return;
     }
-    this.ws.cork(() => this.ws.end(1000));
+    this.endSocket();
   }
 
-  destroy(): void {
-    if (!this.closed) this.ws.close();
-  }
+  // ------------------------------------------------------------ socket events
 
-  // ------------------------------------------------------------ uWS events
-
-  message(message: ArrayBuffer, isBinary: boolean): void {
+  message(data: Buffer, isBinary: boolean): void {
     const conn = this.conn;
     if (this.closed || conn === null) return;
-    this.lastHeardMs = this.bridge.clock();
-    const size = message.byteLength;
+    super.heard();
+    const size = data.length;
     if (size > this.bridge.maxMessageBytes) {
       conn.fail(new ProtocolError('LINE_TOO_LONG', `message too long: over the limit of ${this.bridge.maxMessageBytes} bytes`));
       return;
@@ -260,62 +207,48 @@ class WsLink implements Transport {
     let lines: Buffer;
     if (isBinary && this.mode === 'msgpack') {
       try {
-        lines = this.bridge.codec.framesToLines(Buffer.from(message));
+        lines = this.bridge.codec.framesToLines(data);
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
         conn.fail(err);
         return;
       }
     } else {
-      // A copy: uWS frees the ArrayBuffer when this callback returns, and a
-      // writer's rows are stored as views of what it received. The LF makes
-      // a message whole lines even when its last line has none.
-      const view = new Uint8Array(message);
-      const needsLf = size === 0 || view[size - 1] !== 0x0a;
+      // A copy: the engine's buffer is valid only in this call (uWS frees it),
+      // and a writer's rows are stored as views of what it received. The LF
+      // makes a message whole lines even when its last line has none.
+      const needsLf = size === 0 || data[size - 1] !== 0x0a;
       lines = Buffer.allocUnsafe(size + (needsLf ? 1 : 0));
-      lines.set(view);
+      lines.set(data);
       if (needsLf) lines[size] = 0x0a;
     }
     conn.receive(lines);
   }
 
-  drain(): void {
+  override drain(): void {
     if (this.closed || this.pending !== null || !this.belowHighWater()) return;
     this.conn?.drained();
   }
 
-  /** A pong (or any sign of life): the peer is there, whatever its timers do. */
-  heard(): void {
+  override heard(): void {
     if (this.closed) return;
-    this.lastHeardMs = this.bridge.clock();
+    super.heard();
     // An empty chunk only refreshes the connection's receive time (messages are whole lines, so nothing is pending).
     this.conn?.receive(EMPTY);
   }
 
-  socketClosed(): void {
-    this.closed = true;
+  override socketClosed(): void {
+    super.socketClosed();
     this.pending = null;
     this.conn?.transportClosed();
   }
 
-  tick(now: number): void {
-    if (this.closed) return;
-    if (now - this.lastHeardMs > this.bridge.pingTimeoutMs) {
-      if (this.conn?.open) this.conn.close('ping_timeout', 'ping timeout');
-      else this.destroy();
-      return;
-    }
-    if (now - this.lastPingMs >= this.bridge.pingIntervalMs && now - this.lastHeardMs >= this.bridge.pingIntervalMs) {
-      this.lastPingMs = now;
-      this.ws.ping();
-    }
+  protected override timedOut(): void {
+    if (this.conn?.open) this.conn.close('ping_timeout', 'ping timeout');
+    else this.destroy();
   }
 
   // ------------------------------------------------------------ sending
-
-  private belowHighWater(): boolean {
-    return this.closed || this.ws.getBufferedAmount() < this.bridge.sendHighWaterBytes;
-  }
 
   /**
    * Whole lines (or frames) as messages: a run of small parts is joined into
@@ -359,7 +292,7 @@ class WsLink implements Transport {
     }
     this.pending = null;
     if (this.closed) return;
-    if (this.endWhenSent) this.ws.cork(() => this.ws.end(1000));
+    if (this.endWhenSent) this.endSocket();
     else if (this.belowHighWater()) this.conn?.drained();
   }
 }

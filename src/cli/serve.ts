@@ -5,10 +5,12 @@
  * stderr, a ready file once every listener is bound, and an orderly stop on
  * SIGTERM/SIGINT (a second signal exits at once).
  *
- * Exit codes: 0 stopped by a signal, 1 could not start, 2 bad settings.
+ * Exit codes: 0 stopped by a signal, 1 could not start, 2 bad settings
+ * (--ws-engine uws where it cannot run included).
  */
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
+import { EngineUnavailableError } from '../bindings/engine-choice.js';
 import { ConfigError, loadConfig } from '../gateway/config.js';
 import { Gateway, type GatewayAddresses } from '../gateway/gateway.js';
 import { helpText, type GatewayConfig } from '../gateway/options.js';
@@ -32,7 +34,14 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const log = pino({ name: 'replication-gateway', level: config.logLevel });
-  const gateway = new Gateway(config, log);
+  let gateway: Gateway;
+  try {
+    gateway = new Gateway(config, log);
+  } catch (err) {
+    if (!(err instanceof EngineUnavailableError)) throw err;
+    process.stderr.write(`replication-gateway serve: ${err.message}\n`);
+    return 2;
+  }
   const stopped = handleSignals(gateway, config, log);
 
   let addresses: GatewayAddresses | null;

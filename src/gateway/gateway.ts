@@ -6,6 +6,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { chooseEngine } from '../bindings/engine-choice.js';
 import { HttpListener } from '../bindings/http-app.js';
 import { EncoderPool } from '../workers/encoder-pool.js';
 import { parseTokenSpec } from '../bindings/ws-access.js';
@@ -55,6 +56,8 @@ export class Gateway {
     private readonly log: Logger,
     private readonly clock: () => number = Date.now,
   ) {
+    // Before anything starts: --ws-engine uws where it cannot run throws EngineUnavailableError.
+    const engine = config.http === null ? null : chooseEngine(config.wsEngine);
     this.startedAt = clock();
     this.stopRequested = new Promise((resolve) => (this.requestStop = resolve));
     this.encoder = new EncoderPool(config.encodeThreads === null ? {} : { threads: config.encodeThreads });
@@ -106,9 +109,10 @@ export class Gateway {
       congestion: () => this.cuts.list(),
     });
     this.http =
-      config.http === null
+      engine === null
         ? null
         : new HttpListener(this.server, {
+            engine,
             fallback: (method, path) => answer(routes, method, path),
             allowOrigins: config.allowOrigins ?? [],
             transcoder: this.encoder,
@@ -130,6 +134,8 @@ export class Gateway {
    */
   async start(): Promise<GatewayAddresses | null> {
     if (this.http !== null && this.config.http !== null) {
+      const { name, reason } = this.http.engine;
+      this.log.info({ wsEngine: name, reason }, `HTTP and WebSocket engine: ${name}`);
       this.httpAddress = await this.http.listen(this.config.http.host, this.config.http.port);
     }
     if (this.relay !== null) {

@@ -1,7 +1,7 @@
 /**
  * The gateway's HTTP answers as plain values (status, headers, body), apart
- * from any listener, so the node:http edge now and a uWebSockets.js one
- * later serve the same thing:
+ * from any listener, so every engine of the --http listener
+ * (src/bindings/edge-engine.ts) serves the same thing:
  *
  *     GET /metrics      Prometheus text (prom-client)
  *     GET /healthz      200 or 503, JSON (health.ts)

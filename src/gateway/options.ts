@@ -4,6 +4,7 @@
  * text value is checked. config.ts layers the sources; --help and
  * docs/operations.md are written from this table.
  */
+import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
 
 export interface HostPort {
@@ -22,6 +23,8 @@ export interface GatewayConfig {
   subscriberToken: string | null;
   /** Origins (besides the --http listener's own) whose pages may open /replication; null: none. */
   allowOrigins: string[] | null;
+  /** What serves --http: uWebSockets.js, `ws` over node:http, or auto (uWS where a native build loads). */
+  wsEngine: WsEngineChoice;
   retentionRows: number;
   retentionBytes: number;
   maxQueueCommands: number;
@@ -178,6 +181,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: null,
     help: "origins whose pages may open the WebSocket at /replication besides the --http listener's own (default: same origin only); * for any",
     parse: originList,
+  },
+  {
+    key: 'wsEngine',
+    flag: '--ws-engine',
+    env: 'RG_WS_ENGINE',
+    valueName: 'auto|uws|ws',
+    defaultText: 'auto',
+    help: 'what serves --http: uws (uWebSockets.js; needs a native build for this Node), ws (the ws package over node:http; runs everywhere), auto (uws where it loads, else ws)',
+    parse: (t) => ((WS_ENGINE_CHOICES as readonly string[]).includes(t) ? t : new Invalid(`one of ${WS_ENGINE_CHOICES.join(', ')}`)),
   },
   {
     key: 'retentionRows',

@@ -1,8 +1,8 @@
 // The bench harness end to end, in its tiny mode (a few thousand rows, S = 2,
 // nats-server and redis-server skipped): run as a user runs it, a child
 // `node dist/bench/main.js`, with the results in a temporary directory. It
-// must verify delivery (W6: over TCP, WebSocket text and WebSocket msgpack)
-// and write result files with the documented fields,
+// must verify delivery (W6: over TCP, WebSocket text and WebSocket msgpack,
+// on each --ws-engine that runs here) and write result files with the documented fields,
 // and a subscriber that drops a row (--drop-row) must fail the run.
 // No timing assertions: only that figures exist and are positive.
 import { test } from 'node:test';
@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ENGINES } from '../bindings/ws-harness.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'dist', 'bench', 'main.js');
@@ -88,13 +89,21 @@ test('the tiny run checks delivery, prints the summary and writes result files w
   assert.ok(w3.data.rowsPerSec > 0);
   assert.ok(w3.data.peakGrowthBytes >= 0);
 
-  // W6: a run fails unless every subscriber got every row, so ok means delivery was checked in each mode.
+  // W6: a run fails unless every subscriber got every row, so ok means delivery was checked in each mode, on each engine that runs here.
   const w6 = await readJson(dir, 'W6');
   assert.equal(w6.ok, true);
-  assert.deepEqual(w6.data.cells.map((c: { transport: string }) => c.transport), ['tcp', 'ws', 'ws-msgpack']);
-  for (const c of w6.data.cells as Record<string, any>[]) assert.ok(c.rowsPerSec > 0, `W6 ${c.transport} rowsPerSec`);
-  assert.deepEqual(w6.summary.map((s: { case: string }) => s.case), ['S=2, text', 'S=2, msgpack']);
-  assert.match(run.stdout, /W6\s+S=2, msgpack\s+WebSocket delivered rows\/s/);
+  const engines = ENGINES.filter((e) => e.skip === false).map((e) => e.name);
+  assert.deepEqual(
+    w6.data.cells.map((c: { transport: string; engine: string | null }) => `${c.transport} ${c.engine}`),
+    ['tcp null', ...engines.flatMap((e) => [`ws ${e}`, `ws-msgpack ${e}`])],
+  );
+  for (const c of w6.data.cells as Record<string, any>[]) assert.ok(c.rowsPerSec > 0, `W6 ${c.transport} ${c.engine} rowsPerSec`);
+  assert.deepEqual(w6.summary.map((s: { case: string }) => s.case), engines.flatMap((e) => [`S=2, text, ${e}`, `S=2, msgpack, ${e}`]));
+  assert.deepEqual(
+    w6.skipped.map((s: { system: string }) => s.system),
+    ENGINES.filter((e) => e.skip !== false).map((e) => `gateway on --ws-engine ${e.name}`),
+  );
+  assert.match(run.stdout, /W6\s+S=2, msgpack, ws\s+WebSocket delivered rows\/s/);
 
   const w7 = await readJson(dir, 'W7');
   assert.equal(w7.ok, true);

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { assertListenAllowed, isLoopbackHost, originAllowed, parseTokenSpec } from '../../src/bindings/ws-access.js';
 import { HttpListener } from '../../src/bindings/http-app.js';
 import { ReplicationServer } from '../../src/server.js';
-import { startGateway, waitUntil, WsPeer } from './ws-harness.js';
+import { describeEachEngine, waitUntil, WsPeer } from './ws-harness.js';
 
 describe('originAllowed', () => {
   it('allows requests without an Origin (not a browser)', () => {
@@ -57,9 +57,9 @@ describe('parseTokenSpec', () => {
   });
 });
 
-describe('WebSocket access', () => {
+describeEachEngine('WebSocket access', (edge) => {
   it('requires AUTH before anything but PING when a subscriber token is configured', async () => {
-    const gw = await startGateway({ subscriberToken: 'sub' });
+    const gw = await edge.start({ subscriberToken: 'sub' });
     try {
       const early = await WsPeer.open(gw.wsUrl);
       early.send('PING 1\nREPLICATE events NOW');
@@ -76,7 +76,7 @@ describe('WebSocket access', () => {
   });
 
   it('limits a token to its stream list (--subscriber-token T:events,typing)', async () => {
-    const gw = await startGateway({ credentials: [parseTokenSpec('tab:events,typing')] });
+    const gw = await edge.start({ credentials: [parseTokenSpec('tab:events,typing')] });
     try {
       const peer = await WsPeer.open(gw.wsUrl);
       peer.send('AUTH tab\nREPLICATE ALL NOW');
@@ -98,7 +98,7 @@ describe('WebSocket access', () => {
   });
 
   it('keeps subscriber roles read-only', async () => {
-    const gw = await startGateway({ subscriberToken: 'sub', writerToken: 'w' });
+    const gw = await edge.start({ subscriberToken: 'sub', writerToken: 'w' });
     try {
       const peer = await WsPeer.open(gw.wsUrl);
       peer.send('AUTH sub\nRDATA events 99 ["x"]');
@@ -111,7 +111,7 @@ describe('WebSocket access', () => {
   });
 
   it('refuses an upgrade from another origin with 403, and takes listed ones', async () => {
-    const gw = await startGateway({}, { allowOrigins: ['https://dash.example'] });
+    const gw = await edge.start({}, { allowOrigins: ['https://dash.example'] });
     try {
       const foreign = new WsPeer(gw.wsUrl, { origin: 'https://evil.example' });
       await assert.rejects(foreign.opened, /Unexpected server response: 403/);

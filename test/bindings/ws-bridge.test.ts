@@ -2,13 +2,13 @@
 // as the client: greeting, catch-up, batches, live rows, errors, limits,
 // congestion, liveness and shutdown.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { row, startGateway, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
+import { after, before, it } from 'node:test';
+import { describeEachEngine, row, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
 
-describe('WebSocket bridge, text mode', () => {
+describeEachEngine('WebSocket bridge, text mode', (edge) => {
   let gw: Gateway;
   before(async () => {
-    gw = await startGateway({ serverName: 'hs.test', writerToken: 'w-secret' });
+    gw = await edge.start({ serverName: 'hs.test', writerToken: 'w-secret' });
   });
   after(() => gw.close());
 
@@ -147,7 +147,7 @@ describe('WebSocket bridge, text mode', () => {
   });
 
   it('sends WebSocket pings itself', async () => {
-    const quick = await startGateway({}, { pingIntervalMs: 50, pingTimeoutMs: 2000 });
+    const quick = await edge.start({}, { pingIntervalMs: 50, pingTimeoutMs: 2000 });
     try {
       const peer = await WsPeer.open(quick.wsUrl);
       await waitUntil('two pings', () => (peer.pings >= 2 ? true : undefined));
@@ -159,7 +159,7 @@ describe('WebSocket bridge, text mode', () => {
   });
 
   it('closes a socket that answers no ping with ERROR ping timeout', async () => {
-    const quick = await startGateway({}, { pingIntervalMs: 40, pingTimeoutMs: 200 });
+    const quick = await edge.start({}, { pingIntervalMs: 40, pingTimeoutMs: 200 });
     const reasons: string[] = [];
     quick.server.on('disconnect', (_c, reason) => reasons.push(reason));
     try {
@@ -173,7 +173,7 @@ describe('WebSocket bridge, text mode', () => {
   });
 
   it('keeps a silent client that answers pings (a background tab) open', async () => {
-    const quick = await startGateway({}, { pingIntervalMs: 40, pingTimeoutMs: 200 });
+    const quick = await edge.start({}, { pingIntervalMs: 40, pingTimeoutMs: 200 });
     try {
       const peer = await WsPeer.open(quick.wsUrl);
       // A PING line arms the core's own timeout; pongs alone must keep it satisfied.
@@ -188,7 +188,7 @@ describe('WebSocket bridge, text mode', () => {
   });
 
   it('sends ERROR server shutting down when the gateway stops', async () => {
-    const other = await startGateway();
+    const other = await edge.start();
     const peer = await WsPeer.open(other.wsUrl);
     await peer.line(/^SERVER /);
     await other.close();
@@ -197,19 +197,18 @@ describe('WebSocket bridge, text mode', () => {
   });
 });
 
-describe('WebSocket bridge limits', () => {
+describeEachEngine('WebSocket bridge limits', (edge) => {
   it('answers a message over --max-line-bytes with ERROR and a close, never a crash', async () => {
-    const gw = await startGateway({ maxLineBytes: 1024 });
+    const gw = await edge.start({ maxLineBytes: 1024 });
     try {
-      const behavior = gw.http.bridge.behavior();
-      assert.equal(behavior.maxPayloadLength, 2 * 1025);
+      assert.equal(gw.http.bridge.maxPayloadBytes, 2 * 1025);
       for (const size of [1500, 2 * 1025]) {
         const peer = await WsPeer.open(gw.wsUrl);
         peer.send(`NAME ${'x'.repeat(size - 5)}`);
         assert.equal(await peer.line(/^ERROR /), 'ERROR message too long: over the limit of 1025 bytes');
         await peer.waitClosed();
       }
-      // Far past the limit uWS closes the socket itself; the gateway carries on.
+      // Far past the limit the engine closes the socket itself; the gateway carries on.
       const huge = await WsPeer.open(gw.wsUrl);
       huge.send(`NAME ${'x'.repeat(64 * 1024)}`);
       await huge.waitClosed();
@@ -222,8 +221,8 @@ describe('WebSocket bridge limits', () => {
     }
   });
 
-  it('sends rows larger than uWS default 16 KiB payload', async () => {
-    const gw = await startGateway({ maxLineBytes: 256 * 1024 });
+  it("sends rows larger than uWS's default 16 KiB payload limit", async () => {
+    const gw = await edge.start({ maxLineBytes: 256 * 1024 });
     try {
       const peer = await WsPeer.open(gw.wsUrl);
       peer.send('REPLICATE events NOW');
@@ -243,7 +242,7 @@ describe('WebSocket bridge limits', () => {
   });
 
   it('cuts a client that stops reading with ERROR Failed to keep up, sent after what was buffered', async () => {
-    const gw = await startGateway({ maxQueueCommands: 50 }, { sendHighWaterBytes: 64 * 1024 });
+    const gw = await edge.start({ maxQueueCommands: 50 }, { sendHighWaterBytes: 64 * 1024 });
     const cuts: string[] = [];
     gw.server.on('slowConsumer', (_c, d) => cuts.push(d.limit));
     try {
@@ -253,7 +252,7 @@ describe('WebSocket bridge limits', () => {
       fast.send('REPLICATE events NOW');
       await slow.line(/^POSITION events /);
       await fast.line(/^POSITION events /);
-      // Stop reading: the kernel buffers fill, then uWS's, then the hub's queue.
+      // Stop reading: the kernel buffers fill, then the engine's, then the hub's queue.
       (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
       const payload = 'z'.repeat(4096);
       let last = 0;
@@ -279,7 +278,7 @@ describe('WebSocket bridge limits', () => {
   });
 
   it('refuses connections past the connection limit with ERROR', async () => {
-    const gw = await startGateway({ maxConnections: 1 });
+    const gw = await edge.start({ maxConnections: 1 });
     try {
       const first = await WsPeer.open(gw.wsUrl);
       await first.line(/^SERVER /);

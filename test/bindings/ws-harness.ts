@@ -1,9 +1,13 @@
-// A gateway (TCP + the uWS HTTP listener on one hub) on 127.0.0.1 with
-// OS-picked ports, and small WebSocket / TCP peers with bounded waits.
+// A gateway (TCP + the HTTP listener on one hub) on 127.0.0.1 with
+// OS-picked ports, on each engine that runs here, and small WebSocket / TCP
+// peers with bounded waits.
 import net from 'node:net';
+import { describe } from 'node:test';
 import { unpackMultiple } from 'msgpackr';
 import WebSocket from 'ws';
 import { ReplicationServer, type ReplicationServerOptions } from '../../src/server.js';
+import type { WsEngineName } from '../../src/bindings/edge-engine.js';
+import { chooseEngine, engineAvailability } from '../../src/bindings/engine-choice.js';
 import { HttpListener, type HttpListenerOptions } from '../../src/bindings/http-app.js';
 
 export const WAIT_MS = 5000;
@@ -41,6 +45,25 @@ export async function startGateway(
       clearTimeout(timer);
     },
   };
+}
+
+/** Every engine, with why it cannot run here (false: it runs). */
+export const ENGINES: readonly { name: WsEngineName; skip: string | false }[] = Object.entries(engineAvailability()).map(
+  ([name, available]) => ({ name: name as WsEngineName, skip: available === true ? false : `${name} cannot run here: ${available}` }),
+);
+
+export interface EdgeUnderTest {
+  engine: WsEngineName;
+  /** startGateway on this engine. */
+  start(options?: ReplicationServerOptions, httpOptions?: HttpListenerOptions): Promise<Gateway>;
+}
+
+/** `body` once per engine, each in a describe named for it; one that cannot run here is skipped, saying why. */
+export function describeEachEngine(title: string, body: (edge: EdgeUnderTest) => void): void {
+  for (const { name, skip } of ENGINES) {
+    const edge: EdgeUnderTest = { engine: name, start: (o, h) => startGateway(o, { ...h, engine: chooseEngine(name) }) };
+    describe(`${title} [${name}]`, skip === false ? {} : { skip }, () => body(edge));
+  }
 }
 
 /** Resolves when `check` returns a value other than undefined, or rejects after `ms`. */

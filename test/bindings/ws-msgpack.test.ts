@@ -10,7 +10,7 @@ import { ProtocolError } from '../../src/core/errors.js';
 import { rdataToMsgpack } from '../../src/workers/msgpack-task.js';
 import { isTranscodeFailure } from '../../src/workers/task-data.js';
 import { unpackMultiple } from 'msgpackr';
-import { row, startGateway, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
+import { describeEachEngine, row, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
 
 const MSGPACK = 'replication.msgpack';
 
@@ -95,11 +95,11 @@ class SlowTranscoder implements RdataTranscoder {
   }
 }
 
-describe('WebSocket bridge, binary mode', () => {
+describeEachEngine('WebSocket bridge, binary mode', (edge) => {
   let gw: Gateway;
   const pool = new SlowTranscoder();
   before(async () => {
-    gw = await startGateway({ writerToken: 'w' }, { transcoder: pool });
+    gw = await edge.start({ writerToken: 'w' }, { transcoder: pool });
   });
   after(() => gw.close());
 

@@ -1,10 +1,10 @@
 // The read-only status feed over the same WebSocket endpoint (subprotocol
 // replication.status), and the HTTP routes of the listener.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { it } from 'node:test';
 import type { FallbackAnswer } from '../../src/bindings/http-app.js';
 import type { StatusSnapshot } from '../../src/bindings/status-feed.js';
-import { startGateway, TcpPeer, waitUntil, WsPeer } from './ws-harness.js';
+import { describeEachEngine, TcpPeer, waitUntil, WsPeer } from './ws-harness.js';
 
 const STATUS = 'replication.status';
 
@@ -12,9 +12,9 @@ function snapshots(peer: WsPeer): StatusSnapshot[] {
   return peer.messages.map((m) => JSON.parse(m) as { type: string }).filter((m): m is StatusSnapshot => m.type === 'status');
 }
 
-describe('status feed', () => {
+describeEachEngine('status feed', (edge) => {
   it('pushes stream heads, rows/s, connections and recent disconnects', async () => {
-    const gw = await startGateway({}, { status: { intervalMs: 50 } });
+    const gw = await edge.start({}, { status: { intervalMs: 50 } });
     try {
       const worker = await TcpPeer.connect(gw.tcpPort);
       worker.send('NAME synapse.app.pusher\nREPLICATE events NOW\n');
@@ -53,7 +53,7 @@ describe('status feed', () => {
   });
 
   it('requires AUTH when the hub does, and scopes a token to its streams', async () => {
-    const gw = await startGateway({ credentials: [{ secret: 'ops', role: 'subscriber' }, { secret: 'tab', role: 'subscriber', streams: ['typing'] }] }, { status: { intervalMs: 50 } });
+    const gw = await edge.start({ credentials: [{ secret: 'ops', role: 'subscriber' }, { secret: 'tab', role: 'subscriber', streams: ['typing'] }] }, { status: { intervalMs: 50 } });
     try {
       const anonymous = await WsPeer.open(gw.wsUrl, { protocol: STATUS });
       anonymous.send('AUTH nope');
@@ -83,9 +83,9 @@ describe('status feed', () => {
   });
 });
 
-describe('HTTP routes', () => {
+describeEachEngine('HTTP routes', (edge) => {
   it('serves /healthz, the gateway routes, and 404 elsewhere', async () => {
-    const gw = await startGateway({}, { routes: { '/metrics': async () => ({ contentType: 'text/plain; version=0.0.4', body: 'rg_up 1\n' }) } });
+    const gw = await edge.start({}, { routes: { '/metrics': async () => ({ contentType: 'text/plain; version=0.0.4', body: 'rg_up 1\n' }) } });
     try {
       const health = await fetch(`${gw.httpUrl}/healthz`);
       assert.equal(health.status, 200);
@@ -101,7 +101,7 @@ describe('HTTP routes', () => {
 
   it('hands every other request to the gateway fallback, HEAD included', async () => {
     const seen: string[] = [];
-    const gw = await startGateway({}, {
+    const gw = await edge.start({}, {
       fallback: async (method, path): Promise<FallbackAnswer> => {
         seen.push(`${method} ${path}`);
         if (path === '/healthz') return { status: 503, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: '{"ok":false}\n' };
@@ -115,6 +115,7 @@ describe('HTTP routes', () => {
       assert.equal(await health.text(), '{"ok":false}\n');
       const head = await fetch(`${gw.httpUrl}/healthz`, { method: 'HEAD' });
       assert.equal(head.status, 503);
+      assert.equal(head.headers.get('content-length'), '13');
       assert.equal(await head.text(), '');
       assert.equal((await fetch(`${gw.httpUrl}/congestion`)).status, 404);
       // The listener's own pages stay its own.

@@ -2,10 +2,10 @@
 // /client.js, follows a stream, and sees the rows a TCP writer publishes
 // after it connected, in order, also across a cut.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { parseTokenSpec } from '../../src/bindings/ws-access.js';
-import { startGateway, TcpPeer, waitUntil, type Gateway } from '../bindings/ws-harness.js';
+import { describeEachEngine, TcpPeer, waitUntil, type Gateway } from '../bindings/ws-harness.js';
 import { artifactPath, ensureBrowserBuild, launchChromium } from './browser-harness.js';
 
 /** What the page runs: plain browser JavaScript, as a dashboard would write it. */
@@ -40,12 +40,12 @@ interface PageState {
   errors: string[];
 }
 
-describe('browser client in chromium', () => {
+describeEachEngine('browser client in chromium', (edge) => {
   let gw: Gateway;
   let browser: Browser;
   before(async () => {
     await ensureBrowserBuild();
-    gw = await startGateway({ writerToken: 'w-secret', credentials: [parseTokenSpec('tab:events')] });
+    gw = await edge.start({ writerToken: 'w-secret', credentials: [parseTokenSpec('tab:events')] });
     browser = await launchChromium();
   });
   after(async () => {

@@ -1,17 +1,17 @@
 // A real browser opens the status page at / and sees the stream's head
 // token move as rows are written, fed by the status feed over WebSocket.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { row, startGateway, TcpPeer, type Gateway } from '../bindings/ws-harness.js';
+import { describeEachEngine, row, TcpPeer, type Gateway } from '../bindings/ws-harness.js';
 import { artifactPath, ensureBrowserBuild, launchChromium } from './browser-harness.js';
 
-describe('status page in chromium', () => {
+describeEachEngine('status page in chromium', (edge) => {
   let gw: Gateway;
   let browser: Browser;
   before(async () => {
     await ensureBrowserBuild();
-    gw = await startGateway({ subscriberToken: 'ops' }, { status: { intervalMs: 100 } });
+    gw = await edge.start({ subscriberToken: 'ops' }, { status: { intervalMs: 100 } });
     browser = await launchChromium();
   });
   after(async () => {

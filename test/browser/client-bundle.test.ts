@@ -3,9 +3,9 @@
 // order, batches whole, and a cut is resumed with nothing lost or repeated.
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import WebSocket from 'ws';
-import { row, startGateway, waitUntil, type Gateway } from '../bindings/ws-harness.js';
+import { describeEachEngine, row, waitUntil, type Gateway } from '../bindings/ws-harness.js';
 import { ensureBrowserBuild } from './browser-harness.js';
 
 interface BundleClient {
@@ -17,13 +17,13 @@ interface BundleClient {
 }
 type ClientCtor = new (options: Record<string, unknown>) => BundleClient;
 
-describe('the /client.js bundle', () => {
+describeEachEngine('the /client.js bundle', (edge) => {
   let gw: Gateway;
   let ReplicationClient: ClientCtor;
   before(async () => {
     const { clientJs } = await ensureBrowserBuild();
     ({ ReplicationClient } = (await import(pathToFileURL(clientJs).href)) as { ReplicationClient: ClientCtor });
-    gw = await startGateway({ subscriberToken: 'tab' });
+    gw = await edge.start({ subscriberToken: 'tab' });
   });
   after(() => gw.close());
 

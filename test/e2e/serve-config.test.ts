@@ -7,7 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LineClient, killAllGateways, runGateway, startGateway } from './support/gateway-process.js';
+import { engineAvailability } from '../../src/bindings/engine-choice.js';
+import { httpGet, LineClient, killAllGateways, runGateway, startGateway } from './support/gateway-process.js';
 
 let dir: string;
 
@@ -97,6 +98,7 @@ describe('serve settings', () => {
     { name: 'a writer token in relay mode', args: ['--upstream', '127.0.0.1:9', '--writer-token', 'w'], expect: [/--writer-token/, /--upstream 127\.0\.0\.1:9/, /expected no --writer-token/] },
     { name: 'an unknown setting in the config file', file: { listen: '127.0.0.1:0', colour: 'blue' }, expect: [/unknown setting 'colour'/, /expected one of listen, http/] },
     { name: 'a config file that is not JSON', file: '{ nope', expect: [/--config '.*bad-\d+\.json': not JSON/] },
+    { name: 'an unknown engine', args: ['--ws-engine', 'fast'], expect: [/--ws-engine/, /'fast'/, /expected one of auto, uws, ws/] },
   ];
 
   it('stops on a bad value with one line naming the option, the value and what is allowed, exit code 2', async () => {
@@ -123,10 +125,42 @@ describe('serve settings', () => {
     assert.equal(r.code, 0);
     for (const flag of ['--listen', '--http', '--server-name', '--streams', '--writer-token', '--subscriber-token', '--retention-rows',
       '--retention-bytes', '--max-queue-commands', '--max-queue-bytes', '--max-line-bytes', '--max-connections', '--upstream',
-      '--upstream-name', '--config', '--log-level', '--ready-file']) {
+      '--upstream-name', '--config', '--log-level', '--ready-file', '--ws-engine']) {
       assert.ok(r.stdout.includes(`${flag} `), `--help mentions ${flag}`);
     }
     assert.match(r.stdout, /env RG_MAX_QUEUE_BYTES/);
     assert.match(r.stdout, /default 127\.0\.0\.1:9092/);
+  });
+});
+
+describe('serve --ws-engine', () => {
+  it('names the engine serving --http and why in one log line, and serves on it', async () => {
+    const onAuto = engineAvailability().uws === true ? 'uws' : 'ws';
+    const cases: [string[], string, RegExp][] = [
+      [[], onAuto, /^auto: /],
+      [['--ws-engine', 'ws'], 'ws', /^asked for \(--ws-engine ws\)$/],
+    ];
+    for (const [args, name, reason] of cases) {
+      const gw = await startGateway(args);
+      try {
+        const line = await gw.logs.waitFor((e) => e['msg'] === `HTTP and WebSocket engine: ${name}`, 5_000);
+        assert.equal(line['wsEngine'], name);
+        assert.match(String(line['reason']), reason);
+        assert.equal(gw.logs.all().filter((e) => String(e['msg']).startsWith('HTTP and WebSocket engine')).length, 1);
+        assert.equal((await httpGet(gw.http!, '/healthz')).status, 200);
+      } finally {
+        await gw.stop();
+      }
+    }
+  });
+
+  it('stops with exit code 2 and one line saying why and what to use when uws cannot run', async () => {
+    // Its JS fallback, forced: what the package gives on a Node it has no build for.
+    const r = await runGateway(['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--ws-engine', 'uws'], { UWS_USE_FALLBACK: '1' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, JSON.stringify(r.stderr));
+    assert.match(lines[0]!, /^replication-gateway serve: --ws-engine uws: UWS_USE_FALLBACK is set, .* fails on the first HTTP request; use --ws-engine ws \(or auto, which picks ws here\)$/);
   });
 });

@@ -1,0 +1,118 @@
+/**
+ * The uWebSockets.js engine of the `--http` listener (edge-engine.ts): one
+ * App, the bridge's WebSocket route on REPLICATION_PATH, every other request
+ * to the core. uWS sockets are the core's EdgeSocket as they are. The
+ * module comes from engine-choice.ts, which loads it only where a native
+ * build runs.
+ *
+ * uWS rules kept here: a request is valid only inside its handler (read it
+ * at once); a response answered later needs onAborted, and cork; a
+ * message's ArrayBuffer dies with its callback (the core copies what it
+ * keeps).
+ */
+import { STATUS_CODES } from 'node:http';
+import type * as uWS from 'uWebSockets.js';
+import { bodyBytes, REPLICATION_PATH, type AcceptedUpgrade, type EdgeCore, type EdgeEngine, type EdgeEngineFactory, type HttpReply, type SocketEvents } from './edge-engine.js';
+
+export type UwsModule = typeof uWS;
+
+interface SocketData {
+  accepted: AcceptedUpgrade;
+  events: SocketEvents | null;
+}
+
+/** Listen flag of this build (not in its typings): refuse a port in use, as node:net does, instead of sharing it. */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => void;
+
+export function uwsEngine(uws: UwsModule): EdgeEngineFactory {
+  return (core) => new UwsEngine(uws, core);
+}
+
+class UwsEngine implements EdgeEngine {
+  private readonly app: uWS.TemplatedApp;
+  private listenSocket: uWS.us_listen_socket | null = null;
+
+  constructor(
+    private readonly uws: UwsModule,
+    core: EdgeCore,
+  ) {
+    const bridge = core.bridge;
+    this.app = uws.App();
+    this.app.ws<SocketData>(REPLICATION_PATH, {
+      maxPayloadLength: bridge.maxPayloadBytes,
+      // 0: no uWS limit, so no message is ever dropped; the hub bounds what is queued.
+      maxBackpressure: 0,
+      closeOnBackpressureLimit: 0,
+      // Liveness is the core's, off one clock.
+      idleTimeout: 0,
+      sendPingsAutomatically: false,
+      compression: uws.DISABLED,
+      upgrade: (res, req, context) => {
+        const key = req.getHeader('sec-websocket-key');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const answer = bridge.upgrade({
+          origin: req.getHeader('origin'),
+          host: req.getHeader('host'),
+          protocols: req.getHeader('sec-websocket-protocol'),
+          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString('latin1'),
+        });
+        if ('refused' in answer) {
+          writeReply(res, answer.refused);
+          return;
+        }
+        res.upgrade<SocketData>({ accepted: answer.accepted, events: null }, key, answer.accepted.protocol, extensions, context);
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        data.events = bridge.link(ws, data.accepted);
+        // Only now: accepting may close the socket, and uWS runs the close handler inside that call.
+        data.events.start();
+      },
+      message: (ws, message, isBinary) => ws.getUserData().events?.message(Buffer.from(message), isBinary),
+      drain: (ws) => ws.getUserData().events?.drain(),
+      pong: (ws) => ws.getUserData().events?.heard(),
+      close: (ws) => ws.getUserData().events?.socketClosed(),
+    });
+    this.app.any('/*', (res, req) => {
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      core.serve(req.getCaseSensitiveMethod().toUpperCase(), req.getUrl(), (r) => {
+        if (!aborted) res.cork(() => writeReply(res, r));
+      });
+    });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      (this.app.listen as unknown as ListenWithOptions).call(this.app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
+        if (socket === false) {
+          reject(new Error('the address is in use or cannot be bound'));
+          return;
+        }
+        this.listenSocket = socket;
+        resolve(this.uws.us_socket_local_port(socket as unknown as uWS.us_socket));
+      });
+    });
+  }
+
+  stopListening(): void {
+    if (this.listenSocket !== null) this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  closeAll(): void {
+    // Idle keep-alive HTTP connections too (App.close is in this uWS build, not in its typings).
+    (this.app as unknown as { close?: () => void }).close?.();
+  }
+}
+
+function writeReply(res: uWS.HttpResponse, r: HttpReply): void {
+  res.writeStatus(`${r.status} ${STATUS_CODES[r.status] ?? ''}`);
+  for (const [name, value] of Object.entries(r.headers)) res.writeHeader(name, value);
+  if (r.headOnly) res.endWithoutBody(bodyBytes(r.body));
+  else res.end(r.body);
+}

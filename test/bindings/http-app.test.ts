@@ -1,0 +1,69 @@
+// The HTTP listener's rules that an engine could bend, checked on each
+// engine: a port in use is refused, request headers are taken up to uWS's
+// limit, and only a WebSocket on /replication is an upgrade.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { it } from 'node:test';
+import { chooseEngine } from '../../src/bindings/engine-choice.js';
+import { HttpListener } from '../../src/bindings/http-app.js';
+import { describeEachEngine, WAIT_MS, WsPeer } from './ws-harness.js';
+
+/** Sends `request` on a fresh connection; resolves with what came back once the head of an answer is in, or the close. */
+function rawExchange(port: number, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    const done = (): void => {
+      socket.destroy();
+      resolve(got);
+    };
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\n')) done();
+    });
+    socket.on('error', () => {});
+    socket.on('close', done);
+    socket.setTimeout(WAIT_MS, done);
+  });
+}
+
+describeEachEngine('HTTP listener', (edge) => {
+  it('refuses a port in use, and the first listener carries on', async () => {
+    const gw = await edge.start();
+    const second = new HttpListener(gw.server, { engine: chooseEngine(edge.engine), closeGraceMs: 0 });
+    try {
+      await assert.rejects(second.listen('127.0.0.1', gw.httpPort), new RegExp(`^Error: cannot listen for HTTP on 127\\.0\\.0\\.1:${gw.httpPort}: `));
+      assert.equal((await fetch(`${gw.httpUrl}/healthz`)).status, 200);
+    } finally {
+      await second.close();
+      await gw.close();
+    }
+  });
+
+  it('takes request headers of 100 KiB, and not of 256 KiB', async () => {
+    const gw = await edge.start();
+    try {
+      const request = (bytes: number): string => `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(bytes)}\r\n\r\n`;
+      assert.match(await rawExchange(gw.httpPort, request(100 * 1024)), /^HTTP\/1\.1 200 /);
+      assert.doesNotMatch(await rawExchange(gw.httpPort, request(256 * 1024)), /^HTTP\/1\.1 200 /);
+      assert.equal((await fetch(`${gw.httpUrl}/healthz`)).status, 200);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('answers a plain GET of /replication, and a WebSocket elsewhere, as HTTP requests', async () => {
+    const gw = await edge.start();
+    try {
+      const plain = await fetch(`${gw.httpUrl}/replication`);
+      assert.equal(plain.status, 404);
+      assert.equal(await plain.text(), 'not found\n');
+      const elsewhere = new WsPeer(`ws://127.0.0.1:${gw.httpPort}/elsewhere`);
+      await assert.rejects(elsewhere.opened, /Unexpected server response: 404/);
+      const health = new WsPeer(`ws://127.0.0.1:${gw.httpPort}/healthz`);
+      await assert.rejects(health.opened, /Unexpected server response: 200/);
+    } finally {
+      await gw.close();
+    }
+  });
+});

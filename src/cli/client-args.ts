@@ -1,5 +1,6 @@
 /** Argument helpers shared by the client subcommands (tail, publish). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseHostPort, type HostPort } from '../core/host-port.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'];
@@ -22,12 +23,9 @@ export function parseCommandLine<O extends Options>(command: string, argv: strin
   return values;
 }
 
-/** `HOST:PORT` (IPv6 as `[::1]:PORT`), or the reason it is not one. */
-export function parseHostPort(text: string): { host: string; port: number } | string {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
-  const port = m === null ? NaN : Number(m[3]);
-  if (m === null || port < 1 || port > 65535) return `bad --connect ${JSON.stringify(text)}: expected HOST:PORT`;
-  return { host: m[1] ?? m[2]!, port };
+/** `--connect HOST:PORT` (IPv6 as `[::1]:PORT`), or the reason it is not one. */
+export function parseConnect(text: string): HostPort | string {
+  return parseHostPort(text, 1) ?? `bad --connect ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [::1]:PORT) with a port from 1 to 65535`;
 }
 
 /** Prints the problem and the help to stderr; the exit code for a usage error. */

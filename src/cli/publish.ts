@@ -9,7 +9,7 @@
 import { createInterface } from 'node:readline';
 import { destination, pino } from 'pino';
 import { ReplicationWriter } from '../writer.js';
-import { parseCommandLine, parseHostPort, usageError } from './client-args.js';
+import { parseCommandLine, parseConnect, usageError } from './client-args.js';
 
 const OPTIONS = {
   connect: { type: 'string' },
@@ -51,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const required of ['connect', 'auth', 'stream'] as const) {
     if (values[required] === undefined) return usageError('publish', `--${required} is required`, HELP);
   }
-  const target = parseHostPort(values.connect!);
+  const target = parseConnect(values.connect!);
   if (typeof target === 'string') return usageError('publish', target, HELP);
   const startToken = values['start-token'] === undefined ? undefined : wholeNumber(values['start-token']);
   const maxUnstoredRows = wholeNumber(values['max-unstored-rows']);

@@ -7,7 +7,7 @@
  */
 import { destination, pino } from 'pino';
 import { ReplicationClient } from '../client.js';
-import { parseCommandLine, parseHostPort, usageError } from './client-args.js';
+import { parseCommandLine, parseConnect, usageError } from './client-args.js';
 
 const OPTIONS = {
   connect: { type: 'string' },
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof values === 'number') return values;
   if (values.connect === undefined) return usageError('tail', '--connect is required', HELP);
   if (values.stream === undefined || values.stream.length === 0) return usageError('tail', 'give at least one --stream', HELP);
-  const target = parseHostPort(values.connect);
+  const target = parseConnect(values.connect);
   if (typeof target === 'string') return usageError('tail', target, HELP);
   const streams: Record<string, number | 'NOW'> = {};
   for (const spec of values.stream) {

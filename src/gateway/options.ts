@@ -5,12 +5,10 @@
  * docs/operations.md are written from this table.
  */
 import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
+import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { HostPort } from '../core/host-port.js';
 
 export interface GatewayConfig {
   listen: HostPort;
@@ -68,12 +66,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 const MAX_INT = Number.MAX_SAFE_INTEGER;
 
 function hostPort(text: string, minPort: number, what: string): HostPort | Invalid {
-  const m = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text);
-  const allowed = `HOST:PORT with a port from ${minPort} to 65535 (IPv6 as [::1]:PORT)${what}`;
-  if (m === null) return new Invalid(allowed);
-  const port = Number(m[3]);
-  if (port < minPort || port > 65535) return new Invalid(allowed);
-  return { host: m[1] ?? m[2]!, port };
+  return parseHostPort(text, minPort) ?? new Invalid(`HOST:PORT with a port from ${minPort} to 65535 (IPv6 as [::1]:PORT)${what}`);
 }
 
 function count(min: number, unit: string): (text: string) => number | Invalid {

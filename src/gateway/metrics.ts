@@ -8,10 +8,10 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
 import type { ReplicationServer } from '../server.js';
 import type { Relay } from './relay.js';
+import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
 import type { StreamTimeline } from './stream-timeline.js';
 
-const PREFIX = 'replication_gateway_';
 /** Per-subscriber series past this many are left out (the most lagging are kept): bounded cardinality. */
 export const MAX_SUBSCRIBER_SERIES = 1000;
 
@@ -211,17 +211,8 @@ export class GatewayMetrics {
     queueGauge('outbound_queue_bytes', 'Bytes queued for all connections now', (c) => c.queuedBytes, false);
     queueGauge('outbound_queue_bytes_max', 'Bytes queued for the most backed-up connection now', (c) => c.queuedBytes, true);
 
-    const perStream = (name: string, help: string, value: (s: ReturnType<typeof streamsOf>[number]) => number): void => {
-      new Gauge({
-        name: `${PREFIX}${name}`,
-        help,
-        labelNames: ['stream'],
-        registers,
-        collect() {
-          for (const s of streamsOf(server)) this.set({ stream: s.name }, value(s));
-        },
-      });
-    };
+    const perStream = (name: string, help: string, value: (s: ReturnType<typeof streamsOf>[number]) => number): void =>
+      perStreamGauge(this.registry, name, help, () => streamsOf(server).map((s) => [s.name, value(s)] as const));
     perStream('stream_head_token', 'Current token of each stream', (s) => s.head);
     perStream('stream_oldest_token', 'Oldest token a catch-up can start from', (s) => s.oldest);
     perStream('stream_retained_rows', 'Rows held in each stream\'s log', (s) => s.retainedRows);

@@ -3,9 +3,8 @@
  * what came from it and what went to it, and how far the relay is behind.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import type { Relay, UpstreamState } from './relay.js';
-
-const PREFIX = 'replication_gateway_';
 
 export function registerRelayMetrics(relay: Relay, registry: Registry, clock: () => number): void {
   const registers = [registry];
@@ -80,18 +79,11 @@ export function registerRelayMetrics(relay: Relay, registry: Registry, clock: ()
       this.set(relay.queuedCommands);
     },
   });
-  const lagGauge = (name: string, help: string, value: (l: ReturnType<Relay['store']['lag']>[number], now: number) => number): void => {
-    new Gauge({
-      name: `${PREFIX}${name}`,
-      help,
-      labelNames: ['stream'],
-      registers,
-      collect() {
-        const now = clock();
-        for (const l of relay.store.lag(now)) this.set({ stream: l.stream }, value(l, now));
-      },
+  const lagGauge = (name: string, help: string, value: (l: ReturnType<Relay['store']['lag']>[number], now: number) => number): void =>
+    perStreamGauge(registry, name, help, () => {
+      const now = clock();
+      return relay.store.lag(now).map((l) => [l.stream, value(l, now)] as const);
     });
-  };
   lagGauge('relay_lag_tokens', 'Highest upstream token seen minus the stream\'s stored head', (l) => l.tokens);
   lagGauge('relay_held_rows', 'Catch-up rows held until their token is known complete', (l) => l.heldRows);
   lagGauge(

@@ -12,7 +12,7 @@
 // ready file once listening on 127.0.0.1; exits 0 on SIGTERM/SIGINT.
 import net from 'node:net';
 import { fail, parseArgs } from '../load/cli-args.js';
-import { writeReadyFile } from '../load/ready-file.js';
+import { writeReadyFile } from '../../src/bindings/ready-file.js';
 
 const USAGE = 'naive-relay.js --port P --ready-file F';
 const args = parseArgs(process.argv.slice(2), { port: 'number', 'ready-file': 'string' }, USAGE);

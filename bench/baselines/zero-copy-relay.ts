@@ -16,7 +16,7 @@
 // off, as in the gateway: a forwarded chunk goes out at once (latency, W2).
 import net from 'node:net';
 import { fail, parseArgs } from '../load/cli-args.js';
-import { writeReadyFile } from '../load/ready-file.js';
+import { writeReadyFile } from '../../src/bindings/ready-file.js';
 
 const USAGE = 'zero-copy-relay.js --port P --ready-file F';
 const args = parseArgs(process.argv.slice(2), { port: 'number', 'ready-file': 'string' }, USAGE);

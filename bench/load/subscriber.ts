@@ -42,7 +42,7 @@ import net from 'node:net';
 import { WebSocket } from 'ws';
 import { fail, parseArgs } from './cli-args.js';
 import { FrameReader, helloFrames } from './msgpack-frames.js';
-import { writeReadyFile } from './ready-file.js';
+import { writeReadyFile } from '../../src/bindings/ready-file.js';
 import { RowChecker, Samples } from './row-checker.js';
 import { epochMs } from './rows.js';
 

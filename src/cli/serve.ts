@@ -8,9 +8,10 @@
  * Exit codes: 0 stopped by a signal, 1 could not start, 2 bad settings
  * (--ws-engine uws where it cannot run included).
  */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { EngineUnavailableError } from '../bindings/engine-choice.js';
+import { writeReadyFile } from '../bindings/ready-file.js';
 import { ConfigError, loadConfig } from '../gateway/config.js';
 import { Gateway, type GatewayAddresses } from '../gateway/gateway.js';
 import { helpText, type GatewayConfig } from '../gateway/options.js';
@@ -56,7 +57,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (addresses !== null) {
     announce(gateway, config, addresses, log);
-    if (config.readyFile !== null) writeReadyFile(config.readyFile, addresses, log);
+    if (config.readyFile !== null) {
+      await writeReadyFile(config.readyFile, { tcp: addresses.tcp.port, http: addresses.http?.port ?? null, pid: process.pid });
+      log.debug({ path: config.readyFile }, 'ready file written');
+    }
   }
   const code = await stopped;
   if (config.readyFile !== null) rmSync(config.readyFile, { force: true });
@@ -119,14 +123,6 @@ function announce(gateway: Gateway, config: GatewayConfig, a: GatewayAddresses, 
 function connectableHost(address: string): string {
   if (address === '0.0.0.0' || address === '::') return '127.0.0.1';
   return address;
-}
-
-/** Written whole or not at all: a reader never sees half a file. */
-function writeReadyFile(path: string, a: GatewayAddresses, log: Logger): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ tcp: a.tcp.port, http: a.http?.port ?? null, pid: process.pid })}\n`);
-  renameSync(tmp, path);
-  log.debug({ path }, 'ready file written');
 }
 
 /** Resolves `code`; if something still holds the event loop after a grace period, exits anyway. */

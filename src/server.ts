@@ -27,7 +27,7 @@ import type { ClientActionCommand } from './core/commands.js';
 import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS } from './core/keep-alive.js';
 import { DEFAULT_MAX_LINE_BYTES } from './core/line-scanner.js';
 import { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_COMMANDS } from './core/ring-queue.js';
-import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_ROWS, MemoryStreamLog, type StreamLog } from './core/stream-log.js';
+import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_ROWS, MemoryStreamLog, tokenNotRising, type StreamLog } from './core/stream-log.js';
 import { inlineRowEncoder, type RowEncoder } from './core/row-encoding.js';
 import { OrderedPublisher } from './core/ordered-commit.js';
 import { TcpListener } from './bindings/tcp-server.js';
@@ -190,7 +190,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
   advance(stream: string, token: number): void {
     const state = this.hub.requireStream(stream);
     const head = state.log.lastAppended;
-    if (token <= head) throw new Error(`token ${token} for ${stream} is not above the stream's head ${head}`);
+    if (token <= head) throw tokenNotRising(stream, token, head);
     const stored = this.hub.advance(state, token);
     // A log that answers later: subscribers hear the POSITION once it is stored, or not at all.
     if (stored !== undefined) stored.catch(() => {});

@@ -14,7 +14,7 @@
  */
 import { encodeCommand, encodePosition, type ClientActionCommand, type CommandName } from './commands.js';
 import { ProtocolError } from './errors.js';
-import type { StreamLog } from './stream-log.js';
+import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
 import type { Transport } from './transport.js';
 import { ServerConnection } from './server-connection.js';
@@ -133,9 +133,7 @@ export class ReplicationHub implements ConnectionHost {
    */
   appendEncoded(streamName: string, token: number, bytes: Buffer, rows: number): void | Promise<void> {
     const log = this.requireStream(streamName).log;
-    if (token <= log.lastAppended) {
-      throw new ProtocolError('TOKEN_NOT_RISING', `token ${token} for ${streamName} is not above the stream's head ${log.lastAppended}`);
-    }
+    if (token <= log.lastAppended) throw tokenNotRising(streamName, token, log.lastAppended);
     return log.append({ firstToken: token, lastToken: token, bytes, lines: rows, rows });
   }
 
@@ -145,7 +143,7 @@ export class ReplicationHub implements ConnectionHost {
    * as in Synapse; live subscribers get `POSITION <stream> <token>` once stored.
    */
   advance(stream: StreamState, token: number): void | Promise<void> {
-    return stream.log.append({ firstToken: token, lastToken: token, bytes: EMPTY, lines: 0, rows: 0 });
+    return stream.log.append(advanceEntry(token));
   }
 
   /**
@@ -284,7 +282,6 @@ export class ReplicationHub implements ConnectionHost {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
 
 /** A transport that reports what is written to it (only built when someone listens). */
 function observedTransport(

@@ -31,6 +31,7 @@
  * one chunk is one entry, one shared slice of that chunk) and carries the
  * boundaries of its groups, so no log re-parses stored bytes to find them.
  */
+import { ProtocolError } from './errors.js';
 
 export interface LogEntry {
   /** Token of the entry's first group. */
@@ -49,6 +50,18 @@ export interface LogEntry {
    * order. A catch-up from inside the entry starts after a group's end.
    */
   readonly groups?: Float64Array | undefined;
+}
+
+/** An advance (a writer's POSITION): an entry without a line, so a catch-up over it sends nothing of it. */
+export function advanceEntry(token: number): LogEntry {
+  return { firstToken: token, lastToken: token, bytes: NO_BYTES, lines: 0, rows: 0 };
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** The refusal of a token that does not rise above what a log was handed. */
+export function tokenNotRising(stream: string, token: number, head: number): ProtocolError {
+  return new ProtocolError('TOKEN_NOT_RISING', `token ${token} for ${stream} is not above the stream's head ${head}`);
 }
 
 declare const cursorBrand: unique symbol;

@@ -15,7 +15,7 @@
  * fails, is handled here, and a second dialect's lines arrive here too.
  */
 import { ProtocolError } from './errors.js';
-import type { LogEntry, StreamLog } from './stream-log.js';
+import { advanceEntry, tokenNotRising, type LogEntry, type StreamLog } from './stream-log.js';
 
 const LF = 0x0a;
 
@@ -83,7 +83,7 @@ export class WriterIngest {
     // A run of this stream is open, so no batch of it is pending (endChunk sets those).
     if (token !== null) {
       const head = run.lastToken >= 0 ? run.lastToken : log.lastAppended;
-      if (token <= head) throw notRising(stream, token, head);
+      if (token <= head) throw tokenNotRising(stream, token, head);
     }
     this.extend(run, token, end);
   }
@@ -92,7 +92,7 @@ export class WriterIngest {
   private rowOutsideRun(stream: string, log: StreamLog, token: number | null, buf: Buffer, start: number, end: number): void {
     if (token !== null) {
       const head = this.headOf(log);
-      if (token <= head) throw notRising(stream, token, head);
+      if (token <= head) throw tokenNotRising(stream, token, head);
     }
     // A run this line cannot extend ends first: a batch tail it holds becomes pending, which this line must join.
     if (this.run !== null) this.endChunk();
@@ -142,8 +142,8 @@ export class WriterIngest {
       throw new ProtocolError('BAD_ARGUMENT', `POSITION ${stream} inside a batch: a batch ends with a numbered RDATA`);
     }
     const head = log.lastAppended;
-    if (token < head) throw notRising(stream, token, head);
-    if (token > head) this.append(log, { firstToken: token, lastToken: token, bytes: EMPTY, lines: 0, rows: 0 });
+    if (token < head) throw tokenNotRising(stream, token, head);
+    if (token > head) this.append(log, advanceEntry(token));
   }
 
   /**
@@ -228,8 +228,6 @@ export class WriterIngest {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
-
 function lineWithLf(buf: Buffer, start: number, end: number): Buffer {
   if (buf[end] === LF) return buf.subarray(start, end + 1);
   // The line ended in CR LF: the stored copy ends in LF alone.
@@ -237,8 +235,4 @@ function lineWithLf(buf: Buffer, start: number, end: number): Buffer {
   buf.copy(line, 0, start, end);
   line[end - start] = LF;
   return line;
-}
-
-export function notRising(stream: string, token: number, head: number): ProtocolError {
-  return new ProtocolError('TOKEN_NOT_RISING', `token ${token} for ${stream} is not above the stream's head ${head}`);
 }

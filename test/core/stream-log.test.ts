@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MemoryStreamLog, type LogCursor, type LogEntry, type MemoryLogOptions, type StreamLog } from '../../src/core/stream-log.js';
+import { advanceEntry, MemoryStreamLog, type LogCursor, type LogEntry, type MemoryLogOptions, type StreamLog } from '../../src/core/stream-log.js';
 import { AsyncLog, turn } from './support/async-log.js';
 
 /** One group: `rows` RDATA lines sharing `token` (all but the last say `batch`), or a POSITION when rows is 0. */
@@ -44,7 +44,6 @@ function entry(groups: Group[], stream = 's'): LogEntry {
   return { firstToken: groups[0]!.token, lastToken: groups[groups.length - 1]!.token, bytes, lines, rows, groups: bounds };
 }
 
-const advanceEntry = (t: number): LogEntry => ({ firstToken: t, lastToken: t, bytes: Buffer.alloc(0), lines: 0, rows: 0 });
 
 type MakeLog = (options?: MemoryLogOptions) => StreamLog;
 
@@ -129,7 +128,7 @@ function contract(name: string, makeLog: MakeLog, propertyRuns = 200): void {
       assert.equal(fresh.oldest, 499, 'a later gap is a gap in the tokens, not in what is known');
 
       const advanced = makeLog();
-      await advanced.append({ firstToken: 70, lastToken: 70, bytes: Buffer.alloc(0), lines: 0, rows: 0 });
+      await advanced.append(advanceEntry(70));
       assert.equal(advanced.oldest, 70, 'a first advance to 70 says nothing of the rows up to 70');
 
       const complete = makeLog({ startToken: 0 });

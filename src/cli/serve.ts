@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   const log = pino({ name: 'replication-gateway', level: config.logLevel });
   let gateway: Gateway;
   try {
-    gateway = new Gateway(config, log);
+    gateway = await Gateway.open(config, log);
   } catch (err) {
     if (!(err instanceof EngineUnavailableError)) throw err;
     process.stderr.write(`replication-gateway serve: ${err.message}\n`);

@@ -11,12 +11,12 @@ import { HttpListener } from '../bindings/http-app.js';
 import { EncoderPool } from '../workers/encoder-pool.js';
 import { parseTokenSpec } from '../bindings/ws-access.js';
 import { JUMP_STREAMS, type ConnectionInfo, type DisconnectReason } from '../core/hub-types.js';
-import { MemoryStreamLog } from '../core/stream-log.js';
 import { ReplicationServer } from '../server.js';
 import { CongestionLog } from './congestion-log.js';
 import { healthReport, type HealthReport } from './health.js';
 import { answer, gatewayRoutes } from './http-routes.js';
 import { LogLimiter } from './log-limiter.js';
+import { openLogStore, type LogStore } from './log-store.js';
 import { GatewayMetrics } from './metrics.js';
 import type { GatewayConfig } from './options.js';
 import { Relay } from './relay.js';
@@ -51,10 +51,29 @@ export class Gateway {
   private requestStop!: () => void;
   private readonly suppressedTimer: NodeJS.Timeout;
 
-  constructor(
+  /** Opens the --log store (a durable one recovers its files first), then builds the gateway on it. */
+  static async open(config: GatewayConfig, log: Logger, clock: () => number = Date.now): Promise<Gateway> {
+    const store = await openLogStore(config.log, {
+      retentionRows: config.retentionRows,
+      retentionBytes: config.retentionBytes,
+      // A relay's first REPLICATE of each stream is from 0, so what it stores is
+      // complete from 0 (until a refused catch-up restarts the log at NOW); a
+      // writer's first row says nothing of the tokens before it.
+      ...(config.upstream !== null ? { startToken: 0 } : {}),
+    });
+    try {
+      return new Gateway(config, log, store, clock);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  private constructor(
     private readonly config: GatewayConfig,
     private readonly log: Logger,
-    private readonly clock: () => number = Date.now,
+    private readonly store: LogStore,
+    private readonly clock: () => number,
   ) {
     // Before anything starts: --ws-engine uws where it cannot run throws EngineUnavailableError.
     const engine = config.http === null ? null : chooseEngine(config.wsEngine);
@@ -68,14 +87,7 @@ export class Gateway {
       ...(config.writerToken !== null ? { writerToken: config.writerToken } : {}),
       // `T` or `T:events,typing` (a token limited to those streams).
       ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
-      retentionRows: config.retentionRows,
-      retentionBytes: config.retentionBytes,
-      // A relay's first REPLICATE of each stream is from 0, so what it stores is
-      // complete from 0 (until a refused catch-up restarts the log at NOW); a
-      // writer's first row says nothing of the tokens before it.
-      ...(config.upstream !== null
-        ? { createLog: () => new MemoryStreamLog({ retentionRows: config.retentionRows, retentionBytes: config.retentionBytes, startToken: 0 }) }
-        : {}),
+      createLog: (stream) => store.createLog(stream),
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
       maxLineBytes: config.maxLineBytes,
@@ -155,6 +167,7 @@ export class Gateway {
       {
         server: this.server,
         relay: this.relay,
+        store: this.store,
         listeners: () => ({
           tcp: this.tcpAddress && { host: this.tcpAddress.address, port: this.tcpAddress.port },
           http: this.httpAddress && { host: this.httpAddress.address, port: this.httpAddress.port },
@@ -185,7 +198,7 @@ export class Gateway {
       });
       const closed = Promise.all([
         // The server waits for publishes still encoding; only then may the pool go.
-        this.server.close().then(() => this.encoder.close()),
+        this.server.close().then(() => Promise.all([this.encoder.close(), this.store.close()])),
         this.relay?.close(),
         this.http?.close(),
       ]).then(() => true);

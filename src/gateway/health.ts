@@ -5,11 +5,13 @@
  * a source that stalled shows, not only a live process.
  */
 import type { ReplicationServer } from '../server.js';
+import type { LogStore, LogStoreHealth } from './log-store.js';
 import type { Relay } from './relay.js';
 
 export interface HealthSources {
   server: ReplicationServer;
   relay: Relay | null;
+  store: LogStore;
   /** Bound listeners (null until bound, or when off). */
   listeners: () => { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null; httpEnabled: boolean };
   /** When each stream last stored rows or a POSITION (ms), from the server's `written` events. */
@@ -21,11 +23,13 @@ export interface HealthSources {
 
 export interface HealthReport {
   ok: boolean;
-  status: 'ok' | 'starting' | 'upstream_down' | 'stopping';
+  status: 'ok' | 'starting' | 'upstream_down' | 'log_failing' | 'stopping';
   serverName: string;
   uptimeSeconds: number;
   listeners: { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null };
   connections: number;
+  /** The --log store: a failing one (disk error, lost Redis link) makes the gateway unhealthy. */
+  log: LogStoreHealth;
   streams: Record<string, { head: number; oldest: number; lastWriteAgeSeconds: number | null }>;
   /** Writer connections, with how long since each last sent anything (a stalled writer shows here, not just a live process). */
   writers: { connection: number; name: string | null; address: string; connectedSeconds: number; lastCommandAgeSeconds: number }[];
@@ -82,6 +86,7 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
       lagTokens,
     };
   }
+  const log = src.store.health();
   const listening = listeners.tcp !== null && (!listeners.httpEnabled || listeners.http !== null);
   const status: HealthReport['status'] = src.stopping()
     ? 'stopping'
@@ -89,7 +94,9 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
       ? 'starting'
       : relay !== null && !relay.connected
         ? 'upstream_down'
-        : 'ok';
+        : !log.ok
+          ? 'log_failing'
+          : 'ok';
   return {
     ok: status === 'ok',
     status,
@@ -97,6 +104,7 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
     uptimeSeconds: age(now, src.startedAt) ?? 0,
     listeners: { tcp: listeners.tcp, http: listeners.http },
     connections,
+    log,
     streams,
     writers,
     upstream,

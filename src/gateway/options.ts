@@ -7,6 +7,7 @@
 import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
+import type { LogSpec } from './log-store.js';
 
 export type { HostPort } from '../core/host-port.js';
 
@@ -23,6 +24,8 @@ export interface GatewayConfig {
   allowOrigins: string[] | null;
   /** What serves --http: uWebSockets.js, `ws` over node:http, or auto (uWS where a native build loads). */
   wsEngine: WsEngineChoice;
+  /** Where streams are kept (--log). */
+  log: LogSpec;
   retentionRows: number;
   retentionBytes: number;
   maxQueueCommands: number;
@@ -104,6 +107,11 @@ function streamList(text: string): string[] | Invalid {
 }
 
 /** `https://dash.example,http://localhost:3000` or `*`. */
+function logSpec(text: string): LogSpec | Invalid {
+  if (text === 'memory') return { kind: 'memory' };
+  return new Invalid('memory');
+}
+
 function originList(text: string): string[] | Invalid {
   const allowed = 'a comma-separated list of origins like https://dash.example (scheme://host[:port]), or *';
   const origins = text.split(',').map((s) => s.trim());
@@ -183,6 +191,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: 'auto',
     help: 'what serves --http: uws (uWebSockets.js; needs a native build for this Node), ws (the ws package over node:http; runs everywhere), auto (uws where it loads, else ws)',
     parse: (t) => ((WS_ENGINE_CHOICES as readonly string[]).includes(t) ? t : new Invalid(`one of ${WS_ENGINE_CHOICES.join(', ')}`)),
+  },
+  {
+    key: 'log',
+    flag: '--log',
+    env: 'RG_LOG',
+    valueName: 'memory',
+    defaultText: 'memory',
+    help: 'where streams are kept: memory (bounded by the retention options; a restart forgets them)',
+    parse: logSpec,
   },
   {
     key: 'retentionRows',

@@ -24,7 +24,7 @@ describe('docs/operations.md', () => {
 
   it('names every replication_gateway_ series, relay mode included', async () => {
     const { config } = loadConfig({ argv: ['--upstream', '127.0.0.1:9', '--http', 'off'], env: {} });
-    const gateway = new Gateway(config, pino({ level: 'silent' }));
+    const gateway = await Gateway.open(config, pino({ level: 'silent' }));
     const names = gateway.metrics.registry
       .getMetricsAsArray()
       .map((m) => m.name)

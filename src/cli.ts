@@ -6,7 +6,14 @@ const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<{ run(a
   serve: { summary: 'run the gateway (what `npm start` runs)', load: () => import('./cli/serve.js') },
   tail: { summary: 'follow streams and print each row as a JSON line', load: () => import('./cli/tail.js') },
   publish: { summary: 'read JSON rows from stdin and write them to a stream as a writer', load: () => import('./cli/publish.js') },
+  version: { summary: 'print the version (also --version)', load: async () => ({ run: printVersion }) },
 };
+
+async function printVersion(): Promise<number> {
+  const { VERSION } = await import('./version.js');
+  process.stdout.write(`replication-gateway ${VERSION}\n`);
+  return 0;
+}
 
 function usage(): string {
   const lines = ['usage: replication-gateway <command> [options]', '', 'commands:'];
@@ -21,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
+  if (name === '--version' || name === '-v') return printVersion();
   const sub = SUBCOMMANDS[name];
   if (!sub) {
     process.stderr.write(`replication-gateway: unknown command '${name}'\n${usage()}`);

@@ -15,6 +15,7 @@ import { writeReadyFile } from '../bindings/ready-file.js';
 import { ConfigError, loadConfig } from '../gateway/config.js';
 import { Gateway, type GatewayAddresses } from '../gateway/gateway.js';
 import { helpText, type GatewayConfig } from '../gateway/options.js';
+import { VERSION } from '../version.js';
 
 /** After run() resolves, how long lingering handles may keep the process before it exits anyway. */
 const EXIT_GRACE_MS = 2_000;
@@ -100,6 +101,8 @@ function announce(gateway: Gateway, config: GatewayConfig, a: GatewayAddresses, 
       ...(config.upstream !== null ? { upstream: `${config.upstream.host}:${config.upstream.port}` } : {}),
       auth: config.subscriberToken !== null ? 'required' : 'optional',
       pid: process.pid,
+      version: VERSION,
+      log: config.log.kind,
     },
     'listening',
   );

@@ -237,8 +237,8 @@ export class Gateway {
       metrics.slowConsumer(details);
       const cut = this.cuts.record(conn, details, this.clock());
       if (this.allow('slow_consumer')) {
-        const { at: _at, connection, ...fields } = cut;
-        this.log.warn({ conn: connection, ...fields }, 'slow consumer cut: ERROR Failed to keep up');
+        const { at: _at, connection, name, ...fields } = cut;
+        this.log.warn({ conn: connection, peerName: name, ...fields }, 'slow consumer cut: ERROR Failed to keep up');
       }
     });
     server.on('command', (cmd, conn) => {
@@ -275,7 +275,8 @@ export class Gateway {
 function describe(conn: ConnectionInfo, now: number): Record<string, unknown> {
   return {
     conn: conn.id,
-    name: conn.name ?? null,
+    // `name` is the logger's own (pino): the peer's NAME has its own key.
+    peerName: conn.name ?? null,
     address: conn.remoteAddress,
     transport: conn.transportKind,
     role: conn.role,

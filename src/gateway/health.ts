@@ -5,6 +5,7 @@
  * a source that stalled shows, not only a live process.
  */
 import type { ReplicationServer } from '../server.js';
+import { VERSION } from '../version.js';
 import type { LogStore, LogStoreHealth } from './log-store.js';
 import type { Relay } from './relay.js';
 
@@ -25,6 +26,8 @@ export interface HealthReport {
   ok: boolean;
   status: 'ok' | 'starting' | 'upstream_down' | 'log_failing' | 'stopping';
   serverName: string;
+  /** The gateway's package version. */
+  version: string;
   uptimeSeconds: number;
   listeners: { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null };
   connections: number;
@@ -101,6 +104,7 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
     ok: status === 'ok',
     status,
     serverName: src.serverName(),
+    version: VERSION,
     uptimeSeconds: age(now, src.startedAt) ?? 0,
     listeners: { tcp: listeners.tcp, http: listeners.http },
     connections,

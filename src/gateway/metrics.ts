@@ -11,6 +11,7 @@ import type { Relay } from './relay.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
 import type { StreamTimeline } from './stream-timeline.js';
+import { VERSION } from '../version.js';
 
 /** Per-subscriber series past this many are left out (the most lagging are kept): bounded cardinality. */
 export const MAX_SUBSCRIBER_SERIES = 1000;
@@ -114,11 +115,11 @@ export class GatewayMetrics {
     new Gauge({
       name: `${PREFIX}info`,
       help: 'Always 1; labels say which gateway this is',
-      labelNames: ['server_name', 'mode'],
+      labelNames: ['server_name', 'mode', 'version'],
       registers,
       collect() {
         this.reset();
-        this.set({ server_name: sources.serverName(), mode: sources.relay === null ? 'standalone' : 'relay' }, 1);
+        this.set({ server_name: sources.serverName(), mode: sources.relay === null ? 'standalone' : 'relay', version: VERSION }, 1);
       },
     });
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, it } from 'node:test';
 import { describeEachEngine } from '../bindings/ws-harness.js';
+import { packageVersion } from '../support/project-root.js';
 import { LineClient, delay, httpGet, killAllGateways, parseMetrics, startGateway, type GatewayProcess } from './support/gateway-process.js';
 
 after(() => killAllGateways());
@@ -105,6 +106,7 @@ describeEachEngine('serve, one gateway with a writer and subscribers', ({ engine
     has('replication_gateway_subscriber_lag_seconds');
     has('replication_gateway_connections_opened_total');
     has('replication_gateway_info');
+    assert.ok(res.body.includes(`version="${packageVersion()}"`), 'replication_gateway_info names the version');
   });
 
   it('answers /healthz with 200 and how long since each writer last sent anything', async () => {
@@ -113,6 +115,8 @@ describeEachEngine('serve, one gateway with a writer and subscribers', ({ engine
     const h = JSON.parse(res.body) as {
       ok: boolean;
       status: string;
+      version: string;
+      log: { kind: string; ok: boolean; problem: string | null };
       writers: { name: string; lastCommandAgeSeconds: number }[];
       streams: Record<string, { head: number; oldest: number; lastWriteAgeSeconds: number | null }>;
       upstream: unknown;
@@ -120,6 +124,8 @@ describeEachEngine('serve, one gateway with a writer and subscribers', ({ engine
     assert.equal(h.ok, true);
     assert.equal(h.status, 'ok');
     assert.equal(h.upstream, null);
+    assert.equal(h.version, packageVersion());
+    assert.deepEqual(h.log, { kind: 'memory', ok: true, problem: null });
     assert.equal(h.writers.length, 1);
     assert.equal(h.writers[0]!.name, 'e2e-writer');
     assert.ok(h.writers[0]!.lastCommandAgeSeconds >= 0 && h.writers[0]!.lastCommandAgeSeconds < 30);
@@ -209,7 +215,8 @@ describeEachEngine('serve, congestion and signals', ({ engine }) => {
       assert.equal(typeof c['lastTokenSent'], 'number');
       assert.ok(['commands', 'bytes'].includes(c['limit'] as string));
       const logged = await gw.logs.waitFor((e) => String(e['msg']).startsWith('slow consumer cut'), 5_000);
-      assert.equal(logged['name'], 'slowpoke');
+      assert.equal(logged['peerName'], 'slowpoke');
+      assert.equal(logged['name'], 'replication-gateway', "the logger's name key is not overwritten by the peer's NAME");
       const m = parseMetrics((await httpGet(gw.http!, '/metrics')).body);
       assert.equal(m.get('replication_gateway_disconnects_total{reason="slow_consumer"}'), 1);
       assert.ok(m.has(`replication_gateway_slow_consumer_cuts_total{limit="${c['limit'] as string}"}`));

@@ -3,8 +3,9 @@
  * of src/core/session-loop.ts, bound to Node: an EventEmitter for its events,
  * pino for its log lines, TCP as the default transport, the real timers.
  * Errors are reported as 'error' events (only when someone listens, so an
- * unhandled one never crashes a worker) and never stop the reconnecting;
- * close() does.
+ * unhandled one never crashes a worker); the reconnecting stops at close(),
+ * or at a refusal retrying cannot cure ('stopped', unless onRefused is 'retry').
+ * Events are typed: `on('rowz', ...)` does not compile.
  */
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
@@ -36,11 +37,31 @@ export interface SessionOptions {
   backoff?: BackoffOptions;
   maxQueuedCommands?: number;
   maxLineBytes?: number;
+  /**
+   * A wrong SERVER name, a bad credential, an unknown or forbidden stream:
+   * 'stop' (default) stops the client with a 'stopped' event; 'retry' keeps
+   * trying every `backoff.refusedMs` (default 30 s).
+   */
+  onRefused?: 'stop' | 'retry';
   logger?: Logger;
 }
 
-/** The reconnecting loop shared by readers and writers. */
-export abstract class ReplicationSession extends EventEmitter {
+/** Events of every session: ReplicationClient and ReplicationWriter add their own. */
+export interface SessionEvents {
+  /** SERVER came with the expected name. */
+  connected: [serverName: string];
+  /** The connection is gone; the next try is in retryInMs. */
+  disconnected: [reason: string, retryInMs: number];
+  /** Wrong remote, ping timeout, bad input, or ERROR from the server: `code` says which (docs/client.md). */
+  error: [err: ProtocolError];
+  /** A refusal retrying cannot cure stopped the client (it is closed; `err.code` says why). */
+  stopped: [err: ProtocolError];
+  /** The server's SYNC (data). */
+  sync: [data: string];
+}
+
+/** The reconnecting loop shared by readers and writers; `E` is the subclass's full event map. */
+export abstract class ReplicationSession<E extends SessionEvents & Record<keyof E, unknown[]>> extends EventEmitter<E> {
   protected readonly conn: ClientConnection;
   protected readonly log: Logger;
   private readonly loop: SessionLoop;
@@ -57,6 +78,7 @@ export abstract class ReplicationSession extends EventEmitter {
       log: this.log,
       backoff: options.backoff,
       tickMs: options.tickMs,
+      onRefused: options.onRefused,
       connection: {
         name: options.name,
         expectedServerName: options.serverName,
@@ -68,12 +90,13 @@ export abstract class ReplicationSession extends EventEmitter {
         ...connOptions,
       },
       events: {
-        connected: (serverName) => this.emit('connected', serverName),
-        disconnected: (reason, retryInMs) => this.emit('disconnected', reason, retryInMs),
+        connected: (serverName) => this.fire('connected', serverName),
+        disconnected: (reason, retryInMs) => this.fire('disconnected', reason, retryInMs),
         error: (err) => this.reportError(err),
+        stopped: (err) => this.fire('stopped', err),
         rows: (batch) => this.onRows(batch),
         position: (stream, token) => this.onPosition(stream, token),
-        sync: (data) => this.emit('sync', data),
+        sync: (data) => this.fire('sync', data),
         forwarded: (cmd) => this.onForwarded(cmd),
         open: () => this.onOpen(),
         drain: () => this.onDrain(),
@@ -110,7 +133,16 @@ export abstract class ReplicationSession extends EventEmitter {
   }
 
   protected reportError(err: ProtocolError): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.shared.listenerCount('error') > 0) this.fire('error', err);
+  }
+
+  /** This emitter seen through the events every session has (E extends SessionEvents). */
+  private get shared(): EventEmitter<SessionEvents> {
+    return this as unknown as EventEmitter<SessionEvents>;
+  }
+
+  private fire<K extends keyof SessionEvents>(event: K, ...args: SessionEvents[K]): void {
+    (this.shared.emit as (event: K, ...args: SessionEvents[K]) => boolean).call(this, event, ...args);
   }
 
   // ---------------------------------------------------------------- hooks

@@ -3,15 +3,16 @@
  * worker, a test, the relay); `ReplicationWriter` (src/writer.ts) publishes
  * rows to a gateway. See docs/client.md.
  */
-import { ReplicationSession, type SessionOptions } from './client-session.js';
+import { ReplicationSession, type SessionEvents, type SessionOptions } from './client-session.js';
+import type { RdataCommand } from './core/commands.js';
 import type { RowBatch } from './core/row-batch.js';
 
 export { RowBatch } from './core/row-batch.js';
 export type { RdataCommand } from './core/commands.js';
 export type { ClientTransport, TransportEvents, TransportFactory } from './core/client-transport.js';
 export { ProtocolError } from './core/errors.js';
-export type { SessionOptions } from './client-session.js';
-export { ReplicationWriter, type ReplicationWriterOptions } from './writer.js';
+export type { SessionOptions, SessionEvents } from './client-session.js';
+export { ReplicationWriter, type ReplicationWriterOptions, type ReplicationWriterEvents } from './writer.js';
 
 export interface ReplicationClientOptions extends SessionOptions {
   /** Streams to follow: names (from NOW), or name → token to start after. */
@@ -30,14 +31,15 @@ interface StreamConsumer {
   done: boolean;
 }
 
-/**
- * Follows streams. Events:
- * - 'rows' (stream, token, rows, batch): the rows of one token; `rows[i].row()` decodes one.
- * - 'position' (stream, token): the stream is at token without new rows.
- * - 'connected' (serverName), 'disconnected' (reason, retryInMs), 'sync' (data).
- * - 'error' (ProtocolError): wrong remote, ping timeout, bad input, or ERROR from the server (code REMOTE_ERROR).
- */
-export class ReplicationClient extends ReplicationSession {
+export interface ReplicationClientEvents extends SessionEvents {
+  /** The rows of one token; `rows[i].row()` decodes one. */
+  rows: [stream: string, token: number, rows: readonly RdataCommand[], batch: RowBatch];
+  /** The stream is at token without new rows. */
+  position: [stream: string, token: number];
+}
+
+/** Follows streams; its events are ReplicationClientEvents. */
+export class ReplicationClient extends ReplicationSession<ReplicationClientEvents> {
   private readonly consumers = new Map<string, Set<StreamConsumer>>();
   private readonly maxBufferedBatches: number;
 

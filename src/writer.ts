@@ -11,7 +11,7 @@
  * Rows published stay in a bounded buffer (src/core/unstored-rows.ts) until
  * the gateway is known to hold them; publish() waits for room.
  */
-import { ReplicationSession, type SessionOptions } from './client-session.js';
+import { ReplicationSession, type SessionEvents, type SessionOptions } from './client-session.js';
 import type { ClientActionCommand } from './core/commands.js';
 import type { RowBatch } from './core/row-batch.js';
 import { encodeRows } from './core/row-encoding.js';
@@ -50,12 +50,15 @@ interface PendingPublish {
   reject(err: Error): void;
 }
 
-/**
- * Events: 'connected', 'disconnected', 'error' (as ReplicationClient), 'head'
- * (stream, token) on each POSITION, and 'command' (cmd) for a client command
- * a subscriber sent that the gateway forwards to its writers.
- */
-export class ReplicationWriter extends ReplicationSession {
+export interface ReplicationWriterEvents extends SessionEvents {
+  /** A POSITION: the gateway holds `stream` up to `token`. */
+  head: [stream: string, token: number];
+  /** A client command a subscriber sent that the gateway forwards to its writers. */
+  command: [cmd: ClientActionCommand];
+}
+
+/** Publishes rows to a gateway as a writer; its events are ReplicationWriterEvents. */
+export class ReplicationWriter extends ReplicationSession<ReplicationWriterEvents> {
   private readonly written = new Map<string, WrittenStream>();
   private readonly unstored: UnstoredRows;
   private readonly pending: PendingPublish[] = [];

@@ -5,14 +5,14 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { ReplicationServer } from '../src/server.js';
-import { ReplicationClient, ReplicationWriter, type RowBatch } from '../src/client.js';
+import { ReplicationClient, ReplicationWriter, type ReplicationClientEvents, type RowBatch } from '../src/client.js';
 import type { ClientActionCommand } from '../src/core/commands.js';
 import { startCuttableProxy } from './support/cuttable-proxy.js';
 
 const FAST = {
   pingIntervalMs: 100,
   pingTimeoutMs: 500,
-  backoff: { initialMs: 10, maxMs: 50, healthyAfterMs: 0, wrongRemoteMs: 2000 },
+  backoff: { initialMs: 10, maxMs: 50, healthyAfterMs: 0, refusedMs: 2000 },
 };
 
 async function startServer(
@@ -50,8 +50,8 @@ function collect(client: ReplicationClient): { deliveries: Delivery[]; positions
 }
 
 /** The arguments of the next `event` (events.once would reject on the 'error' events these tests expect). */
-function next(emitter: ReplicationClient, event: string): Promise<unknown[]> {
-  return new Promise((resolve) => emitter.once(event, (...args: unknown[]) => resolve(args)));
+function next<K extends keyof ReplicationClientEvents>(emitter: ReplicationClient, event: K): Promise<ReplicationClientEvents[K]> {
+  return new Promise((resolve) => emitter.once(event, ((...args: ReplicationClientEvents[K]) => resolve(args)) as never));
 }
 
 /** Stops `thing` when the test ends, passed or failed. */
@@ -119,11 +119,35 @@ test('delivers the rows of one token as one batch, in catch-up and live', { time
   await server.close();
 });
 
-test('refuses a server with the wrong name and waits the long backoff before trying again', { timeout: 10_000 }, async (t) => {
+for (const [what, options, clientOptions, code] of [
+  ['a bad credential', { subscriberToken: 'right' }, { auth: 'wrong' }, 'AUTH_FAILED'],
+  ['an unknown stream', {}, { streams: ['evnets'] }, 'UNKNOWN_STREAM'],
+  ['a forbidden stream', { credentials: [{ secret: 'r', role: 'subscriber' as const, streams: ['caches'] }] }, { auth: 'r' }, 'NOT_PERMITTED'],
+  ['a wrong server name', {}, { serverName: 'other.test' }, 'WRONG_REMOTE'],
+] as const) {
+  test(`stops on ${what} (${code}) instead of reconnecting to the same answer`, { timeout: 10_000 }, async (t) => {
+    const { server, port } = await startServer(t, options);
+    let connections = 0;
+    server.on('connection', () => connections++);
+    const client = stopLater(t, new ReplicationClient({ port, streams: ['events'], ...FAST, ...clientOptions }));
+    const errors: string[] = [];
+    client.on('error', (err) => errors.push(err.code));
+    client.start();
+    const [err] = await next(client, 'stopped');
+    assert.equal(err.code, code);
+    assert.ok(errors.includes(code), `the error event came first with ${code}: ${errors.join(',')}`);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(connections, 1, 'no second connection');
+    await client.close();
+    await server.close();
+  });
+}
+
+test('told to keep trying (onRefused retry), waits the long refusal delay after a wrong server name', { timeout: 10_000 }, async (t) => {
   const { server, port } = await startServer(t);
   let connections = 0;
   server.on('connection', () => connections++);
-  const client = stopLater(t, new ReplicationClient({ port, serverName: 'other.test', streams: ['events'], ...FAST }));
+  const client = stopLater(t, new ReplicationClient({ port, serverName: 'other.test', streams: ['events'], onRefused: 'retry', ...FAST }));
   const errors: string[] = [];
   client.on('error', (err: { code: string }) => errors.push(err.code));
   client.start();

@@ -4,7 +4,7 @@
  * once on this side; an engine (uws-engine.ts, node-ws-engine.ts) only moves
  * requests, upgrades and messages between its sockets and that one core.
  *
- *     engine -> core   serve(method, path, reply)        any HTTP request
+ *     engine -> core   serve(request, reply)             any HTTP request
  *                      bridge.upgrade(request)           WS /replication: refused (an HTTP reply) or accepted
  *                      bridge.link(socket, accepted)     the open socket's events: start, message, drain, heard, socketClosed
  *     core -> engine   EdgeSocket                        send, cork, getBufferedAmount, end, close, ping
@@ -98,10 +98,18 @@ export interface HttpReply {
   headOnly: boolean;
 }
 
+/** What the core reads of an HTTP request: its line and the headers that decide the answer ('' when absent). */
+export interface HttpRequestHead {
+  method: string;
+  path: string;
+  origin: string;
+  host: string;
+}
+
 export interface EdgeCore {
   readonly bridge: EdgeBridge;
   /** Answers an HTTP request (anything but an upgrade on REPLICATION_PATH); `reply` is called once, maybe later. */
-  serve(method: string, path: string, reply: (r: HttpReply) => void): void;
+  serve(request: HttpRequestHead, reply: (r: HttpReply) => void): void;
 }
 
 export interface EdgeEngine {

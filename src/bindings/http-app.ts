@@ -15,9 +15,9 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { ReplicationHub } from '../core/hub.js';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
-import type { EdgeEngine, HttpReply } from './edge-engine.js';
+import type { EdgeEngine, HttpReply, HttpRequestHead } from './edge-engine.js';
 import { chooseEngine, type ChosenEngine } from './engine-choice.js';
-import { assertListenAllowed } from './ws-access.js';
+import { assertListenAllowed, originAllowed } from './ws-access.js';
 import { WsBridge, type WsBridgeOptions } from './ws-bridge.js';
 import { StatusFeed, type StatusFeedOptions } from './status-feed.js';
 
@@ -64,6 +64,7 @@ export interface HttpListenerOptions extends WsBridgeOptions {
 
 const DEFAULT_STATIC_DIR = new URL('../../static/', import.meta.url);
 const TEXT_TYPE = 'text/plain; charset=utf-8';
+const CLIENT_JS = '/client.js';
 
 export class HttpListener {
   readonly bridge: WsBridge;
@@ -74,6 +75,7 @@ export class HttpListener {
   private readonly getRoutes = new Map<string, HttpHandler>();
   private readonly fallback: FallbackHandler | null;
   private readonly staticDir: URL;
+  private readonly allowOrigins: readonly string[];
   private bound: AddressInfo | null = null;
   private closing: Promise<void> | null = null;
   private readonly closeGraceMs: number;
@@ -93,16 +95,17 @@ export class HttpListener {
     this.onDisconnect = (conn, reason, detail) => this.statusFeed?.recordDisconnect(conn, reason, detail);
     source.on('disconnect', this.onDisconnect);
     this.fallback = options.fallback ?? null;
+    this.allowOrigins = options.allowOrigins ?? [];
     if (this.statusFeed !== null) {
       const page = (): HttpResponseBody => this.staticFile('status.html', 'text/html; charset=utf-8');
       this.getRoutes.set('/', page).set('/index.html', page);
     }
-    this.getRoutes.set('/client.js', () => this.staticFile('client.js', 'text/javascript; charset=utf-8'));
+    this.getRoutes.set(CLIENT_JS, () => this.staticFile('client.js', 'text/javascript; charset=utf-8'));
     if (this.fallback === null) this.getRoutes.set('/healthz', () => ({ body: 'ok\n' }));
     for (const [path, handler] of Object.entries(options.routes ?? {})) this.getRoutes.set(path, handler);
     // Browsers ask for it on every page: an empty answer keeps their consoles clean.
     this.getRoutes.set('/favicon.ico', () => ({ status: 204, body: '' }));
-    this.edge = this.engine.create({ bridge: this.bridge, serve: (method, path, reply) => this.serve(method, path, reply) });
+    this.edge = this.engine.create({ bridge: this.bridge, serve: (request, reply) => this.serve(request, reply) });
   }
 
   /** Starts listening (port 0 picks a free port); refuses a non-loopback host without a subscriber token, and a port in use. */
@@ -140,13 +143,15 @@ export class HttpListener {
     return this.closing;
   }
 
-  /** One request, on any engine: a GET route, else the gateway's fallback (or 404). */
-  private serve(method: string, path: string, reply: (r: HttpReply) => void): void {
+  /** One request, on any engine: a GET (or HEAD) route, else the gateway's fallback (or 404). */
+  private serve(request: HttpRequestHead, reply: (r: HttpReply) => void): void {
+    const { method, path } = request;
     const headOnly = method === 'HEAD';
+    const cors = path === CLIENT_JS ? this.corsFor(request) : null;
     const send = (r: HttpResponseBody): void =>
-      reply({ status: r.status ?? 200, headers: { 'content-type': r.contentType ?? TEXT_TYPE, ...r.headers }, body: r.body, headOnly });
+      reply({ status: r.status ?? 200, headers: { 'content-type': r.contentType ?? TEXT_TYPE, ...r.headers, ...cors }, body: r.body, headOnly });
     const fail = (err: unknown): void => send({ status: 500, body: `${err instanceof Error ? err.message : String(err)}\n` });
-    const handler = (method === 'GET' ? this.getRoutes.get(path) : undefined) ?? this.fallbackFor(method, path);
+    const handler = (method === 'GET' || headOnly ? this.getRoutes.get(path) : undefined) ?? this.fallbackFor(method, path);
     try {
       const result = handler();
       if (result instanceof Promise) result.then(send, fail);
@@ -154,6 +159,16 @@ export class HttpListener {
     } catch (err) {
       fail(err);
     }
+  }
+
+  /**
+   * /client.js for a page of another origin (a dashboard elsewhere, as
+   * docs/websocket.md shows): allowed for the origins --allow-origin names,
+   * the same ones that may open /replication.
+   */
+  private corsFor(request: HttpRequestHead): Record<string, string> | null {
+    if (request.origin === '' || !originAllowed(request.origin, request.host, this.allowOrigins)) return null;
+    return { 'access-control-allow-origin': request.origin, vary: 'Origin' };
   }
 
   private fallbackFor(method: string, path: string): HttpHandler {

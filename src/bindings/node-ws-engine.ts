@@ -26,6 +26,7 @@ import {
   type EdgeEngineFactory,
   type EdgeSocket,
   type HttpReply,
+  type HttpRequestHead,
 } from './edge-engine.js';
 
 export const nodeWsEngine: EdgeEngineFactory = (core) => new NodeWsEngine(core);
@@ -50,7 +51,7 @@ class NodeWsEngine implements EdgeEngine {
         highWaterMark: bridge.sendHighWaterBytes,
       },
       (req, res) => {
-        core.serve(req.method ?? 'GET', pathOf(req.url), (r) => {
+        core.serve(requestHead(req), (r) => {
           if (res.destroyed) return;
           const headers: Record<string, string | number> = { ...r.headers };
           if (r.status !== 204) headers['content-length'] = bodyBytes(r.body);
@@ -99,7 +100,7 @@ class NodeWsEngine implements EdgeEngine {
     const path = pathOf(req.url);
     // As uWS: only a WebSocket key on the bridge's path is an upgrade; anything else is a plain request.
     if (path !== REPLICATION_PATH || header(req, 'sec-websocket-key').length !== 24) {
-      this.core.serve(req.method ?? 'GET', path, (r) => writeRaw(socket, r));
+      this.core.serve(requestHead(req), (r) => writeRaw(socket, r));
       return;
     }
     const answer = bridge.upgrade({
@@ -167,6 +168,10 @@ class WsSocket implements EdgeSocket {
   ping(): void {
     this.ws.ping();
   }
+}
+
+function requestHead(req: IncomingMessage): HttpRequestHead {
+  return { method: req.method ?? 'GET', path: pathOf(req.url), origin: header(req, 'origin'), host: header(req, 'host') };
 }
 
 function pathOf(url: string | undefined): string {

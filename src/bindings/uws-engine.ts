@@ -80,7 +80,9 @@ class UwsEngine implements EdgeEngine {
       res.onAborted(() => {
         aborted = true;
       });
-      core.serve(req.getCaseSensitiveMethod().toUpperCase(), req.getUrl(), (r) => {
+      // uWS's request is valid only now: read what the core needs before anything waits.
+      const request = { method: req.getCaseSensitiveMethod().toUpperCase(), path: req.getUrl(), origin: req.getHeader('origin'), host: req.getHeader('host') };
+      core.serve(request, (r) => {
         if (!aborted) res.cork(() => writeReply(res, r));
       });
     });

@@ -33,6 +33,8 @@ export interface BrowserClientOptions {
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /** A bad credential, an unknown or forbidden stream: 'stop' (default, a `stopped` event) or 'retry' every backoff.refusedMs. */
+  onRefused?: 'stop' | 'retry';
   /** Instead of url: makes one transport per connection attempt (tests). */
   transport?: TransportFactory;
   /** The WebSocket class (default: globalThis.WebSocket). */
@@ -52,8 +54,10 @@ export interface ClientEvents {
   position: (event: { stream: string; token: number }) => void;
   connected: (event: { serverName: string }) => void;
   disconnected: (event: { reason: string; retryInMs: number }) => void;
-  /** ERROR from the server, a wrong remote, a ping timeout, bad input. */
+  /** ERROR from the server (a refusal with its own code, else REMOTE_ERROR), a wrong remote, a ping timeout, bad input. */
   error: (event: { code: string; message: string }) => void;
+  /** A refusal retrying cannot cure stopped the client (onRefused 'stop'). */
+  stopped: (event: { code: string; message: string }) => void;
 }
 
 type Listeners = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
@@ -67,6 +71,7 @@ export class ReplicationClient {
     connected: new Set(),
     disconnected: new Set(),
     error: new Set(),
+    stopped: new Set(),
   };
   /** Connections made, for pages and tests that show it. */
   connects = 0;
@@ -77,6 +82,7 @@ export class ReplicationClient {
         options.transport ?? wsClientTransport({ url: options.url ?? defaultUrl(), ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}) }),
       scheduler: systemScheduler,
       backoff: options.backoff,
+      onRefused: options.onRefused,
       connection: { name: options.name, auth: options.auth, pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs },
       events: {
         connecting: () => {
@@ -85,6 +91,7 @@ export class ReplicationClient {
         connected: (serverName) => this.emit('connected', { serverName }),
         disconnected: (reason, retryInMs) => this.emit('disconnected', { reason, retryInMs }),
         error: (err) => this.emit('error', { code: err.code, message: err.message }),
+        stopped: (err) => this.emit('stopped', { code: err.code, message: err.message }),
         rows: (batch) => this.emit('rows', { stream: batch.stream, token: batch.token, rows: batch.values(), batch }),
         position: (stream, token) => this.emit('position', { stream, token }),
       },

@@ -4,10 +4,11 @@
  * (src/writer.ts: nothing sent is lost or doubled across reconnects). A line
  * that is not JSON is reported on stderr with its number and skipped. Exits
  * once the gateway holds every row, printing a one-line JSON summary on
- * stdout; logs (pino JSON) go to stderr.
+ * stdout; logs (pino JSON) go to stderr. A refusal exits 2.
  */
 import { createInterface } from 'node:readline';
 import { destination, pino } from 'pino';
+import type { ProtocolError } from '../core/errors.js';
 import { ReplicationWriter } from '../writer.js';
 import { parseCommandLine, parseConnect, usageError } from './client-args.js';
 
@@ -30,7 +31,9 @@ rising. A line that is not JSON is reported on stderr with its line number and
 skipped; blank lines are ignored. Reconnects and re-sends whatever the gateway
 did not store. When stdin ends and the gateway holds every row, prints a JSON
 summary {"rows","firstToken","lastToken","seconds","rowsPerSecond","badLines","alreadyStored"}
-on stdout and exits 0 (1 if the gateway refuses the writer at the first connect).
+on stdout and exits 0; exits 2, with the reason on stderr, when the gateway
+refuses the writer (a bad --auth, an unknown or forbidden stream, a wrong
+--server-name): retrying would not help.
 
 options:
   --connect HOST:PORT        the gateway (required; no default)
@@ -75,13 +78,9 @@ export async function run(argv: string[]): Promise<number> {
     pingTimeoutMs: pingIntervalMs * 5,
     logger,
   });
-  // Refused at the first connect (bad credential, unknown stream, wrong server): retrying will not help.
-  const refused = new Promise<string>((resolve) => {
-    writer.on('error', (err: Error & { code?: string }) => {
-      logger.warn({ code: err.code }, err.message);
-      if (writer.head(stream) === null && (err.code === 'REMOTE_ERROR' || err.code === 'WRONG_REMOTE')) resolve(err.message);
-    });
-  });
+  writer.on('error', (err) => logger.warn({ code: err.code }, err.message));
+  // A bad credential, an unknown or forbidden stream, a wrong server: the writer stops, retrying will not help.
+  const refused = new Promise<ProtocolError>((resolve) => writer.once('stopped', resolve));
   writer.start();
 
   const started = Date.now();
@@ -114,8 +113,9 @@ export async function run(argv: string[]): Promise<number> {
   input.close();
   await writer.close();
   if (outcome !== null) {
-    logger.error({ reason: outcome }, 'the gateway refused this writer');
-    return 1;
+    logger.error({ code: outcome.code, reason: outcome.message }, 'the gateway refused this writer');
+    process.stderr.write(`replication-gateway publish: refused (${outcome.code}): ${outcome.message}\n`);
+    return 2;
   }
   const seconds = (Date.now() - started) / 1000;
   const summary = {

@@ -3,10 +3,11 @@
  * JSON line on stdout, `{"stream":"events","token":12,"row":[...]}` (a
  * batch's rows all carry its token). The row is the server's JSON bytes,
  * spliced in unparsed. Connection events go to stderr as pino JSON lines.
- * Reconnects and resumes until SIGINT or SIGTERM, then exits 0.
+ * Reconnects and resumes until SIGINT or SIGTERM (exit 0), the reader of
+ * stdout leaving (exit 0), or a refusal retrying cannot cure (exit 2).
  */
 import { destination, pino } from 'pino';
-import { ReplicationClient } from '../client.js';
+import { ReplicationClient, type ProtocolError } from '../client.js';
 import { parseCommandLine, parseConnect, usageError } from './client-args.js';
 
 const OPTIONS = {
@@ -23,7 +24,9 @@ const HELP = `usage: replication-gateway tail --connect HOST:PORT --stream NAME[
 
 Prints each row of the streams as a JSON line {"stream":..,"token":..,"row":..}
 on stdout; connection events go to stderr. Resumes across drops; exits 0 on
-SIGINT or SIGTERM.
+SIGINT or SIGTERM, or when the reader of stdout leaves (tail | head); exits 2
+when the server refuses it (a bad --auth, an unknown or forbidden stream, a
+wrong --server-name): retrying would not help.
 
 options:
   --connect HOST:PORT     the server to follow (required; no default)
@@ -63,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
     pingTimeoutMs: pingIntervalMs * 5,
     logger,
   });
-  client.on('error', (err: Error & { code?: string }) => logger.warn({ code: err.code }, err.message));
+  client.on('error', (err) => logger.warn({ code: err.code }, err.message));
   client.on('position', (stream: string, token: number) => logger.info({ stream, token }, 'position'));
 
   const out = process.stdout;
@@ -83,17 +86,30 @@ export async function run(argv: string[]): Promise<number> {
     }
   });
 
-  await new Promise<void>((resolve) => {
+  // The reader of stdout left (`tail | head`): stop quietly, as cat does.
+  let readerGone = false;
+  const refusal = await new Promise<ProtocolError | null>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
-      resolve();
+      resolve(null);
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    out.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      readerGone = true;
+      resolve(null);
+    });
+    // A bad credential, an unknown or forbidden stream, a wrong server: retrying will not help.
+    client.once('stopped', resolve);
     client.start();
   });
   await client.close();
-  await new Promise<void>((resolve) => out.write('', () => resolve()));
+  if (refusal !== null) {
+    process.stderr.write(`replication-gateway tail: refused (${refusal.code}): ${refusal.message}\n`);
+    return 2;
+  }
+  if (!readerGone) await new Promise<void>((resolve) => out.write('', () => resolve()));
   return 0;
 }
 

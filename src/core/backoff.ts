@@ -11,9 +11,9 @@
  * again from `initialMs`. A connection that is accepted and cut at once (a
  * server in a crash loop, a full gateway) keeps growing the delay.
  *
- * The wrong-remote case (`SERVER` named someone else) waits `wrongRemoteMs`
- * instead: talking to the wrong server is a configuration error that a quick
- * retry will not fix.
+ * A refusal (`SERVER` named someone else, a bad credential, an unknown or
+ * forbidden stream), for a client told to keep trying, waits `refusedMs`
+ * instead: it is a configuration error that a quick retry will not fix.
  */
 
 export interface BackoffOptions {
@@ -24,8 +24,8 @@ export interface BackoffOptions {
   multiplier?: number;
   /** Uptime, after SERVER, that resets the delay (default 5000 ms). */
   healthyAfterMs?: number;
-  /** Delay after a wrong SERVER name (default 30000 ms, jittered the same way). */
-  wrongRemoteMs?: number;
+  /** Delay after a refusal (default 30000 ms, jittered the same way). */
+  refusedMs?: number;
   /** A source of numbers in [0, 1) (default Math.random); tests inject their own. */
   random?: () => number;
 }
@@ -37,7 +37,8 @@ export interface ConnectionOutcome {
   openedAtMs: number | null;
   /** SERVER arrived and its name was the expected one. */
   serverSeen: boolean;
-  wrongRemote: boolean;
+  /** A wrong SERVER name or an access refusal ended it. */
+  refused: boolean;
 }
 
 export const DEFAULT_BACKOFF_MAX_MS = 5000;
@@ -47,7 +48,7 @@ export class Backoff {
   readonly maxMs: number;
   readonly multiplier: number;
   readonly healthyAfterMs: number;
-  readonly wrongRemoteMs: number;
+  readonly refusedMs: number;
   private readonly random: () => number;
   /** Failed tries since the last healthy connection. */
   private tries = 0;
@@ -57,7 +58,7 @@ export class Backoff {
     this.maxMs = options.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
     this.multiplier = options.multiplier ?? 2;
     this.healthyAfterMs = options.healthyAfterMs ?? 5000;
-    this.wrongRemoteMs = options.wrongRemoteMs ?? 30_000;
+    this.refusedMs = options.refusedMs ?? 30_000;
     this.random = options.random ?? Math.random;
   }
 
@@ -68,9 +69,9 @@ export class Backoff {
 
   /** The delay before the next try, after `outcome`. */
   next(outcome: ConnectionOutcome): number {
-    if (outcome.wrongRemote) {
+    if (outcome.refused) {
       this.tries++;
-      return this.jitter(this.wrongRemoteMs);
+      return this.jitter(this.refusedMs);
     }
     if (isHealthy(outcome, this.healthyAfterMs)) this.tries = 0;
     const ceiling = Math.min(this.maxMs, this.initialMs * this.multiplier ** this.tries);

@@ -13,7 +13,7 @@
  * Connections reach the hub only through ConnectionHost (connection-host.ts).
  */
 import { encodeCommand, encodePosition, type ClientActionCommand, type CommandName } from './commands.js';
-import { ProtocolError } from './errors.js';
+import { unknownStream } from './access-refusal.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
 import type { Transport } from './transport.js';
@@ -122,7 +122,7 @@ export class ReplicationHub implements ConnectionHost {
   /** The log a writer appends to (permissions are the connection's). */
   logOf(name: string): StreamLog {
     const stream = this.streamMap.get(name);
-    if (!stream) throw new ProtocolError('UNKNOWN_STREAM', `unknown stream: ${name}`);
+    if (!stream) throw unknownStream(name);
     return stream.log;
   }
 

@@ -25,6 +25,7 @@ import {
   type Command,
   type UserSyncCommand,
 } from './commands.js';
+import { authFailed, authRequired, notPermitted } from './access-refusal.js';
 import { ProtocolError } from './errors.js';
 import { LineScanner, type LineSink } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
@@ -128,7 +129,7 @@ export class ServerConnection implements Peer, LineSink {
       cmd = parseCommand(buf, start, end, ingest !== null ? 'writer' : 'client');
       this.host.commandsIn[cmd.name]++;
       if (this.host.limits.requireAuth && this.role === 'anonymous' && cmd.name !== 'PING' && cmd.name !== 'AUTH') {
-        throw new ProtocolError('AUTH_REQUIRED', `authentication required: send AUTH <token> before ${cmd.name}`);
+        throw authRequired(cmd.name);
       }
       this.handle(cmd, buf, start, end);
     } catch (err) {
@@ -187,7 +188,7 @@ export class ServerConnection implements Peer, LineSink {
   private authenticate(secret: string): void {
     if (this.role !== 'anonymous') throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
     const credential = this.host.limits.credentials.find((c) => c.secret === secret);
-    if (!credential) throw new ProtocolError('AUTH_FAILED', 'AUTH failed: the token matches no configured credential');
+    if (!credential) throw authFailed();
     this.role = credential.role;
     const streams = credential.streams ? new Set(credential.streams) : null;
     if (credential.role === 'writer') {
@@ -205,7 +206,7 @@ export class ServerConnection implements Peer, LineSink {
   private writableLog(name: string): StreamLog {
     const log = this.host.logOf(name);
     if (this.writable !== null && !this.writable.has(name)) {
-      throw new ProtocolError('NOT_PERMITTED', `not permitted to write stream ${name}`);
+      throw notPermitted('write', name);
     }
     return log;
   }

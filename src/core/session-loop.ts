@@ -11,9 +11,12 @@
  *
  * No I/O, no timers and no Node imports (the browser bundles it): the caller
  * passes the transport factory, a Scheduler (the host's clock and timers, or
- * a test's fake) and where events and log lines go. Errors are events and
- * never stop the reconnecting; close() does.
+ * a test's fake) and where events and log lines go. Errors are events; the
+ * reconnecting stops only at close() or, unless the caller asked to keep
+ * trying, at a refusal retrying cannot cure (a wrong SERVER name, a bad
+ * credential, an unknown or forbidden stream: src/core/access-refusal.ts).
  */
+import { accessRefusal } from './access-refusal.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { ClientConnection, type ClientConnectionOptions } from './client-connection.js';
 import { DEFAULT_PING_INTERVAL_MS } from './keep-alive.js';
@@ -43,8 +46,14 @@ export interface SessionLoopEvents {
   connected(serverName: string): void;
   /** The connection is gone (or never came up); the next try is in retryInMs. Not after close(). */
   disconnected(reason: string, retryInMs: number): void;
-  /** A wrong remote, a ping timeout, bad input, or ERROR from the server (code REMOTE_ERROR). */
+  /**
+   * A wrong remote, a ping timeout, bad input, or ERROR from the server: a
+   * refusal with its own code (AUTH_FAILED, AUTH_REQUIRED, UNKNOWN_STREAM,
+   * NOT_PERMITTED), any other ERROR as REMOTE_ERROR.
+   */
   error(err: ProtocolError): void;
+  /** A refusal stopped the loop (onRefused 'stop'): no more connections; `closed` follows. */
+  stopped?(err: ProtocolError): void;
   rows(batch: RowBatch): void;
   position(stream: string, token: number): void;
   sync?(data: string): void;
@@ -73,6 +82,13 @@ export interface SessionLoopOptions {
   backoff?: BackoffOptions;
   /** Keep-alive check period (default pingIntervalMs / 5, between 5 and 1000 ms). */
   tickMs?: number;
+  /**
+   * What a refusal retrying cannot cure does (a wrong SERVER name, a bad
+   * credential, an unknown or forbidden stream): 'stop' (default) ends the
+   * loop with a `stopped` event; 'retry' keeps trying, every `refusedMs` of
+   * the backoff (default 30 s), for a service that must outlive a fix.
+   */
+  onRefused?: 'stop' | 'retry';
 }
 
 export type SessionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
@@ -93,6 +109,9 @@ export class SessionLoop {
   private retryTimer: unknown = null;
   private pauses = 0;
   private closedWaiters: (() => void)[] = [];
+  private readonly onRefused: 'stop' | 'retry';
+  /** The refusal the current connection got, if any. */
+  private refusal: ProtocolError | null = null;
 
   constructor(options: SessionLoopOptions) {
     this.makeTransport = options.transport;
@@ -100,6 +119,7 @@ export class SessionLoop {
     this.events = options.events;
     this.log = options.log;
     this.backoff = new Backoff(options.backoff);
+    this.onRefused = options.onRefused ?? 'stop';
     const pingIntervalMs = options.connection?.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     this.tickMs = options.tickMs ?? Math.max(5, Math.min(1000, Math.floor(pingIntervalMs / 5)));
     this.conn = new ClientConnection(
@@ -107,6 +127,7 @@ export class SessionLoop {
         write: (chunks) => this.transport?.write(chunks) ?? false,
         close: (reason) => {
           this.log?.warn({ code: reason.code, message: reason.message }, 'closing the replication connection');
+          if (reason.code === 'WRONG_REMOTE') this.refusal = reason;
           this.events.error(reason);
           this.transport?.close();
         },
@@ -118,7 +139,10 @@ export class SessionLoop {
         position: (stream, token) => this.events.position(stream, token),
         remoteError: (message) => {
           this.log?.warn({ message }, 'replication server sent ERROR');
-          this.events.error(new ProtocolError('REMOTE_ERROR', message));
+          const refused = accessRefusal(message);
+          const err = new ProtocolError(refused ?? 'REMOTE_ERROR', message);
+          if (refused !== null) this.refusal = err;
+          this.events.error(err);
         },
         sync: (data) => this.events.sync?.(data),
         forwarded: (cmd) => this.events.forwarded?.(cmd),
@@ -210,11 +234,20 @@ export class SessionLoop {
       for (const resolve of this.closedWaiters.splice(0)) resolve();
       return;
     }
+    const refusal = this.refusal;
+    this.refusal = null;
+    if (refusal !== null && this.onRefused === 'stop') {
+      this.current = 'closed';
+      this.log?.warn({ code: refusal.code, message: refusal.message }, 'replication refused: not reconnecting');
+      this.events.stopped?.(refusal);
+      this.events.closed?.();
+      return;
+    }
     const retryInMs = this.backoff.next({
       now: this.scheduler.now(),
       openedAtMs: this.openedAtMs,
       serverSeen: this.conn.serverSeen,
-      wrongRemote: this.conn.wrongRemote,
+      refused: refusal !== null,
     });
     this.current = 'waiting';
     this.log?.info({ reason, retryInMs, wasOpen }, wasOpen ? 'replication connection lost' : 'replication connect failed');

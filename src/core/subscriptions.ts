@@ -13,6 +13,7 @@
  */
 import { tooOldReason } from './catch-up-refusal.js';
 import { encodePosition } from './commands.js';
+import { notPermitted, unknownStream } from './access-refusal.js';
 import { ProtocolError } from './errors.js';
 import { isPending, type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from './stream-log.js';
 import type { Peer, SubscribeRequest } from './connection-host.js';
@@ -104,9 +105,9 @@ export class Subscriptions {
   subscribe(peer: Peer, request: SubscribeRequest): void {
     const { token, readable } = request;
     const stream = this.streams.get(request.stream);
-    if (!stream) throw new ProtocolError('UNKNOWN_STREAM', `unknown stream: ${request.stream}`);
+    if (!stream) throw unknownStream(request.stream);
     if (readable !== null && !readable.has(stream.name)) {
-      throw new ProtocolError('NOT_PERMITTED', `not permitted to read stream ${stream.name}`);
+      throw notPermitted('read', stream.name);
     }
     const subs = this.peers.get(peer);
     if (subs === undefined) return;

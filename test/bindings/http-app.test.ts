@@ -28,6 +28,40 @@ function rawExchange(port: number, request: string): Promise<string> {
 }
 
 describeEachEngine('HTTP listener', (edge) => {
+  it('answers HEAD on every GET path: the same status and headers, no body', async () => {
+    const gw = await edge.start();
+    try {
+      for (const path of ['/', '/client.js', '/healthz', '/favicon.ico']) {
+        const get = await fetch(`${gw.httpUrl}${path}`);
+        const getBody = Buffer.from(await get.arrayBuffer());
+        const head = await fetch(`${gw.httpUrl}${path}`, { method: 'HEAD' });
+        assert.equal(head.status, get.status, `HEAD ${path}`);
+        assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), `HEAD ${path} content-type`);
+        if (get.status === 200) assert.equal(head.headers.get('content-length'), String(getBody.length), `HEAD ${path} content-length`);
+        assert.equal((await head.arrayBuffer()).byteLength, 0, `HEAD ${path} has no body`);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('lets the pages of --allow-origin origins load /client.js (CORS), and no others', async () => {
+    const gw = await edge.start({}, { allowOrigins: ['https://dash.example.com'] });
+    try {
+      const allowed = await fetch(`${gw.httpUrl}/client.js`, { headers: { origin: 'https://dash.example.com' } });
+      assert.equal(allowed.status, 200);
+      assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://dash.example.com');
+      assert.match(allowed.headers.get('vary') ?? '', /Origin/);
+      const other = await fetch(`${gw.httpUrl}/client.js`, { headers: { origin: 'https://evil.example.net' } });
+      assert.equal(other.status, 200, 'served (a script tag of the same origin needs no CORS)');
+      assert.equal(other.headers.get('access-control-allow-origin'), null, 'but not readable by another origin');
+      const status = await fetch(`${gw.httpUrl}/healthz`, { headers: { origin: 'https://dash.example.com' } });
+      assert.equal(status.headers.get('access-control-allow-origin'), null, 'only /client.js is shared');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('refuses a port in use, and the first listener carries on', async () => {
     const gw = await edge.start();
     const second = new HttpListener(gw.server, { engine: chooseEngine(edge.engine), closeGraceMs: 0 });

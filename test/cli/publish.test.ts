@@ -82,11 +82,18 @@ for (const [how, delayMs] of [['at once', 0], ['through a slow pipe', 500]] as c
   });
 }
 
-test('exits 1 when the gateway refuses the writer at the first connect', { timeout: 20_000 }, async (t) => {
-  const { port } = await startServer(t);
-  const { code, stderr } = await runCli(['publish', '--connect', `127.0.0.1:${port}`, '--auth', 'wrong', '--stream', 'events'], '[1]\n');
-  assert.equal(code, 1, stderr);
-});
+for (const [what, args, reason] of [
+  ['a bad credential', ['--auth', 'wrong', '--stream', 'events'], /refused \(AUTH_FAILED\): AUTH failed/],
+  ['an unknown stream', ['--stream', 'evnets'], /refused \(UNKNOWN_STREAM\): unknown stream: evnets/],
+] as const) {
+  test(`exits 2 with the reason when the gateway refuses ${what}`, { timeout: 20_000 }, async (t) => {
+    const { port } = await startServer(t);
+    const argv = ['publish', '--connect', `127.0.0.1:${port}`, ...((args as readonly string[]).includes('--auth') ? [] : ['--auth', 'w']), ...args];
+    const { code, stderr } = await runCli(argv, '[1]\n');
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, reason);
+  });
+}
 
 test('--help lists every option with its default', async () => {
   const { code, stdout } = await runCli(['publish', '--help'], '');

@@ -67,6 +67,54 @@ test('prints every row as a JSON line, resumes across a drop, and exits 0 on SIG
   assert.ok(err.all().filter((l) => l.msg === 'replication connected').length >= 2, 'connected twice');
 });
 
+/** Runs tail to its exit; stdout is read until `readStdout` says stop (then closed: the reader left). */
+function runTail(args: string[], readStdout: (text: string) => boolean = () => true): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, 'tail', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    if (!readStdout(stdout)) child.stdout.destroy();
+  });
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}
+
+test('exits 2 with the reason when the server refuses it, instead of reconnecting', { timeout: 20_000 }, async (t) => {
+  const server = new ReplicationServer({ serverName: 'gw.test', streams: ['events'], subscriberToken: 'right' });
+  t.after(() => server.close());
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  let connections = 0;
+  server.on('connection', () => connections++);
+  const bad = await runTail(['--connect', `127.0.0.1:${port}`, '--stream', 'events', '--auth', 'wrong']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /refused \(AUTH_FAILED\): AUTH failed/);
+  const unknown = await runTail(['--connect', `127.0.0.1:${port}`, '--stream', 'evnets', '--auth', 'right']);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /refused \(UNKNOWN_STREAM\): unknown stream: evnets/);
+  assert.equal(connections, 2, 'one connection each: no reconnect loop');
+});
+
+test('`tail | head`: exits 0, quietly, when the reader of its stdout leaves', { timeout: 20_000 }, async (t) => {
+  const server = new ReplicationServer({ serverName: 'gw.test', streams: ['events'] });
+  t.after(() => server.close());
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  for (let i = 1; i <= 200; i++) await server.publish('events', [{ n: i, pad: 'x'.repeat(500) }]);
+  const timer = setInterval(() => void server.publish('events', [{ live: true, pad: 'x'.repeat(500) }]), 5);
+  t.after(() => clearInterval(timer));
+  // Like `head -n 1`: read the first line, then go.
+  const { code, stdout, stderr } = await runTail(['--connect', `127.0.0.1:${port}`, '--stream', 'events:0'], (text) => !text.includes('\n'));
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^\{"stream":"events","token":1,/);
+  assert.doesNotMatch(stderr, /EPIPE|Error|at /, 'no crash or stack trace');
+});
+
 test('--help lists every option with its default', async () => {
   const child = spawn(process.execPath, [BIN, 'tail', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Backoff, type ConnectionOutcome } from '../../src/core/backoff.js';
 
-const failed = (now: number): ConnectionOutcome => ({ now, openedAtMs: null, serverSeen: false, wrongRemote: false });
+const failed = (now: number): ConnectionOutcome => ({ now, openedAtMs: null, serverSeen: false, refused: false });
 
 test('doubles from the initial delay up to the 5 s cap, with the jitter between half and all of it', () => {
   const low = new Backoff({ random: () => 0 });
@@ -38,17 +38,17 @@ test('starts again from the initial delay after a healthy connection, and only t
   // Up, SERVER seen, but cut after 1 s: not healthy, the delay keeps growing.
   const opened = now;
   now += 1000;
-  assert.equal(b.next({ now, openedAtMs: opened, serverSeen: true, wrongRemote: false }), 5000);
+  assert.equal(b.next({ now, openedAtMs: opened, serverSeen: true, refused: false }), 5000);
   // Up for 5 s without SERVER: not healthy either.
-  assert.equal(b.next({ now: now + 5000, openedAtMs: now, serverSeen: false, wrongRemote: false }), 5000);
+  assert.equal(b.next({ now: now + 5000, openedAtMs: now, serverSeen: false, refused: false }), 5000);
   // Up for 5 s with SERVER: healthy, back to the first step.
   now += 10_000;
-  assert.equal(b.next({ now, openedAtMs: now - 5000, serverSeen: true, wrongRemote: false }), 100);
+  assert.equal(b.next({ now, openedAtMs: now - 5000, serverSeen: true, refused: false }), 100);
   assert.equal(b.next(failed(now)), 200);
 });
 
 test('waits the long wrong-remote delay after a wrong SERVER name, every time', () => {
-  const b = new Backoff({ random: () => 0, wrongRemoteMs: 30_000 });
-  const wrong = (now: number): ConnectionOutcome => ({ now, openedAtMs: now - 10, serverSeen: false, wrongRemote: true });
+  const b = new Backoff({ random: () => 0, refusedMs: 30_000 });
+  const wrong = (now: number): ConnectionOutcome => ({ now, openedAtMs: now - 10, serverSeen: false, refused: true });
   for (let i = 0; i < 5; i++) assert.equal(b.next(wrong(i * 30_000)), 15_000);
 });

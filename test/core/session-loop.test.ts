@@ -126,11 +126,13 @@ function harness(options: Partial<Omit<SessionLoopOptions, 'transport' | 'schedu
       rows: (batch) => seen.push(['rows', batch.stream, batch.token]),
       position: (stream, token) => seen.push(['position', stream, token]),
       closed: () => seen.push(['closed']),
+      stopped: (err) => seen.push(['stopped', err.code]),
     },
     // random() = 1: every delay is its full step, 100, 200, 400 ms...
     backoff: { random: () => 1, ...options.backoff },
     ...(options.connection !== undefined ? { connection: options.connection } : {}),
     ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {}),
+    ...(options.onRefused !== undefined ? { onRefused: options.onRefused } : {}),
   });
   return { loop, clock, transports, seen, last: () => transports[transports.length - 1]! };
 }
@@ -202,8 +204,8 @@ test('starts again from the initial delay after a healthy connection, and only t
   );
 });
 
-test('waits the long wrong-remote delay when SERVER names another server', () => {
-  const h = harness({ connection: { expectedServerName: 'gw' }, backoff: { wrongRemoteMs: 30_000 } });
+test('told to keep trying, waits the long refusal delay when SERVER names another server', () => {
+  const h = harness({ connection: { expectedServerName: 'gw' }, backoff: { refusedMs: 30_000 }, onRefused: 'retry' });
   h.loop.start();
   h.last().events.open();
   h.last().feed('SERVER someone-else\n');
@@ -213,6 +215,47 @@ test('waits the long wrong-remote delay when SERVER names another server', () =>
   h.last().events.close('closed by client');
   assert.deepEqual(h.seen.at(-1), ['disconnected', 'closed by client', 30_000]);
 });
+
+test('stops, without reconnecting, when SERVER names another server', () => {
+  const h = harness({ connection: { expectedServerName: 'gw' } });
+  h.loop.start();
+  h.last().events.open();
+  h.last().feed('SERVER someone-else\n');
+  h.last().events.close('closed by client');
+  assert.deepEqual(h.seen.slice(-3), [['log', 'replication refused: not reconnecting'], ['stopped', 'WRONG_REMOTE'], ['closed']]);
+  assert.equal(h.loop.state, 'closed');
+  h.clock.advance(60_000);
+  assert.equal(h.transports.length, 1, 'no second connection');
+});
+
+for (const [line, code] of [
+  ['ERROR AUTH failed: the token matches no configured credential', 'AUTH_FAILED'],
+  ['ERROR authentication required: send AUTH <token> before REPLICATE', 'AUTH_REQUIRED'],
+  ['ERROR unknown stream: evnets', 'UNKNOWN_STREAM'],
+  ['ERROR not permitted to read stream events', 'NOT_PERMITTED'],
+] as const) {
+  test(`stops on the server's refusal ${code}, reported with its code; told to keep trying, waits the refusal delay`, () => {
+    const h = harness();
+    h.loop.start();
+    h.last().events.open();
+    h.last().feed(`${line}\n`);
+    assert.deepEqual(h.seen.at(-1), ['error', code]);
+    h.last().events.close('peer closed');
+    assert.deepEqual(h.seen.slice(-2), [['stopped', code], ['closed']]);
+    h.clock.advance(60_000);
+    assert.equal(h.transports.length, 1);
+    assert.equal(h.loop.close() instanceof Promise, true, 'close() after a stop still answers');
+
+    const retrying = harness({ onRefused: 'retry', backoff: { refusedMs: 20_000 } });
+    retrying.loop.start();
+    retrying.last().events.open();
+    retrying.last().feed(`${line}\n`);
+    retrying.last().events.close('peer closed');
+    assert.deepEqual(retrying.seen.at(-1), ['disconnected', 'peer closed', 20_000]);
+    retrying.clock.advance(20_000);
+    assert.equal(retrying.transports.length, 2, 'tried again after the refusal delay');
+  });
+}
 
 test('reports ERROR from the server as a REMOTE_ERROR and keeps the connection to the server', () => {
   const h = harness();

@@ -1,0 +1,42 @@
+/**
+ * The ERRORs that refuse a connection what retrying cannot cure: a bad
+ * credential, an unknown stream, a stream the credential may not use. The
+ * server writes them and the clients read them back, in one place so the
+ * two cannot drift (like src/core/catch-up-refusal.ts):
+ *
+ *     ERROR AUTH failed: the token matches no configured credential
+ *     ERROR authentication required: send AUTH <token> before REPLICATE
+ *     ERROR unknown stream: evnets
+ *     ERROR not permitted to read stream events
+ *
+ * A client that gets one stops (src/core/session-loop.ts) instead of
+ * reconnecting to the same answer forever.
+ */
+import { ProtocolError, type ProtocolErrorCode } from './errors.js';
+
+export type AccessRefusalCode = Extract<ProtocolErrorCode, 'AUTH_FAILED' | 'AUTH_REQUIRED' | 'UNKNOWN_STREAM' | 'NOT_PERMITTED'>;
+
+const AUTH_FAILED = 'AUTH failed: the token matches no configured credential';
+const AUTH_REQUIRED = 'authentication required: send AUTH <token> before ';
+const UNKNOWN_STREAM = 'unknown stream: ';
+const NOT_PERMITTED = 'not permitted to ';
+
+export const authFailed = (): ProtocolError => new ProtocolError('AUTH_FAILED', AUTH_FAILED);
+export const authRequired = (command: string): ProtocolError => new ProtocolError('AUTH_REQUIRED', `${AUTH_REQUIRED}${command}`);
+export const unknownStream = (stream: string): ProtocolError => new ProtocolError('UNKNOWN_STREAM', `${UNKNOWN_STREAM}${stream}`);
+export const notPermitted = (access: 'read' | 'write', stream: string): ProtocolError =>
+  new ProtocolError('NOT_PERMITTED', `${NOT_PERMITTED}${access} stream ${stream}`);
+
+const READ_BACK: readonly [prefix: string, code: AccessRefusalCode][] = [
+  [AUTH_FAILED, 'AUTH_FAILED'],
+  [AUTH_REQUIRED, 'AUTH_REQUIRED'],
+  [UNKNOWN_STREAM, 'UNKNOWN_STREAM'],
+  [`${NOT_PERMITTED}read stream `, 'NOT_PERMITTED'],
+  [`${NOT_PERMITTED}write stream `, 'NOT_PERMITTED'],
+];
+
+/** The code of a server's ERROR text that refuses access, or null for any other ERROR. */
+export function accessRefusal(message: string): AccessRefusalCode | null {
+  for (const [prefix, code] of READ_BACK) if (message.startsWith(prefix)) return code;
+  return null;
+}

@@ -93,9 +93,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
 
   constructor(options: ReplicationServerOptions = {}) {
     super();
-    const credentials: Credential[] = [...(options.credentials ?? [])];
-    if (options.writerToken) credentials.push({ secret: options.writerToken, role: 'writer' });
-    if (options.subscriberToken) credentials.push({ secret: options.subscriberToken, role: 'subscriber' });
+    const access = accessOf(options);
     const retention = {
       retentionRows: options.retentionRows ?? DEFAULT_RETENTION_ROWS,
       retentionBytes: options.retentionBytes ?? DEFAULT_RETENTION_BYTES,
@@ -114,8 +112,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     this.hub = new ReplicationHub({
       serverName: options.serverName ?? 'localhost',
       streams: options.streams ?? SYNAPSE_STREAMS.map((name) => ({ name, tooOld: JUMP_STREAMS.includes(name) ? 'jump' : 'error' })),
-      credentials,
-      requireAuth: options.requireAuth ?? credentials.some((c) => c.role === 'subscriber'),
+      ...access,
       maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
       maxQueueCommands: options.maxQueueCommands ?? DEFAULT_MAX_QUEUE_COMMANDS,
       maxQueueBytes: options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
@@ -186,6 +183,23 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     this.hub.setServerName(name);
   }
 
+  /**
+   * New values for the settings a running server can change (a gateway's
+   * SIGHUP): credentials (given as a whole, as at construction) and whether
+   * AUTH is required apply to every AUTH from now on, an authenticated
+   * connection keeping its role; queue limits apply to connections opened
+   * from now on; maxConnections to the next accept.
+   */
+  reconfigure(options: LiveServerOptions): void {
+    this.hub.reconfigure({
+      ...accessOf(options),
+      ...(options.maxQueueCommands !== undefined ? { maxQueueCommands: options.maxQueueCommands } : {}),
+      ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
+      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+      ...(options.maxStallMs !== undefined ? { maxStallMs: options.maxStallMs } : {}),
+    });
+  }
+
   /** Moves a stream to `token` without rows (`POSITION`). */
   advance(stream: string, token: number): void {
     const state = this.hub.requireStream(stream);
@@ -228,4 +242,19 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     })();
     return this.closed;
   }
+}
+
+/** What reconfigure() takes: the access settings as a whole, and any of the live limits. */
+export type LiveServerOptions = Pick<ReplicationServerOptions, 'writerToken' | 'subscriberToken' | 'credentials' | 'requireAuth'> &
+  Partial<Pick<ReplicationServerOptions, 'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxStallMs'>>;
+
+/** Credentials from the shorthands and the list; AUTH required (unless told) once a subscriber credential exists. */
+function accessOf(options: Pick<ReplicationServerOptions, 'writerToken' | 'subscriberToken' | 'credentials' | 'requireAuth'>): {
+  credentials: Credential[];
+  requireAuth: boolean;
+} {
+  const credentials: Credential[] = [...(options.credentials ?? [])];
+  if (options.writerToken) credentials.push({ secret: options.writerToken, role: 'writer' });
+  if (options.subscriberToken) credentials.push({ secret: options.subscriberToken, role: 'subscriber' });
+  return { credentials, requireAuth: options.requireAuth ?? credentials.some((c) => c.role === 'subscriber') };
 }

@@ -44,7 +44,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`replication-gateway serve: ${err.message}\n`);
     return 2;
   }
-  const stopped = handleSignals(gateway, config, log);
+  const stopped = handleSignals(gateway, log);
+  process.on('SIGHUP', () => reload(gateway, argv, log));
 
   let addresses: GatewayAddresses | null;
   try {
@@ -68,8 +69,27 @@ export async function run(argv: string[]): Promise<number> {
   return exitSoon(code);
 }
 
+/**
+ * SIGHUP: the settings are read again (flags, environment and the --config
+ * file, which is what can have changed) and the live ones applied; a bad file
+ * keeps every running setting. Never stops the gateway.
+ */
+function reload(gateway: Gateway, argv: string[], log: Logger): void {
+  let next: GatewayConfig;
+  try {
+    next = loadConfig({ argv, env: process.env }).config;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.error({ signal: 'SIGHUP', err: err.message }, 'settings not reloaded: the running settings stay; fix the file and send SIGHUP again');
+    return;
+  }
+  const { applied, needsRestart } = gateway.reload(next);
+  log.info({ signal: 'SIGHUP', applied, config: next.config }, applied.length > 0 ? 'settings reloaded' : 'settings reloaded: nothing live changed');
+  if (needsRestart.length > 0) log.warn({ signal: 'SIGHUP', needsRestart }, `changed settings that take effect only after a restart: ${needsRestart.join(', ')}`);
+}
+
 /** First SIGTERM/SIGINT: orderly stop; the second: exit now. Resolves with the exit code. */
-function handleSignals(gateway: Gateway, config: GatewayConfig, log: Logger): Promise<number> {
+function handleSignals(gateway: Gateway, log: Logger): Promise<number> {
   return new Promise((resolve) => {
     let received = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -78,8 +98,9 @@ function handleSignals(gateway: Gateway, config: GatewayConfig, log: Logger): Pr
         log.warn({ signal }, 'second signal: exiting now');
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
-      log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'signal received: stopping');
-      void gateway.stop(config.shutdownTimeoutMs).then((clean) => {
+      const timeoutMs = gateway.settings.shutdownTimeoutMs;
+      log.info({ signal, timeoutMs }, 'signal received: stopping');
+      void gateway.stop(timeoutMs).then((clean) => {
         // Out of time: what still holds a socket open must not hold the exit up too.
         if (!clean) setImmediate(() => process.exit(0));
         resolve(0);

@@ -33,7 +33,7 @@ export class ReplicationHub implements ConnectionHost {
   private flushScheduled = false;
   private nextId = 1;
   private currentOptions: Readonly<HubOptions>;
-  readonly limits: ConnectionLimits;
+  private currentLimits: ConnectionLimits;
   readonly events: Partial<HubEvents>;
   private readonly clock: () => number;
   readonly catchUpChunkBytes: number;
@@ -49,16 +49,7 @@ export class ReplicationHub implements ConnectionHost {
 
   constructor(options: HubOptions) {
     this.currentOptions = Object.freeze({ ...options });
-    this.limits = Object.freeze({
-      credentials: Object.freeze([...options.credentials]),
-      requireAuth: options.requireAuth,
-      maxLineBytes: options.maxLineBytes,
-      maxQueueCommands: options.maxQueueCommands,
-      maxQueueBytes: options.maxQueueBytes,
-      maxStallMs: options.maxStallMs,
-      pingIntervalMs: options.pingIntervalMs,
-      pingTimeoutMs: options.pingTimeoutMs,
-    });
+    this.currentLimits = limitsOf(options);
     this.events = options.events;
     this.clock = options.clock;
     this.catchUpChunkBytes = options.catchUpChunkBytes;
@@ -78,9 +69,25 @@ export class ReplicationHub implements ConnectionHost {
     return this.currentOptions;
   }
 
+  /** What connections are held to now; a reconfigure makes a new frozen object, never edits this one. */
+  get limits(): ConnectionLimits {
+    return this.currentLimits;
+  }
+
   /** The name sent in `SERVER` to connections opened from now on. */
   setServerName(serverName: string): void {
     this.currentOptions = Object.freeze({ ...this.currentOptions, serverName });
+  }
+
+  /**
+   * Settings that can change while running (SIGHUP): credentials and whether
+   * AUTH is required apply to every AUTH and command from now on (a connection
+   * already authenticated keeps its role); queue limits apply to connections
+   * opened from now on; the connection limit to the next accept.
+   */
+  reconfigure(change: Partial<Pick<HubOptions, LiveHubOption>>): void {
+    this.currentOptions = Object.freeze({ ...this.currentOptions, ...change });
+    this.currentLimits = limitsOf(this.currentOptions);
   }
 
   now(): number {
@@ -297,4 +304,20 @@ function observedTransport(
     end: () => inner.end(),
     destroy: () => inner.destroy(),
   };
+}
+
+/** The hub options a running hub can take new values of (reconfigure). */
+export type LiveHubOption = 'credentials' | 'requireAuth' | 'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxStallMs';
+
+function limitsOf(options: Readonly<HubOptions>): ConnectionLimits {
+  return Object.freeze({
+    credentials: Object.freeze([...options.credentials]),
+    requireAuth: options.requireAuth,
+    maxLineBytes: options.maxLineBytes,
+    maxQueueCommands: options.maxQueueCommands,
+    maxQueueBytes: options.maxQueueBytes,
+    maxStallMs: options.maxStallMs,
+    pingIntervalMs: options.pingIntervalMs,
+    pingTimeoutMs: options.pingTimeoutMs,
+  });
 }

@@ -18,7 +18,7 @@ import { answer, gatewayRoutes } from './http-routes.js';
 import { LogLimiter } from './log-limiter.js';
 import { openLogStore, type LogStore } from './log-store.js';
 import { GatewayMetrics } from './metrics.js';
-import type { GatewayConfig } from './options.js';
+import { OPTIONS, type GatewayConfig } from './options.js';
 import { Relay } from './relay.js';
 import { StreamTimeline } from './stream-timeline.js';
 
@@ -70,7 +70,7 @@ export class Gateway {
   }
 
   private constructor(
-    private readonly config: GatewayConfig,
+    private config: GatewayConfig,
     private readonly log: Logger,
     private readonly store: LogStore,
     private readonly clock: () => number,
@@ -132,6 +132,42 @@ export class Gateway {
     this.wireEvents();
     this.suppressedTimer = setInterval(() => this.reportSuppressed(), SUPPRESSED_REPORT_MS);
     this.suppressedTimer.unref();
+  }
+
+  /** The settings in effect (a reload changes only the live ones). */
+  get settings(): Readonly<GatewayConfig> {
+    return this.config;
+  }
+
+  /**
+   * Takes the live settings of `next` (options.ts marks them: tokens, queue
+   * and connection limits, log level, shutdown timeout) and says which
+   * changed settings need a restart instead; those keep their running values.
+   */
+  reload(next: GatewayConfig): { applied: string[]; needsRestart: string[] } {
+    const applied: string[] = [];
+    const needsRestart: string[] = [];
+    const merged: Record<string, unknown> = { ...this.config };
+    for (const o of OPTIONS) {
+      if (o.key === 'config' || JSON.stringify(next[o.key]) === JSON.stringify(this.config[o.key])) continue;
+      if (o.live) {
+        merged[o.key] = next[o.key];
+        applied.push(o.flag);
+      } else {
+        needsRestart.push(o.flag);
+      }
+    }
+    const config = merged as unknown as GatewayConfig;
+    this.server.reconfigure({
+      ...(config.writerToken !== null ? { writerToken: config.writerToken } : {}),
+      ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
+      maxQueueCommands: config.maxQueueCommands,
+      maxQueueBytes: config.maxQueueBytes,
+      maxConnections: config.maxConnections,
+    });
+    this.log.level = config.logLevel;
+    this.config = config;
+    return { applied, needsRestart };
   }
 
   /** The name sent in SERVER. */

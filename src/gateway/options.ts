@@ -60,6 +60,8 @@ export interface OptionSpec {
   /** The default as text (parsed like any other value), or null for none. */
   defaultText: string | null;
   help: string;
+  /** Takes effect on SIGHUP without a restart (the rest need one). */
+  live?: true;
   /** Text (flag, env, or a JSON string/number) to the value, or Invalid. */
   parse(text: string): unknown;
 }
@@ -158,6 +160,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'writerToken',
+    live: true,
     flag: '--writer-token',
     env: 'RG_WRITER_TOKEN',
     valueName: 'T',
@@ -167,6 +170,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'subscriberToken',
+    live: true,
     flag: '--subscriber-token',
     env: 'RG_SUBSCRIBER_TOKEN',
     valueName: 'T',
@@ -221,6 +225,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'maxQueueCommands',
+    live: true,
     flag: '--max-queue-commands',
     env: 'RG_MAX_QUEUE_COMMANDS',
     valueName: 'N',
@@ -230,6 +235,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'maxQueueBytes',
+    live: true,
     flag: '--max-queue-bytes',
     env: 'RG_MAX_QUEUE_BYTES',
     valueName: 'N',
@@ -248,6 +254,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'maxConnections',
+    live: true,
     flag: '--max-connections',
     env: 'RG_MAX_CONNECTIONS',
     valueName: 'N',
@@ -311,6 +318,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'logLevel',
+    live: true,
     flag: '--log-level',
     env: 'RG_LOG_LEVEL',
     valueName: 'LEVEL',
@@ -329,6 +337,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'shutdownTimeoutMs',
+    live: true,
     flag: '--shutdown-timeout-ms',
     env: 'RG_SHUTDOWN_TIMEOUT_MS',
     valueName: 'MS',

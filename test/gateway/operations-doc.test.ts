@@ -22,6 +22,11 @@ describe('docs/operations.md', () => {
     }
   });
 
+  it('names, under SIGHUP, every setting that a reload applies live', () => {
+    const sighup = doc.slice(doc.indexOf('- **SIGHUP**'), doc.indexOf('## ', doc.indexOf('- **SIGHUP**')));
+    for (const o of OPTIONS.filter((o) => o.live)) assert.ok(sighup.includes(`\`${o.flag}\``), `${o.flag} listed as live`);
+  });
+
   it('names every replication_gateway_ series, relay mode included', async () => {
     const { config } = loadConfig({ argv: ['--upstream', '127.0.0.1:9', '--http', 'off'], env: {} });
     const gateway = await Gateway.open(config, pino({ level: 'silent' }));

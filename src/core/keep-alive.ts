@@ -10,7 +10,9 @@
  * is never timed out.
  */
 export const DEFAULT_PING_INTERVAL_MS = 5_000;
-export const DEFAULT_PING_TIMEOUT_MS = 5 * DEFAULT_PING_INTERVAL_MS;
+/** Synapse 2017's ratio: silence for five ping intervals is a timeout. */
+export const PING_TIMEOUT_INTERVALS = 5;
+export const DEFAULT_PING_TIMEOUT_MS = PING_TIMEOUT_INTERVALS * DEFAULT_PING_INTERVAL_MS;
 
 export interface KeepAliveTimings {
   readonly pingIntervalMs: number;

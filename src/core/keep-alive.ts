@@ -1,10 +1,10 @@
 /**
  * The keep-alive rule of PROTOCOL.md, one for every side: the server
- * connection, the client session and the WebSocket bridge's sockets ask it
- * on their sweep, each with its own times.
+ * connection, the client session and the WebSocket bridge's sockets (whose
+ * ping is a WebSocket ping) ask it on their sweep, each with its own times.
  *
- *     > PING <ms>            we have sent nothing for pingIntervalMs
- *     > ERROR ping timeout   the peer has pinged, and then nothing came for more than pingTimeoutMs
+ *     PING <ms>            when we have sent nothing for pingIntervalMs
+ *     ERROR ping timeout   (and the close) when the peer has pinged, then sent nothing for more than pingTimeoutMs
  *
  * The timeout is armed only once the peer has pinged, so a person on netcat
  * is never timed out.

@@ -43,6 +43,7 @@ import { WebSocket } from 'ws';
 import { fail, parseArgs } from './cli-args.js';
 import { FrameReader, helloFrames } from './msgpack-frames.js';
 import { writeReadyFile } from '../../src/bindings/ready-file.js';
+import { parseReplicateFrom } from '../../src/core/token-text.js';
 import { RowChecker, Samples } from './row-checker.js';
 import { epochMs } from './rows.js';
 
@@ -81,11 +82,12 @@ if (slowCount > 0 && pauseMs === undefined) fail('--slow needs --pause-ms', USAG
 // ws and ws-msgpack are the replication protocol over the gateway's WebSocket bridge (--port: its --http port).
 const replicationLike = protocol === 'replication' || protocol === 'ws' || protocol === 'ws-msgpack';
 const fromArg = (a.from as string | undefined) ?? (replicationLike ? 'NOW' : '0');
-const fromNow = fromArg.toUpperCase() === 'NOW';
+const from = parseReplicateFrom(fromArg);
+if (from === null) fail(`--from must be NOW or a token, got ${fromArg}`, USAGE);
+const fromNow = from === 'NOW';
 // nats and redis have no POSITION to learn the start from: the runner names it (the writer's --start-token).
 if (fromNow && !replicationLike) fail('--from NOW needs --protocol replication, ws or ws-msgpack; give a token', USAGE);
-if (!fromNow && !/^\d+$/.test(fromArg)) fail(`--from must be NOW or a token, got ${fromArg}`, USAGE);
-const fromToken = fromNow ? null : Number(fromArg);
+const fromToken = fromNow ? null : from;
 
 const latency = a.latency === true ? new Samples() : undefined;
 const startedAt = epochMs();

@@ -1,13 +1,11 @@
-// The bench's child processes (servers, writers, subscribers): spawned with
-// their stdout kept (the one-JSON-line results), stderr lines handed to a
-// callback (progress) and its tail kept (for failure messages), and killed
-// by pid if the bench exits first, so none outlives a run.
+// The bench's child processes (relays, writers, subscribers; the gateway is
+// started by test/support/gateway-child.ts): spawned with their stdout kept
+// (the one-JSON-line results), stderr lines handed to a callback (progress)
+// and its tail kept (for failure messages), and killed by pid if the bench
+// exits first, so none outlives a run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-
-/** The project root: this file is dist/bench/scenarios/children.js once built. */
-export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** A bench script by its path under dist/bench, e.g. `load/subscriber.js`. */
 export function benchScript(relative: string): string {

@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readCpu, readMemory, resetPeakRss } from '../load/proc-stats.js';
-import { waitForReadyFile } from '../load/ready-file.js';
+import { waitForReadyFile } from '../../src/bindings/ready-file.js';
 import { benchScript, lastJsonLine, spawnNode, withTimeout, type Child } from './children.js';
 import { subscriberRows, writerRows, type Phase } from './progress.js';
 import type { RunningServer } from './servers.js';

@@ -1,7 +1,7 @@
 // The systems a scenario measures, each started fresh on a free 127.0.0.1
 // port and stopped afterwards:
 //
-//   gateway          node bin/replication-gateway.js serve (the real CLI)
+//   gateway          node bin/replication-gateway.js serve (the real CLI, test/support/gateway-child.ts)
 //   naive-relay      bench/baselines/naive-relay.ts (split + one write per line)
 //   zero-copy-relay  bench/baselines/zero-copy-relay.ts (the ceiling)
 //   nats-server      core pub/sub (bench/peers/peers.ts)
@@ -13,9 +13,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WsEngineName } from '../../src/bindings/edge-engine.js';
-import { waitForReadyFile } from '../load/ready-file.js';
+import { waitForReadyFile } from '../../src/bindings/ready-file.js';
+import { startGatewayChild, type GatewayChild } from '../../test/support/gateway-child.js';
 import { peerAvailable, startPeer } from '../peers/peers.js';
-import { PROJECT_ROOT, benchScript, spawnNode } from './children.js';
+import { benchScript, spawnNode } from './children.js';
 import type { Phase } from './progress.js';
 
 export type SystemName = 'gateway' | 'naive-relay' | 'zero-copy-relay' | 'nats-server' | 'redis-server';
@@ -119,11 +120,9 @@ let serial = 0;
 
 async function startGateway(workDir: string, settings: GatewaySettings): Promise<RunningServer> {
   const n = ++serial;
-  const readyFile = path.join(workDir, `gateway-${n}.ready`);
   const logFile = path.join(workDir, `gateway-${n}.log`);
   const args = [
-    path.join(PROJECT_ROOT, 'bin', 'replication-gateway.js'), 'serve',
-    '--listen', '127.0.0.1:0', '--http', settings.http ? '127.0.0.1:0' : 'off', '--ready-file', readyFile,
+    '--listen', '127.0.0.1:0', '--http', settings.http ? '127.0.0.1:0' : 'off',
     '--writer-token', WRITER_TOKEN, '--streams', 'events', '--shutdown-timeout-ms', '2000',
   ];
   if (settings.maxQueueCommands !== undefined) args.push('--max-queue-commands', String(settings.maxQueueCommands));
@@ -131,27 +130,28 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.retentionRows !== undefined) args.push('--retention-rows', String(settings.retentionRows));
   if (settings.retentionBytes !== undefined) args.push('--retention-bytes', String(settings.retentionBytes));
   if (settings.wsEngine !== undefined) args.push('--ws-engine', settings.wsEngine);
-  // Settings come from these flags only, not from RG_ variables of the user's shell.
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RG_')) env[k] = v;
-  const child = spawnNode(args[0]!, args.slice(1), { label: 'gateway', stdoutFile: logFile, env });
-  let ready: { tcp: number; http: number | null; pid: number };
+  // Settings come from these flags only: the child gets none of the user's RG_ variables.
+  let gw: GatewayChild;
   try {
-    ready = await waitForReadyFile<{ tcp: number; http: number | null; pid: number }>(readyFile, READY_TIMEOUT_MS, child.alive);
+    gw = await startGatewayChild({
+      args,
+      readyFile: path.join(workDir, `gateway-${n}.ready`),
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      stdout: { file: logFile },
+    });
   } catch (err) {
-    await child.stop();
-    throw new Error(`gateway did not start: ${(err as Error).message}\n${child.stderrTail()}`);
+    throw new Error(`gateway did not start: ${(err as Error).message}`);
   }
   return {
     system: 'gateway',
-    port: ready.tcp,
-    pid: child.pid,
-    ...(ready.http !== null ? { httpPort: ready.http } : {}),
+    port: gw.ready.tcp,
+    pid: gw.pid,
+    ...(gw.ready.http !== null ? { httpPort: gw.ready.http } : {}),
     writerArgs: ['--auth', WRITER_TOKEN],
     subscriberArgs: [],
     logLines: () => readJsonLines(logFile),
     stop: async () => {
-      await child.stop(5000);
+      await gw.stop('SIGTERM', 5000);
     },
   };
 }

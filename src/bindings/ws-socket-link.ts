@@ -9,13 +9,12 @@
  * set only by socketClosed() (nothing is sent after it), and `ending` marks
  * a socket that end() is still flushing.
  */
+import { keepAliveAction, type KeepAliveTimings } from '../core/keep-alive.js';
 import type { EdgeSocket, SocketEvents } from './edge-engine.js';
 
 /** What a link needs of the bridge. */
-export interface LinkHost {
+export interface LinkHost extends KeepAliveTimings {
   readonly clock: () => number;
-  readonly pingIntervalMs: number;
-  readonly pingTimeoutMs: number;
   readonly sendHighWaterBytes: number;
   track(link: SocketLink): void;
   forget(link: SocketLink): void;
@@ -68,11 +67,16 @@ export abstract class SocketLink implements SocketEvents {
   /** The bridge's sweep: pings a quiet socket, times out a silent one. */
   tick(now: number): void {
     if (this.closed || this.ending) return;
-    if (now - this.lastHeardMs > this.host.pingTimeoutMs) {
+    // The engine answers every ping with a pong, so silence always counts; and a
+    // ping only probes a quiet socket: anything heard answers as well as a pong.
+    const due = keepAliveAction(
+      now,
+      { lastHeardMs: this.lastHeardMs, lastSentMs: Math.max(this.lastPingMs, this.lastHeardMs), timeoutArmed: true },
+      this.host,
+    );
+    if (due === 'time-out') {
       this.timedOut();
-      return;
-    }
-    if (now - this.lastPingMs >= this.host.pingIntervalMs && now - this.lastHeardMs >= this.host.pingIntervalMs) {
+    } else if (due === 'ping') {
       this.lastPingMs = now;
       this.ws.ping();
     }

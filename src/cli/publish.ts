@@ -9,6 +9,8 @@
 import { createInterface } from 'node:readline';
 import { destination, pino } from 'pino';
 import type { ProtocolError } from '../core/errors.js';
+import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
+import { parseTokenText } from '../core/token-text.js';
 import { ReplicationWriter } from '../writer.js';
 import { parseCommandLine, parseConnect, usageError } from './client-args.js';
 
@@ -56,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const target = parseConnect(values.connect!);
   if (typeof target === 'string') return usageError('publish', target, HELP);
-  const startToken = values['start-token'] === undefined ? undefined : wholeNumber(values['start-token']);
+  const startToken = values['start-token'] === undefined ? undefined : parseTokenText(values['start-token']);
   const maxUnstoredRows = wholeNumber(values['max-unstored-rows']);
   const pingIntervalMs = wholeNumber(values['ping-interval-ms']);
   if (startToken === null || maxUnstoredRows === null || !maxUnstoredRows || !pingIntervalMs) {
@@ -75,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
     startToken,
     maxUnstoredRows,
     pingIntervalMs,
-    pingTimeoutMs: pingIntervalMs * 5,
+    pingTimeoutMs: pingIntervalMs * PING_TIMEOUT_INTERVALS,
     logger,
   });
   writer.on('error', (err) => logger.warn({ code: err.code }, err.message));

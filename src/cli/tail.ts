@@ -8,6 +8,8 @@
  */
 import { destination, pino } from 'pino';
 import { ReplicationClient, type ProtocolError } from '../client.js';
+import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
+import { parseReplicateFrom } from '../core/token-text.js';
 import { parseCommandLine, parseConnect, usageError } from './client-args.js';
 
 const OPTIONS = {
@@ -47,9 +49,12 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof target === 'string') return usageError('tail', target, HELP);
   const streams: Record<string, number | 'NOW'> = {};
   for (const spec of values.stream) {
-    const m = /^([^:\s]+)(?::(NOW|now|\d{1,16}))?$/.exec(spec);
-    if (m === null) return usageError('tail', `bad --stream ${JSON.stringify(spec)}: expected NAME or NAME:TOKEN`, HELP);
-    streams[m[1]!] = m[2] === undefined || m[2].toUpperCase() === 'NOW' ? 'NOW' : Number(m[2]);
+    const m = /^([^:\s]+)(?::(.*))?$/.exec(spec);
+    const from = m?.[2] === undefined ? 'NOW' : parseReplicateFrom(m[2]);
+    if (m === null || from === null) {
+      return usageError('tail', `bad --stream ${JSON.stringify(spec)}: expected NAME or NAME:TOKEN (TOKEN: 0 to 2^53-1, or NOW)`, HELP);
+    }
+    streams[m[1]!] = from;
   }
   const pingIntervalMs = Number(values['ping-interval-ms']);
   if (!Number.isFinite(pingIntervalMs) || pingIntervalMs <= 0) return usageError('tail', 'bad --ping-interval-ms', HELP);
@@ -63,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     auth: values.auth,
     streams,
     pingIntervalMs,
-    pingTimeoutMs: pingIntervalMs * 5,
+    pingTimeoutMs: pingIntervalMs * PING_TIMEOUT_INTERVALS,
     logger,
   });
   client.on('error', (err) => logger.warn({ code: err.code }, err.message));

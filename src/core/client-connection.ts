@@ -38,7 +38,7 @@ import {
   type Command,
 } from './commands.js';
 import { ProtocolError } from './errors.js';
-import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS } from './keep-alive.js';
+import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, keepAliveAction } from './keep-alive.js';
 import { LineScanner } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
 import { RowBatch, RowCollector } from './row-batch.js';
@@ -206,13 +206,13 @@ export class ClientConnection {
   /** Keep-alive (PROTOCOL.md, Keep-alive): PING after a quiet interval, give up after the timeout. */
   tick(now: number): void {
     if (this.state !== 'open') return;
-    if (this.receivedPing && !this.readingPaused && now - this.lastReceivedMs > this.options.pingTimeoutMs) {
-      this.fail(new ProtocolError('PING_TIMEOUT', 'ping timeout'));
-      return;
-    }
-    if (now - this.lastSentMs >= this.options.pingIntervalMs) {
-      this.writeNow([encodeCommand({ name: 'PING', data: String(now) })], now);
-    }
+    const due = keepAliveAction(
+      now,
+      { lastHeardMs: this.lastReceivedMs, lastSentMs: this.lastSentMs, timeoutArmed: this.receivedPing && !this.readingPaused },
+      this.options,
+    );
+    if (due === 'time-out') this.fail(new ProtocolError('PING_TIMEOUT', 'ping timeout'));
+    else if (due === 'ping') this.writeNow([encodeCommand({ name: 'PING', data: String(now) })], now);
   }
 
   /** The caller stopped reading the transport: silence is then ours, not the server's. */

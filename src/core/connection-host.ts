@@ -5,11 +5,15 @@
  */
 import type { ClientActionCommand, CommandName } from './commands.js';
 import type { ProtocolError } from './errors.js';
+import type { KeepAliveTimings } from './keep-alive.js';
 import type { StreamLog } from './stream-log.js';
 import type { ConnectionInfo, Credential, DisconnectReason, HubEvents } from './hub-types.js';
 
-/** What every connection of a hub is held to; frozen, so nothing rewrites it under a connection. */
-export interface ConnectionLimits {
+/**
+ * What every connection of a hub is held to; frozen, so nothing rewrites it under a connection.
+ * The keep-alive timings (keep-alive.ts): pingTimeoutMs also bounds a hanging close.
+ */
+export interface ConnectionLimits extends KeepAliveTimings {
   readonly credentials: readonly Credential[];
   /** Subscribers must AUTH before anything but PING. */
   readonly requireAuth: boolean;
@@ -18,9 +22,6 @@ export interface ConnectionLimits {
   readonly maxQueueBytes: number;
   /** A subscriber whose socket makes no write progress this long, with rows queued, is cut. */
   readonly maxStallMs: number;
-  readonly pingIntervalMs: number;
-  /** Silence after which a peer that has pinged is timed out (and a hanging close aborted). */
-  readonly pingTimeoutMs: number;
 }
 
 /** The hub's view of a connection: where fan-out and catch-up put bytes. */

@@ -27,6 +27,7 @@ import {
 } from './commands.js';
 import { authFailed, authRequired, notPermitted } from './access-refusal.js';
 import { ProtocolError } from './errors.js';
+import { keepAliveAction } from './keep-alive.js';
 import { LineScanner, type LineSink } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
 import { WriterIngest } from './writer-ingest.js';
@@ -273,11 +274,16 @@ export class ServerConnection implements Peer, LineSink {
       return;
     }
     if (this.state !== 'open') return;
-    if (this.peerPinged && now - this.lastReceivedAt > limits.pingTimeoutMs) {
+    const due = keepAliveAction(
+      now,
+      { lastHeardMs: this.lastReceivedAt, lastSentMs: this.lastSentAt, timeoutArmed: this.peerPinged },
+      limits,
+    );
+    if (due === 'time-out') {
       this.close('ping_timeout', 'ping timeout');
     } else if (this.isBlocked && this.queue.length > 0 && now - this.lastProgressAt > limits.maxStallMs) {
       this.cutSlowConsumer('stall');
-    } else if (!this.isBlocked && now - this.lastSentAt >= limits.pingIntervalMs) {
+    } else if (due === 'ping' && !this.isBlocked) {
       // A blocked socket has rows queued: a PING behind them would tell the peer nothing sooner.
       this.enqueue(encodeCommand({ name: 'PING', data: String(now) }), 1);
     }

@@ -9,10 +9,10 @@ import { projectRoot } from '../support/project-root.js';
 
 const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');
 
-/** Runs the CLI with `stdin` as its input, written after `stdinDelayMs` (a slow pipe) when given. */
+/** Runs the CLI with `stdin` as its input, written after `stdinDelayMs` (a slow pipe) when given; killed after 15 s. */
 function runCli(args: string[], stdin: string, stdinDelayMs = 0): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 15_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -94,6 +94,12 @@ for (const [what, args, reason] of [
     assert.match(stderr, reason);
   });
 }
+
+test('refuses a --start-token past 2^53-1 (the wire would refuse its rows) with exit code 2', { timeout: 20_000 }, async () => {
+  const { code, stderr } = await runCli(['publish', '--connect', '127.0.0.1:9', '--auth', 'w', '--stream', 'events', '--start-token', '9007199254740992'], '[1]\n');
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /numbers must be whole/);
+});
 
 test('--help lists every option with its default', async () => {
   const { code, stdout } = await runCli(['publish', '--help'], '');

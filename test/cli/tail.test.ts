@@ -127,3 +127,15 @@ test('--help lists every option with its default', async () => {
   }
   assert.match(stdout, /-h, --help/);
 });
+
+test('refuses a --stream token the wire would refuse, naming it, with exit code 2', { timeout: 20_000 }, async () => {
+  for (const spec of ['events:9007199254740992', 'events:-1', 'events:Now', 'events:']) {
+    // Killed after 2 s: a tail that took the token would keep retrying port 9.
+    const child = spawn(process.execPath, [BIN, 'tail', '--connect', '127.0.0.1:9', '--stream', spec], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 2_000 });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 2, spec);
+    assert.ok(stderr.includes(`bad --stream "${spec}": expected NAME or NAME:TOKEN`), `${spec}: ${stderr}`);
+  }
+});

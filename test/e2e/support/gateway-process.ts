@@ -1,35 +1,21 @@
-// Runs `replication-gateway serve` as a child process the way an operator
-// does (node bin/replication-gateway.js serve ...), on 127.0.0.1 with port 0
-// and a ready file, and gives tests its ports, its JSON log lines and a way
-// to stop it. Every child is killed when the test process ends.
+// A gateway for end-to-end tests: `replication-gateway serve` started as an
+// operator does (test/support/gateway-child.ts), on 127.0.0.1 with port 0
+// and a ready file, with its ports, its JSON log lines and a way to stop it.
+// Every child is killed when the test process ends.
 //
 //   const gw = await startGateway(['--streams', 'events']);
 //   const client = await LineClient.connect(gw.tcp);
 //   ...
 //   assert.equal((await gw.stop()).code, 0);
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { projectRoot } from '../../support/project-root.js';
 import { JsonLineLog, type JsonObject } from '../../support/json-line-log.js';
-
-export const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');
+import { killAllGatewayChildren, spawnServe, startGatewayChild, type Exit, type GatewayChild } from '../../support/gateway-child.js';
 const START_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 15_000;
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-export interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 export interface GatewayProcess {
   readonly child: ChildProcess;
@@ -50,82 +36,49 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Defaults to a fresh temporary file. */
   readyFile?: string;
-  /** Without the defaults for --listen/--http/--ready-file. */
+  /** Without the defaults for --listen/--http. */
   bare?: boolean;
   cwd?: string;
   timeoutMs?: number;
 }
 
-/** The environment of a child without any RG_ variable from ours (tests choose their own). */
-export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RG_') && v !== undefined) env[k] = v;
-  return { ...env, ...extra };
-}
-
 export async function startGateway(args: string[], opts: StartOptions = {}): Promise<GatewayProcess> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-e2e-'));
   const readyFile = opts.readyFile ?? path.join(dir, 'ready.json');
-  const fullArgs = opts.bare
-    ? args
-    : ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--ready-file', readyFile, ...args];
-  const child = spawn(process.execPath, [BIN, 'serve', ...fullArgs], {
-    cwd: opts.cwd ?? projectRoot(),
-    env: cleanEnv(opts.env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  const logs = new JsonLineLog<JsonObject>(`gateway pid ${child.pid}`);
-  logs.attach(child.stdout!);
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const exited = new Promise<Exit>((resolve) =>
-    child.once('close', (code, signal) => {
-      live.delete(child);
-      void rm(dir, { recursive: true, force: true });
-      resolve({ code, signal });
-    }),
-  );
-  const timeoutMs = opts.timeoutMs ?? START_TIMEOUT_MS;
-  const deadline = Date.now() + timeoutMs;
-  type Ready = { tcp: number; http: number | null; pid: number };
-  let ready = null as Ready | null;
-  let exit: Exit | null = null;
-  void exited.then((e) => (exit = e));
-  while (ready === null) {
-    if (exit !== null) throw new Error(`gateway exited (${JSON.stringify(exit)}) before it was ready; stderr: ${stderr}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`gateway not ready within ${timeoutMs} ms; stderr: ${stderr}; logs: ${JSON.stringify(logs.all().slice(-5))}`);
-    }
-    if (existsSync(readyFile)) ready = JSON.parse(readFileSync(readyFile, 'utf8')) as Ready;
-    else await delay(20);
+  const logs = new JsonLineLog<JsonObject>('gateway');
+  let gw: GatewayChild;
+  try {
+    gw = await startGatewayChild({
+      args: opts.bare ? args : ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', ...args],
+      readyFile,
+      ...(opts.env !== undefined ? { env: opts.env } : {}),
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      readyTimeoutMs: opts.timeoutMs ?? START_TIMEOUT_MS,
+      stdout: (stdout) => logs.attach(stdout),
+    });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`${(err as Error).message}; logs: ${JSON.stringify(logs.all().slice(-5))}`);
   }
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<Exit> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    const force = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    const e = await exited;
-    clearTimeout(force);
-    return e;
-  };
+  logs.label = `gateway pid ${gw.pid}`;
+  void gw.exited.then(() => rm(dir, { recursive: true, force: true }));
   return {
-    child,
-    pid: child.pid!,
-    tcp: ready.tcp,
-    http: ready.http,
+    child: gw.child,
+    pid: gw.pid,
+    tcp: gw.ready.tcp,
+    http: gw.ready.http,
     readyFile,
     logs,
-    exited,
-    stderr: () => stderr,
-    stop,
+    exited: gw.exited,
+    stderr: gw.stderr,
+    stop: (signal) => gw.stop(signal),
   };
 }
 
 /** Runs `serve` to its exit (for settings that must stop it at once). */
 export function runGateway(args: string[], env: Record<string, string> = {}, timeoutMs = 10_000): Promise<Exit & { stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd: projectRoot(), env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(child);
+    const child = spawnServe(args, { env });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -136,14 +89,13 @@ export function runGateway(args: string[], env: Record<string, string> = {}, tim
     }, timeoutMs);
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      live.delete(child);
       resolve({ code, signal, stdout, stderr });
     });
   });
 }
 
 export function killAllGateways(): void {
-  for (const child of live) child.kill('SIGKILL');
+  killAllGatewayChildren();
 }
 
 export function delay(ms: number): Promise<void> {

@@ -255,24 +255,26 @@ export class Gateway {
     const { server, metrics, relay } = this;
     server.on('connection', (conn) => {
       metrics.connectionOpened(conn.transportKind);
-      if (this.allow('connect')) {
+      if (this.allow('connect', 'info')) {
         this.log.info({ conn: conn.id, address: conn.remoteAddress, transport: conn.transportKind }, 'connection opened');
       }
     });
     server.on('disconnect', (conn, reason, detail) => {
       metrics.disconnected(reason);
       if (reason === 'slow_consumer') return; // logged with its details as a cut
-      const category = reason === 'protocol_error' ? 'protocol_error' : 'disconnect';
-      if (!this.allow(category)) return;
+      // Routine closes share one bucket; each kind of trouble has its own, so a crowd of
+      // ordinary disconnects never hides a failed AUTH or a ping timeout.
+      const routine = ROUTINE.has(reason);
+      if (!this.allow(routine ? 'disconnect' : reason, routine ? 'info' : 'warn')) return;
       const fields = { ...describe(conn, this.clock()), reason, detail };
       if (reason === 'protocol_error') this.log.warn(fields, 'protocol error: connection closed');
-      else if (ROUTINE.has(reason)) this.log.info(fields, 'connection closed');
+      else if (routine) this.log.info(fields, 'connection closed');
       else this.log.warn(fields, 'connection closed');
     });
     server.on('slowConsumer', (conn, details) => {
       metrics.slowConsumer(details);
       const cut = this.cuts.record(conn, details, this.clock());
-      if (this.allow('slow_consumer')) {
+      if (this.allow('slow_consumer', 'warn')) {
         const { at: _at, connection, name, ...fields } = cut;
         this.log.warn({ conn: connection, peerName: name, ...fields }, 'slow consumer cut: ERROR Failed to keep up');
       }
@@ -283,11 +285,11 @@ export class Gateway {
     });
     server.on('presence', (change) => relay?.presence(change));
     server.on('remoteError', (conn, message) => {
-      if (this.allow('remote_error')) this.log.warn({ ...describe(conn, this.clock()), message }, 'client sent ERROR');
+      if (this.allow('remote_error', 'warn')) this.log.warn({ ...describe(conn, this.clock()), message }, 'client sent ERROR');
     });
     server.on('tokenAhead', (conn, stream, token, head) => {
       metrics.tokenAhead();
-      if (this.allow('token_ahead')) {
+      if (this.allow('token_ahead', 'warn')) {
         this.log.warn({ ...describe(conn, this.clock()), stream, token, head }, 'REPLICATE token ahead of the stream: answered with POSITION at the head');
       }
     });
@@ -298,8 +300,9 @@ export class Gateway {
     });
   }
 
-  private allow(category: string): boolean {
-    return this.limiter.allow(category, this.clock());
+  /** A line not logged at this level is not counted against its bucket. */
+  private allow(category: string, level: 'info' | 'warn'): boolean {
+    return this.log.isLevelEnabled(level) && this.limiter.allow(category, this.clock());
   }
 
   private reportSuppressed(): void {

@@ -32,7 +32,7 @@ import type { RowBatch } from '../core/row-batch.js';
 import type { ReplicationServer } from '../server.js';
 import type { HostPort } from './options.js';
 import { catchUpRefusal } from '../core/catch-up-refusal.js';
-import { RelayStore, type RelayRow } from './relay-store.js';
+import { RelayStore, type RelayRow } from '../core/relay-store.js';
 
 export interface RelayOptions {
   upstream: HostPort;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RelayStore, encodeRun, type RelayRow, type RelaySink } from '../../src/gateway/relay-store.js';
+import { RelayStore, encodeRun, type RelayRow, type RelaySink } from '../../src/core/relay-store.js';
 
 /** A sink that records what a relay would store, as text. */
 function sink(): RelaySink & { stored: string[]; heads: Map<string, number> } {

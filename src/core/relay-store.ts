@@ -29,7 +29,7 @@
  *     > POSITION events 12000                the relay's log restarts at 12000:
  *                                            history before it is unknown, not empty
  */
-import { encodeRdata } from '../core/commands.js';
+import { encodeRdata } from './commands.js';
 
 /** Where complete tokens go: the relay's ReplicationServer. */
 export interface RelaySink {

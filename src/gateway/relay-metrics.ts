@@ -4,9 +4,9 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
-import type { Relay, UpstreamState } from './relay.js';
+import type { ReplicationRelay, StreamLag, UpstreamState } from '../relay.js';
 
-export function registerRelayMetrics(relay: Relay, registry: Registry, clock: () => number): void {
+export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry, clock: () => number): void {
   const registers = [registry];
   new Gauge({
     name: `${PREFIX}relay_upstream_connected`,
@@ -79,10 +79,10 @@ export function registerRelayMetrics(relay: Relay, registry: Registry, clock: ()
       this.set(relay.queuedCommands);
     },
   });
-  const lagGauge = (name: string, help: string, value: (l: ReturnType<Relay['store']['lag']>[number], now: number) => number): void =>
+  const lagGauge = (name: string, help: string, value: (l: StreamLag, now: number) => number): void =>
     perStreamGauge(registry, name, help, () => {
       const now = clock();
-      return relay.store.lag(now).map((l) => [l.stream, value(l, now)] as const);
+      return relay.lag().map((l) => [l.stream, value(l, now)] as const);
     });
   lagGauge('relay_lag_tokens', 'Highest upstream token seen minus the stream\'s stored head', (l) => l.tokens);
   lagGauge('relay_held_rows', 'Catch-up rows held until their token is known complete', (l) => l.heldRows);

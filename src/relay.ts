@@ -149,6 +149,14 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
   private readonly upstreamAddress: string;
   /** Every stream the server declares: the relay follows them all. */
   private readonly streams: readonly string[];
+  /** The upstream transport while it is open: dropped when the log fails an entry. */
+  private openTransport: ClientTransport | null = null;
+  /**
+   * The log failed an entry: nothing more is stored until every stream is
+   * followed again from its stored head on a fresh upstream connection, so
+   * the lost entry comes again and nothing after it leaves a gap.
+   */
+  private storeBroken = false;
   /** Registered with the hub as a writer: subscribers' commands, presence folded, go upstream. */
   private readonly link: MasterLink = { masterCommand: (cmd) => this.toUpstream(cmd) };
 
@@ -204,8 +212,15 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
       logger: this.log.child({ component: 'upstream' }, { level: this.log.isLevelEnabled('warn') ? 'warn' : this.log.level }),
     };
     this.client = new UpstreamClient(clientOptions);
-    this.client.relayOpened = () => this.store.connectionOpened();
-    this.client.relayLost = () => this.store.connectionLost();
+    this.client.relayOpened = () => {
+      this.storeBroken = false;
+      this.store.connectionOpened();
+    };
+    this.client.relayLost = () => {
+      this.openTransport = null;
+      this.store.connectionLost();
+      if (this.storeBroken) this.followFromStoredHeads();
+    };
     this.client.on('connected', (name: string) => this.onConnected(name));
     this.client.on('disconnected', (reason: string, retryInMs: number) => this.onDisconnected(reason, retryInMs));
     this.client.on('rows', (stream: string, token: number, rows: readonly RdataCommand[], batch: RowBatch) => {
@@ -292,28 +307,48 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
     return this.client.close();
   }
 
-  /** Complete upstream tokens go into the server's logs, with the upstream's tokens and bytes. */
+  /**
+   * Complete upstream tokens go into the server's logs, with the upstream's
+   * tokens and bytes. The relay's head is the log's last appended token: an
+   * entry still being stored is not asked for again.
+   */
   private sink(): RelaySink {
-    const { hub, server } = this;
+    const hub = this.hub;
+    const store = (stream: string, token: number, write: () => void | Promise<void>): void => {
+      if (this.storeBroken) return; // comes again after the reconnect
+      try {
+        const stored = write();
+        if (stored !== undefined) stored.catch((err: unknown) => this.storeFailed(stream, token, err));
+      } catch (err) {
+        this.storeFailed(stream, token, err);
+      }
+    };
     return {
-      head: (stream) => server.head(stream),
-      append: (stream, token, bytes, rows) => {
-        try {
-          const stored = hub.appendEncoded(stream, token, bytes, rows);
-          if (stored !== undefined) stored.catch((err: unknown) => this.storeFailed(stream, token, err));
-        } catch (err) {
-          this.storeFailed(stream, token, err);
-        }
-      },
-      advance: (stream, token) => server.advance(stream, token),
+      head: (stream) => hub.requireStream(stream).log.lastAppended,
+      append: (stream, token, bytes, rows) => store(stream, token, () => hub.appendEncoded(stream, token, bytes, rows)),
+      advance: (stream, token) => store(stream, token, () => hub.advance(hub.requireStream(stream), token)),
       restart: (stream, token) => hub.restart(hub.requireStream(stream), token),
     };
   }
 
-  /** A log that failed an entry: subscribers never see it; a catch-up over it gets the gap the log reports. */
+  /**
+   * The log failed an entry (subscribers never see it): drop the upstream
+   * connection and follow every stream again from its stored head, as a
+   * writer whose rows could not be stored is closed and resends them.
+   */
   private storeFailed(stream: string, token: number, err: unknown): void {
     this.countersNow.storeFailures++;
     this.log.error({ stream, token, err: (err as Error).message }, 'the stream log could not store upstream rows: check the log store');
+    if (this.storeBroken) return;
+    this.storeBroken = true;
+    // Not connected: the next connection starts from the stored heads.
+    if (this.openTransport === null) this.followFromStoredHeads();
+    else this.openTransport.close();
+  }
+
+  private followFromStoredHeads(): void {
+    this.store.dropHeld();
+    for (const s of this.streams) this.client.follow(s, this.server.head(s));
   }
 
   private heldLimits(): { maxHeldRows?: number; maxHeldBytes?: number } {
@@ -395,6 +430,10 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
         connect: (events) =>
           inner.connect({
             ...events,
+            open: () => {
+              this.openTransport = inner;
+              events.open();
+            },
             data: (chunk) => {
               this.lastReceivedMs = this.clock();
               this.countersNow.bytesIn += chunk.length;

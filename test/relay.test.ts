@@ -16,6 +16,7 @@ import {
   type UpstreamState,
 } from '../src/index.js';
 import { tcpClientTransport } from '../src/bindings/tcp-client-transport.js';
+import { AsyncLog } from './core/support/async-log.js';
 
 const FAST = {
   pingIntervalMs: 100,
@@ -191,6 +192,39 @@ test('connects through the transport factory it is given, keeps time by its cloc
   await until(() => seen.got.length === 3, 'the row written while the relay was away');
   assert.deepEqual(seen.got, ['events 1 [["$1"]]', 'POSITION events 1', 'events 2 [["$2"]]']);
   assert.deepEqual(seen.names, ['relay.test'], 'the subscriber never saw the upstream drop');
+});
+
+test('when its log fails an entry, drops the upstream and follows again from the stored heads: no row lost, none repeated', async (t) => {
+  const close = closer(t);
+  const { upstream, port } = await startUpstream(close);
+  for (let i = 1; i <= 3; i++) await upstream.publish('events', [[`$${i}`]]);
+  const logs = new Map<string, AsyncLog>();
+  const server = close(
+    new ReplicationServer({
+      serverName: 'relay.test',
+      streams: ['events', 'caches'],
+      createLog: (stream) => {
+        const log = new AsyncLog();
+        logs.set(stream, log);
+        return log;
+      },
+    }),
+  );
+  logs.get('events')!.failAppends = true;
+  const relay = close(new ReplicationRelay(server, { port, ...FAST }));
+  relay.start();
+  await until(() => relay.counters.storeFailures > 0, 'the failed appends');
+  assert.equal(server.head('events'), 0, 'nothing of the failed entries is stored');
+  logs.get('events')!.failAppends = false;
+  await until(() => server.head('events') === 3, 'the rows stored after the reconnect');
+  assert.ok(relay.counters.connects >= 2, 'the relay took a fresh upstream connection');
+  await upstream.publish('events', [['$4']]);
+  const { port: relayPort } = await server.listen({ host: '127.0.0.1', port: 0 });
+  const client = close(new ReplicationClient({ port: relayPort, streams: { events: 0 }, ...FAST }));
+  const seen = follow(client);
+  client.start();
+  await until(() => seen.got.includes('events 4 [["$4"]]'), 'the live row after the catch-up');
+  assert.deepEqual(seen.got.filter((l) => l.startsWith('events')), ['events 1 [["$1"]]', 'events 2 [["$2"]]', 'events 3 [["$3"]]', 'events 4 [["$4"]]']);
 });
 
 test('follows a stream from NOW when the upstream no longer has its beginning, and says so', async (t) => {

@@ -60,6 +60,7 @@ export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry
   counter('relay_rows_skipped_total', 'Upstream rows at or below the stored head (replays), not stored again', () => relay.counters.rowsSkipped);
   counter('relay_upstream_behind_total', 'POSITIONs from the upstream below the relay\'s head (the upstream went back)', () => relay.counters.behind);
   counter('relay_now_starts_total', 'Streams the relay never had, followed from NOW after the upstream refused their catch-up', () => relay.counters.nowStarts);
+  counter('relay_store_failures_total', 'Upstream entries the stream log could not store (see the log store\'s health)', () => relay.counters.storeFailures);
   counter('relay_commands_dropped_total', 'Client commands dropped because the queue for the absent upstream was full', () => relay.droppedCommands);
   new Counter({
     name: `${PREFIX}relay_commands_forwarded_total`,

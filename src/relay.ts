@@ -25,16 +25,15 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { pino, type Logger } from 'pino';
 import { tcpClientTransport } from './bindings/tcp-client-transport.js';
-import { ReplicationClient, type ReplicationClientOptions } from './client.js';
 import type { SessionOptions } from './client-session.js';
 import { catchUpRefusal } from './core/catch-up-refusal.js';
-import type { ClientTransport, TransportFactory } from './core/client-transport.js';
 import type { ClientActionCommand, RdataCommand } from './core/commands.js';
 import type { MasterLink } from './core/connection-host.js';
 import type { ProtocolError } from './core/errors.js';
 import type { ReplicationHub } from './core/hub.js';
 import { RelayStore, type RelayRow, type RelaySink, type StreamLag } from './core/relay-store.js';
 import type { RowBatch } from './core/row-batch.js';
+import { UpstreamClient } from './relay-upstream.js';
 import { hubOf, type ReplicationServer } from './server.js';
 
 /**
@@ -91,29 +90,6 @@ export interface RelayCounters {
 
 export type { StreamLag };
 
-/** ReplicationClient with the hooks a relay needs: connection edges and raw command forwarding. */
-class UpstreamClient extends ReplicationClient {
-  relayOpened: () => void = () => {};
-  relayLost: () => void = () => {};
-
-  protected override onOpen(): void {
-    this.relayOpened();
-  }
-
-  protected override onDisconnected(): void {
-    this.relayLost();
-  }
-
-  /** A downstream command as it came (JSON arguments verbatim); queued while disconnected. */
-  forward(cmd: ClientActionCommand, now: number): void {
-    this.conn.send(cmd, now);
-  }
-
-  get queuedCommands(): number {
-    return this.conn.queuedCommands;
-  }
-}
-
 export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
   private readonly countersNow: RelayCounters = {
     connects: 0,
@@ -130,7 +106,6 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
   private stateNow: UpstreamState = 'connecting';
   private stateSinceMs: number;
   private upstreamName: string | null = null;
-  private lastReceivedMs: number | null = null;
   private lastReason: string | null = null;
   /**
    * Resolves with the upstream's SERVER name once every stream has had its
@@ -149,8 +124,6 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
   private readonly upstreamAddress: string;
   /** Every stream the server declares: the relay follows them all. */
   private readonly streams: readonly string[];
-  /** The upstream transport while it is open: dropped when the log fails an entry. */
-  private openTransport: ClientTransport | null = null;
   /**
    * The log failed an entry: nothing more is stored until every stream is
    * followed again from its stored head on a fresh upstream connection, so
@@ -202,25 +175,32 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
     for (const s of streams) from[s] = server.head(s);
     const transport = options.transport ?? tcpClientTransport({ host, port: options.port! });
     const { adoptServerName: _adopt, maxHeldRows: _rows, maxHeldBytes: _bytes, clock: _clock, ...session } = options;
-    const clientOptions: ReplicationClientOptions = {
+    const clientOptions = {
       ...session,
-      transport: this.observed(transport),
+      transport,
       name: options.name ?? `replication-gateway@${os.hostname()}`,
       maxLineBytes: options.maxLineBytes ?? this.hub.limits.maxLineBytes,
       streams: from,
       // The relay logs the upstream's comings and goings itself; the session's own lines only when they warn.
       logger: this.log.child({ component: 'upstream' }, { level: this.log.isLevelEnabled('warn') ? 'warn' : this.log.level }),
     };
-    this.client = new UpstreamClient(clientOptions);
-    this.client.relayOpened = () => {
-      this.storeBroken = false;
-      this.store.connectionOpened();
-    };
-    this.client.relayLost = () => {
-      this.openTransport = null;
-      this.store.connectionLost();
-      if (this.storeBroken) this.followFromStoredHeads();
-    };
+    this.client = new UpstreamClient(
+      clientOptions,
+      {
+        connecting: () => {
+          if (this.stateNow === 'waiting') this.setState('connecting');
+        },
+        opened: () => {
+          this.storeBroken = false;
+          this.store.connectionOpened();
+        },
+        lost: () => {
+          this.store.connectionLost();
+          if (this.storeBroken) this.followFromStoredHeads();
+        },
+      },
+      this.clock,
+    );
     this.client.on('connected', (name: string) => this.onConnected(name));
     this.client.on('disconnected', (reason: string, retryInMs: number) => this.onDisconnected(reason, retryInMs));
     this.client.on('rows', (stream: string, token: number, rows: readonly RdataCommand[], batch: RowBatch) => {
@@ -261,7 +241,7 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
 
   /** When the upstream last sent bytes (ms), null before any. */
   get lastReceivedAt(): number | null {
-    return this.lastReceivedMs;
+    return this.client.lastReceivedAt;
   }
 
   /** Why the last upstream connection ended; null before any did. */
@@ -271,6 +251,7 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
 
   /** What the relay has done so far (metrics). */
   get counters(): Readonly<RelayCounters> {
+    this.countersNow.bytesIn = this.client.bytesIn;
     return this.countersNow;
   }
 
@@ -341,9 +322,9 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
     this.log.error({ stream, token, err: (err as Error).message }, 'the stream log could not store upstream rows: check the log store');
     if (this.storeBroken) return;
     this.storeBroken = true;
-    // Not connected: the next connection starts from the stored heads.
-    if (this.openTransport === null) this.followFromStoredHeads();
-    else this.openTransport.close();
+    // Dropped, the connection re-follows as it goes (lost()); none open: the next one starts from the stored heads.
+    if (this.client.connectionOpen) this.client.dropConnection();
+    else this.followFromStoredHeads();
   }
 
   private followFromStoredHeads(): void {
@@ -362,7 +343,7 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
   private toUpstream(cmd: ClientActionCommand): void {
     this.countersNow.forwarded[cmd.name] = (this.countersNow.forwarded[cmd.name] ?? 0) + 1;
     if (cmd.name === 'USER_SYNC') this.client.userSync(cmd.userId, cmd.state === 'start');
-    else this.client.forward(cmd, this.clock());
+    else this.client.forward(cmd);
   }
 
   private onPosition(stream: string, token: number): void {
@@ -419,32 +400,5 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
     this.stateNow = state;
     this.stateSinceMs = this.clock();
     this.emit('state', state);
-  }
-
-  /** The transport, noting when bytes arrive (the age of the upstream's last command). */
-  private observed(factory: TransportFactory): TransportFactory {
-    return () => {
-      const inner: ClientTransport = factory();
-      if (this.stateNow === 'waiting') this.setState('connecting');
-      return {
-        connect: (events) =>
-          inner.connect({
-            ...events,
-            open: () => {
-              this.openTransport = inner;
-              events.open();
-            },
-            data: (chunk) => {
-              this.lastReceivedMs = this.clock();
-              this.countersNow.bytesIn += chunk.length;
-              events.data(chunk);
-            },
-          }),
-        write: (chunks) => inner.write(chunks),
-        close: () => inner.close(),
-        pause: () => inner.pause?.(),
-        resume: () => inner.resume?.(),
-      };
-    };
   }
 }

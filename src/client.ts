@@ -1,18 +1,11 @@
 /**
  * The replication client library: `ReplicationClient` follows streams (a
  * worker, a test, the relay); `ReplicationWriter` (src/writer.ts) publishes
- * rows to a gateway. See docs/client.md.
+ * rows to a gateway. See docs/client.md; src/index.ts exports both.
  */
 import { ReplicationSession, type SessionEvents, type SessionOptions } from './client-session.js';
 import type { RdataCommand } from './core/commands.js';
 import type { RowBatch } from './core/row-batch.js';
-
-export { RowBatch } from './core/row-batch.js';
-export type { RdataCommand } from './core/commands.js';
-export type { ClientTransport, TransportEvents, TransportFactory } from './core/client-transport.js';
-export { ProtocolError } from './core/errors.js';
-export type { SessionOptions, SessionEvents } from './client-session.js';
-export { ReplicationWriter, type ReplicationWriterOptions, type ReplicationWriterEvents } from './writer.js';
 
 export interface ReplicationClientOptions extends SessionOptions {
   /** Streams to follow: names (from NOW), or name → token to start after. */

@@ -84,8 +84,22 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
 /** How long close() lets connections flush `ERROR server shutting down` before dropping them. */
 const CLOSE_GRACE_MS = 5_000;
 
+/** The hub behind each server, for the library's own parts only (see hubOf). */
+const hubs = new WeakMap<ReplicationServer, ReplicationHub>();
+
+/**
+ * The hub behind a server: for the parts of this library that attach to it
+ * (the HTTP edge, ReplicationRelay, the gateway's reports through its
+ * ServerView). Not exported from the package: a server's users see its methods.
+ */
+export function hubOf(server: ReplicationServer): ReplicationHub {
+  const hub = hubs.get(server);
+  if (hub === undefined) throw new TypeError('not a ReplicationServer');
+  return hub;
+}
+
 export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
-  readonly hub: ReplicationHub;
+  private readonly hub: ReplicationHub;
   private readonly tcp: TcpListener;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly publisher: OrderedPublisher;
@@ -126,6 +140,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       scheduleFlush: () => setImmediate(() => this.hub.flush()),
       events,
     });
+    hubs.set(this, this.hub);
     this.publisher = new OrderedPublisher({
       encoder: options.encoder ?? inlineRowEncoder,
       tokens: (stream) => this.hub.requireStream(stream).log,
@@ -168,22 +183,6 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
   }
 
   /**
-   * Stores lines already encoded elsewhere (a relay's upstream rows), as
-   * they are: `bytes` holds `rows` complete RDATA lines of one token, all but
-   * the last framed `batch`. `token` must be above the stream's head.
-   */
-  appendLines(stream: string, token: number, bytes: Buffer, rows: number): void {
-    const stored = this.hub.appendEncoded(stream, token, bytes, rows);
-    // A log that answers later: a relay learns of a lost entry as a gap on its next catch-up.
-    if (stored !== undefined) stored.catch(() => {});
-  }
-
-  /** The name sent in `SERVER` to connections opened from now on (a relay learns its upstream's). */
-  setServerName(name: string): void {
-    this.hub.setServerName(name);
-  }
-
-  /**
    * New values for the settings a running server can change (a gateway's
    * SIGHUP): credentials (given as a whole, as at construction) and whether
    * AUTH is required apply to every AUTH from now on, an authenticated
@@ -208,18 +207,6 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
     const stored = this.hub.advance(state, token);
     // A log that answers later: subscribers hear the POSITION once it is stored, or not at all.
     if (stored !== undefined) stored.catch(() => {});
-  }
-
-  /**
-   * Forgets the stream's history: its log starts again at `token` (>= the
-   * head), a `REPLICATE` from an older token is refused as too old, and live
-   * subscribers get `POSITION <stream> <token>`. A relay does this for a
-   * stream it starts following from NOW.
-   */
-  restart(stream: string, token: number): void {
-    const state = this.hub.requireStream(stream);
-    if (token < state.log.head) throw new Error(`token ${token} for ${stream} is below the stream's head ${state.log.head}`);
-    this.hub.restart(state, token);
   }
 
   /** Open connections, for status pages and metrics. */

@@ -5,7 +5,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { ReplicationServer } from '../src/server.js';
-import { ReplicationClient, ReplicationWriter, type ReplicationClientEvents, type RowBatch } from '../src/client.js';
+import { ReplicationClient, ReplicationWriter, type ReplicationClientEvents, type RowBatch } from '../src/index.js';
 import type { ClientActionCommand } from '../src/core/commands.js';
 import { startCuttableProxy } from './support/cuttable-proxy.js';
 

@@ -3,7 +3,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReplicationServer } from '../src/server.js';
-import { ReplicationClient, ReplicationWriter, type ClientTransport, type TransportEvents } from '../src/client.js';
+import { ReplicationClient, ReplicationWriter, type ClientTransport, type TransportEvents } from '../src/index.js';
 import type { ClientActionCommand } from '../src/core/commands.js';
 
 const FAST = { pingIntervalMs: 100, pingTimeoutMs: 500, backoff: { initialMs: 10, maxMs: 50, healthyAfterMs: 0 } };

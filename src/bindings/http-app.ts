@@ -13,20 +13,13 @@
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { ReplicationHub } from '../core/hub.js';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
+import { hubOf, type ReplicationServer } from '../server.js';
 import type { EdgeEngine, HttpReply, HttpRequestHead } from './edge-engine.js';
 import { chooseEngine, type ChosenEngine } from './engine-choice.js';
 import { assertListenAllowed, originAllowed } from './ws-access.js';
 import { WsBridge, type WsBridgeOptions } from './ws-bridge.js';
 import { StatusFeed, type StatusFeedOptions } from './status-feed.js';
-
-/** What the listener needs of a ReplicationServer: its hub and its disconnect events. */
-export interface HubSource {
-  readonly hub: ReplicationHub;
-  on(event: 'disconnect', listener: (conn: ConnectionInfo, reason: DisconnectReason, detail: string) => void): unknown;
-  off(event: 'disconnect', listener: (conn: ConnectionInfo, reason: DisconnectReason, detail: string) => void): unknown;
-}
 
 export interface HttpResponseBody {
   status?: number;
@@ -82,18 +75,18 @@ export class HttpListener {
   private readonly onDisconnect: (conn: ConnectionInfo, reason: DisconnectReason, detail: string) => void;
 
   constructor(
-    private readonly source: HubSource,
+    private readonly server: ReplicationServer,
     options: HttpListenerOptions = {},
   ) {
     // First: an engine that cannot run throws before anything is started.
     this.engine = options.engine ?? chooseEngine('auto');
-    const hub = source.hub;
+    const hub = hubOf(server);
     this.staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
     this.closeGraceMs = options.closeGraceMs ?? 250;
     this.statusFeed = options.status === false ? null : new StatusFeed(hub, options.status ?? {});
     this.bridge = new WsBridge(hub, { ...options, statusFeed: this.statusFeed });
     this.onDisconnect = (conn, reason, detail) => this.statusFeed?.recordDisconnect(conn, reason, detail);
-    source.on('disconnect', this.onDisconnect);
+    server.on('disconnect', this.onDisconnect);
     this.fallback = options.fallback ?? null;
     this.allowOrigins = options.allowOrigins ?? [];
     if (this.statusFeed !== null) {
@@ -110,7 +103,7 @@ export class HttpListener {
 
   /** Starts listening (port 0 picks a free port); refuses a non-loopback host without a subscriber token, and a port in use. */
   async listen(host: string, port: number): Promise<AddressInfo> {
-    const { credentials, requireAuth } = this.source.hub.options;
+    const { credentials, requireAuth } = hubOf(this.server).limits;
     assertListenAllowed(host, credentials, requireAuth);
     let bound: number;
     try {
@@ -134,7 +127,7 @@ export class HttpListener {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.edge.stopListening();
-      this.source.off('disconnect', this.onDisconnect);
+      this.server.off('disconnect', this.onDisconnect);
       this.statusFeed?.close();
       this.bridge.close();
       await new Promise((resolve) => setTimeout(resolve, this.closeGraceMs));

@@ -1,6 +1,6 @@
 /**
  * The read-only status feed behind the status page: a JSON snapshot of the
- * hub pushed to every `replication.status` WebSocket once per interval (not
+ * server (its ServerView) pushed to every `replication.status` WebSocket once per interval (not
  * polled). One snapshot is built per interval and per read scope, and the
  * same string goes to every socket of that scope.
  *
@@ -13,7 +13,7 @@
  * A credential with a stream list sees only those streams and the
  * connections reading them.
  */
-import type { ReplicationHub } from '../core/hub.js';
+import type { ServerView } from '../core/server-view.js';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
 
 export const DEFAULT_STATUS_INTERVAL_MS = 1000;
@@ -95,7 +95,7 @@ export class StatusFeed {
   private rates = new Map<string, number>();
 
   constructor(
-    readonly hub: ReplicationHub,
+    readonly server: ServerView,
     options: StatusFeedOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
@@ -113,8 +113,8 @@ export class StatusFeed {
   accept(sink: StatusSink): StatusSession {
     const session = new StatusSession(this, sink);
     this.sessions.add(session);
-    const authRequired = this.hub.options.requireAuth;
-    session.sendJson({ type: 'hello', server: this.hub.options.serverName, authRequired, intervalMs: this.intervalMs });
+    const authRequired = this.server.limits.requireAuth;
+    session.sendJson({ type: 'hello', server: this.server.serverName, authRequired, intervalMs: this.intervalMs });
     if (!authRequired) session.authorize(null);
     this.timer ??= setInterval(() => this.publish(), this.intervalMs);
     this.timer.unref();
@@ -136,12 +136,12 @@ export class StatusFeed {
     if (this.disconnects.length > this.maxDisconnects) this.disconnects.length = this.maxDisconnects;
   }
 
-  /** The hub now, seen through a read scope (null: everything). */
+  /** The server now, seen through a read scope (null: everything). */
   snapshot(scope: ReadonlySet<string> | null = null): StatusSnapshot {
-    const hub = this.hub;
+    const server = this.server;
     const streams: StreamStatus[] = [];
     const heads = new Map<string, number>();
-    for (const s of hub.streams()) {
+    for (const s of server.streams()) {
       const head = s.log.head;
       heads.set(s.name, head);
       if (scope !== null && !scope.has(s.name)) continue;
@@ -153,11 +153,11 @@ export class StatusFeed {
         rowsWritten: s.rowsWritten,
         retainedRows: s.log.retainedRows,
         retainedBytes: s.log.retainedBytes,
-        liveSubscribers: s.live.size,
+        liveSubscribers: s.liveSubscribers,
       });
     }
     const all: ConnectionStatus[] = [];
-    for (const c of hub.connections()) {
+    for (const c of server.connections()) {
       const subs = c
         .subscriptions()
         .filter((s) => scope === null || scope.has(s.stream))
@@ -180,7 +180,7 @@ export class StatusFeed {
     return {
       type: 'status',
       at: this.clock(),
-      server: hub.options.serverName,
+      server: server.serverName,
       streams,
       connections: { total: all.length, listed: all.length > this.maxListed ? all.slice(0, this.maxListed) : all },
       disconnects: scope === null ? this.disconnects : [],
@@ -223,7 +223,7 @@ export class StatusFeed {
   private sample(now: number): void {
     const dtMs = now - this.lastSampleMs;
     const rows = new Map<string, number>();
-    for (const s of this.hub.streams()) {
+    for (const s of this.server.streams()) {
       rows.set(s.name, s.rowsWritten);
       const before = this.lastRows.get(s.name);
       if (before !== undefined && dtMs > 0) this.rates.set(s.name, Math.round(((s.rowsWritten - before) * 1000) / dtMs));
@@ -259,7 +259,7 @@ export class StatusSession {
         return;
       }
       const secret = space === -1 ? '' : line.slice(space + 1);
-      const credential = this.feed.hub.options.credentials.find((c) => c.secret === secret);
+      const credential = this.feed.server.limits.credentials.find((c) => c.secret === secret);
       if (credential === undefined) {
         this.refuse('AUTH failed: the token matches no configured credential');
         return;

@@ -7,7 +7,8 @@
  * stdout leaving (exit 0), or a refusal retrying cannot cure (exit 2).
  */
 import { destination, pino } from 'pino';
-import { ReplicationClient, type ProtocolError } from '../client.js';
+import { ReplicationClient } from '../client.js';
+import type { ProtocolError } from '../core/errors.js';
 import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
 import { parseReplicateFrom } from '../core/token-text.js';
 import { parseCommandLine, parseConnect, usageError } from './client-args.js';

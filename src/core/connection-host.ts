@@ -24,8 +24,20 @@ export interface ConnectionLimits extends KeepAliveTimings {
   readonly maxStallMs: number;
 }
 
-/** The hub's view of a connection: where fan-out and catch-up put bytes. */
-export interface Peer extends ConnectionInfo {
+/**
+ * Where subscribers' commands for the master go: a writer connection, or a
+ * relay's upstream (ReplicationRelay). Presence arrives folded over every
+ * connection: `USER_SYNC start` when a user's first connection syncs (and,
+ * on registering, for every user syncing then), `end` when its last stops
+ * or closes.
+ */
+export interface MasterLink {
+  /** A subscriber's command, with its wire line (encoded once for every link). */
+  masterCommand(cmd: ClientActionCommand, line: Buffer): void;
+}
+
+/** The hub's view of a connection: where fan-out and catch-up put bytes; a writer is also a MasterLink. */
+export interface Peer extends ConnectionInfo, MasterLink {
   readonly open: boolean;
   /** The transport asked to wait for drain: catch-up stops reading until it drains. */
   readonly blocked: boolean;
@@ -61,7 +73,7 @@ export interface ConnectionHost {
   /** The log a writer may append to, or a ProtocolError thrown (unknown stream). */
   logOf(stream: string): StreamLog;
   /** A connection became a writer: it hears subscribers' commands from now on. */
-  addWriter(peer: Peer): void;
+  addWriter(link: MasterLink): void;
   clientCommand(from: Peer, cmd: ClientActionCommand): void;
   userSyncing(peer: Peer, userId: string, syncing: boolean, lastSyncMs: number): void;
   /** The connection closes: out of fan-out; `syncingUsers` have stopped syncing on it. */

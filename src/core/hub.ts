@@ -18,16 +18,17 @@ import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
 import type { Transport } from './transport.js';
 import { ServerConnection } from './server-connection.js';
-import type { ConnectionHost, ConnectionLimits, Peer, SubscribeRequest } from './connection-host.js';
-import type { ConnectionInfo, HubEvents, HubOptions, StreamConfig } from './hub-types.js';
+import type { ConnectionHost, ConnectionLimits, MasterLink, Peer, SubscribeRequest } from './connection-host.js';
+import type { ServerView } from './server-view.js';
+import type { HubEvents, HubOptions, StreamConfig } from './hub-types.js';
 
 export { StreamState } from './subscriptions.js';
 
-export class ReplicationHub implements ConnectionHost {
+export class ReplicationHub implements ConnectionHost, ServerView {
   private readonly streamMap = new Map<string, StreamState>();
   private readonly connectionSet = new Set<ServerConnection>();
   private readonly subscriptions: Subscriptions;
-  private readonly writers = new Set<Peer>();
+  private readonly writers = new Set<MasterLink>();
   private dirty: ServerConnection[] = [];
   private readonly dirtySet = new Set<ServerConnection>();
   private flushScheduled = false;
@@ -72,6 +73,10 @@ export class ReplicationHub implements ConnectionHost {
   /** What connections are held to now; a reconfigure makes a new frozen object, never edits this one. */
   get limits(): ConnectionLimits {
     return this.currentLimits;
+  }
+
+  get serverName(): string {
+    return this.currentOptions.serverName;
   }
 
   /** The name sent in `SERVER` to connections opened from now on. */
@@ -203,21 +208,34 @@ export class ReplicationHub implements ConnectionHost {
 
   // ------------------------------------------------------------ client commands
 
-  /** A subscriber's command for the master: forwarded verbatim to every writer, and reported. */
+  /**
+   * A subscriber's command for the master: reported, and sent as its line to
+   * every writer link but its sender. USER_SYNC reaches the links folded, by
+   * userSyncing().
+   */
   clientCommand(from: Peer, cmd: ClientActionCommand): void {
-    if (this.writers.size > 0) {
-      const bytes = encodeCommand(cmd);
-      for (const w of this.writers) if (w !== from) w.enqueue(bytes, 1);
+    if (cmd.name !== 'USER_SYNC' && this.writers.size > 0) {
+      const line = encodeCommand(cmd);
+      for (const w of this.writers) if (w !== from) w.masterCommand(cmd, line);
     }
     this.events.clientCommand?.(from, cmd);
   }
 
-  /** Presence bookkeeping across connections. */
-  userSyncing(conn: ConnectionInfo, userId: string, syncing: boolean, lastSyncMs: number): void {
+  /**
+   * Presence bookkeeping across connections, folded once for every writer
+   * link: `start` when a user's first connection syncs, `end` when its last
+   * stops (or closes).
+   */
+  userSyncing(conn: Peer, userId: string, syncing: boolean, lastSyncMs: number): void {
     const count = this.syncing.get(userId) ?? 0;
     if (syncing) this.syncing.set(userId, count + 1);
     else if (count <= 1) this.syncing.delete(userId);
     else this.syncing.set(userId, count - 1);
+    if (syncing ? count === 0 : count === 1) {
+      const cmd: ClientActionCommand = { name: 'USER_SYNC', userId, state: syncing ? 'start' : 'end', lastSyncMs };
+      const line = encodeCommand(cmd);
+      for (const w of this.writers) if (w !== conn) w.masterCommand(cmd, line);
+    }
     this.events.presence?.({ userId, syncing, lastSyncMs, connection: conn });
   }
 
@@ -226,13 +244,23 @@ export class ReplicationHub implements ConnectionHost {
     return [...this.syncing.keys()];
   }
 
-  /** A connection became a writer: it first hears every user syncing now, as a worker re-sends them. */
-  addWriter(peer: Peer): void {
-    this.writers.add(peer);
+  /**
+   * A writer link (a writer connection, a relay's upstream): it first hears
+   * every user syncing now, as a worker re-sends them, then every
+   * subscriber's command for the master.
+   */
+  addWriter(link: MasterLink): void {
+    this.writers.add(link);
     const now = this.clock();
     for (const userId of this.syncing.keys()) {
-      peer.enqueue(encodeCommand({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }), 1);
+      const cmd: ClientActionCommand = { name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now };
+      link.masterCommand(cmd, encodeCommand(cmd));
     }
+  }
+
+  /** The link hears nothing more (a relay closing; a writer connection leaves by detach()). */
+  removeWriter(link: MasterLink): void {
+    this.writers.delete(link);
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -242,13 +270,7 @@ export class ReplicationHub implements ConnectionHost {
     this.subscriptions.remove(peer);
     this.writers.delete(peer);
     const now = this.clock();
-    for (const userId of syncingUsers) {
-      this.userSyncing(peer, userId, false, now);
-      if (!this.syncing.has(userId)) {
-        const bytes = encodeCommand({ name: 'USER_SYNC', userId, state: 'end', lastSyncMs: now });
-        for (const w of this.writers) w.enqueue(bytes, 1);
-      }
-    }
+    for (const userId of syncingUsers) this.userSyncing(peer, userId, false, now);
   }
 
   /** The transport is gone: the connection leaves the sweep. */

@@ -22,6 +22,7 @@ import {
   isRdataLine,
   assertNever,
   RdataRoute,
+  type ClientActionCommand,
   type Command,
   type UserSyncCommand,
 } from './commands.js';
@@ -223,6 +224,11 @@ export class ServerConnection implements Peer, LineSink {
   }
 
   // ------------------------------------------------------------ output
+
+  /** As a writer: a subscriber's command for the master, sent as its line. */
+  masterCommand(_cmd: ClientActionCommand, line: Buffer): void {
+    this.enqueue(line, 1);
+  }
 
   /** Queues bytes holding `lines` commands; crossing a queue limit cuts the connection. */
   enqueue(bytes: Buffer, lines: number, stream?: string): void {

@@ -34,6 +34,10 @@ export class StreamState implements LogListener {
     log.listen(this);
   }
 
+  get liveSubscribers(): number {
+    return this.live.size;
+  }
+
   /** The log stored an entry (whoever appended it): live fan-out. */
   stored(entry: LogEntry): void {
     this.rowsWritten += entry.rows;

@@ -11,7 +11,9 @@ import { HttpListener } from '../bindings/http-app.js';
 import { EncoderPool } from '../workers/encoder-pool.js';
 import { parseTokenSpec } from '../bindings/ws-access.js';
 import { JUMP_STREAMS, type ConnectionInfo, type DisconnectReason } from '../core/hub-types.js';
-import { ReplicationServer } from '../server.js';
+import type { ServerView } from '../core/server-view.js';
+import { ReplicationRelay } from '../relay.js';
+import { ReplicationServer, hubOf } from '../server.js';
 import { CongestionLog } from './congestion-log.js';
 import { healthReport, type HealthReport } from './health.js';
 import { answer, gatewayRoutes } from './http-routes.js';
@@ -19,7 +21,6 @@ import { LogLimiter } from './log-limiter.js';
 import { openLogStore, type LogStore } from './log-store.js';
 import { GatewayMetrics } from './metrics.js';
 import { OPTIONS, type GatewayConfig } from './options.js';
-import { Relay } from './relay.js';
 import { StreamTimeline } from './stream-timeline.js';
 
 export interface GatewayAddresses {
@@ -35,8 +36,10 @@ const ROUTINE: ReadonlySet<DisconnectReason> = new Set<DisconnectReason>(['peer_
 
 export class Gateway {
   readonly server: ReplicationServer;
-  readonly relay: Relay | null;
+  readonly relay: ReplicationRelay | null;
   readonly metrics: GatewayMetrics;
+  /** What the reports (metrics, /healthz) read of the server. */
+  private readonly view: ServerView;
   readonly cuts = new CongestionLog();
   private readonly timeline = new StreamTimeline();
   private readonly lastWriteAt = new Map<string, number>();
@@ -53,14 +56,8 @@ export class Gateway {
 
   /** Opens the --log store (a durable one recovers its files first), then builds the gateway on it. */
   static async open(config: GatewayConfig, log: Logger, clock: () => number = Date.now): Promise<Gateway> {
-    const store = await openLogStore(config.log, {
-      retentionRows: config.retentionRows,
-      retentionBytes: config.retentionBytes,
-      // A relay's first REPLICATE of each stream is from 0, so what it stores is
-      // complete from 0 (until a refused catch-up restarts the log at NOW); a
-      // writer's first row says nothing of the tokens before it.
-      ...(config.upstream !== null ? { startToken: 0 } : {}),
-    });
+    // In relay mode, ReplicationRelay anchors each empty log at 0; a writer's first row says nothing of the tokens before it.
+    const store = await openLogStore(config.log, { retentionRows: config.retentionRows, retentionBytes: config.retentionBytes });
     try {
       return new Gateway(config, log, store, clock);
     } catch (err) {
@@ -95,20 +92,24 @@ export class Gateway {
       clock,
       onSent: (chunks, transportKind) => this.metrics.sent(chunks, transportKind),
     });
+    this.view = hubOf(this.server);
     this.relay =
       config.upstream === null
         ? null
-        : new Relay(this.server, {
-            upstream: config.upstream,
-            upstreamName: config.upstreamName,
-            upstreamToken: config.upstreamToken,
-            queueCommands: config.upstreamQueueCommands,
+        : new ReplicationRelay(this.server, {
+            host: config.upstream.host,
+            port: config.upstream.port,
+            ...(config.upstreamName !== null ? { serverName: config.upstreamName } : {}),
+            ...(config.upstreamToken !== null ? { auth: config.upstreamToken } : {}),
+            // Without a name of its own, the gateway is known by its upstream's.
+            adoptServerName: config.serverName === null && config.upstreamName === null,
+            maxQueuedCommands: config.upstreamQueueCommands,
             maxLineBytes: config.maxLineBytes,
-            streams: config.streams,
             logger: log.child({ component: 'relay' }),
+            clock,
           });
     this.metrics = new GatewayMetrics({
-      server: this.server,
+      server: this.view,
       relay: this.relay,
       timeline: this.timeline,
       serverName: () => this.serverName,
@@ -172,7 +173,7 @@ export class Gateway {
 
   /** The name sent in SERVER. */
   get serverName(): string {
-    return this.server.hub.options.serverName;
+    return this.view.serverName;
   }
 
   /**
@@ -191,7 +192,6 @@ export class Gateway {
       this.log.info({ upstream: this.relay.address }, 'waiting for the upstream before listening');
       const name = await Promise.race([this.relay.ready, this.stopRequested.then(() => null)]);
       if (name === null || this.stopping !== null) return null;
-      if (this.config.serverName === null && this.config.upstreamName === null) this.server.setServerName(name);
     }
     if (this.stopping !== null) return null;
     this.tcpAddress = await this.server.listen({ host: this.config.listen.host, port: this.config.listen.port });
@@ -201,7 +201,7 @@ export class Gateway {
   health(): HealthReport {
     return healthReport(
       {
-        server: this.server,
+        server: this.view,
         relay: this.relay,
         store: this.store,
         listeners: () => ({
@@ -226,7 +226,7 @@ export class Gateway {
   stop(timeoutMs: number): Promise<boolean> {
     this.stopping ??= (async () => {
       this.requestStop();
-      this.log.info({ connections: this.server.hub.connectionCount }, 'shutting down');
+      this.log.info({ connections: this.view.connectionCount }, 'shutting down');
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(false), timeoutMs);
@@ -252,7 +252,7 @@ export class Gateway {
   // ---------------------------------------------------------------- events
 
   private wireEvents(): void {
-    const { server, metrics, relay } = this;
+    const { server, metrics } = this;
     server.on('connection', (conn) => {
       metrics.connectionOpened(conn.transportKind);
       if (this.allow('connect', 'info')) {
@@ -279,11 +279,10 @@ export class Gateway {
         this.log.warn({ conn: connection, peerName: name, ...fields }, 'slow consumer cut: ERROR Failed to keep up');
       }
     });
+    // The relay hears subscribers' commands from the hub, as a writer does.
     server.on('command', (cmd, conn) => {
-      relay?.forward(cmd);
       if (this.log.isLevelEnabled('debug')) this.log.debug({ conn: conn.id, command: cmd.name }, 'client command');
     });
-    server.on('presence', (change) => relay?.presence(change));
     server.on('remoteError', (conn, message) => {
       if (this.allow('remote_error', 'warn')) this.log.warn({ ...describe(conn, this.clock()), message }, 'client sent ERROR');
     });

@@ -4,14 +4,14 @@
  * last gave the gateway something (writers' rows, the upstream's bytes), so
  * a source that stalled shows, not only a live process.
  */
-import type { ReplicationServer } from '../server.js';
+import type { ServerView } from '../core/server-view.js';
+import type { ReplicationRelay } from '../relay.js';
 import { VERSION } from '../version.js';
 import type { LogStore, LogStoreHealth } from './log-store.js';
-import type { Relay } from './relay.js';
 
 export interface HealthSources {
-  server: ReplicationServer;
-  relay: Relay | null;
+  server: ServerView;
+  relay: ReplicationRelay | null;
   store: LogStore;
   /** Bound listeners (null until bound, or when off). */
   listeners: () => { tcp: { host: string; port: number } | null; http: { host: string; port: number } | null; httpEnabled: boolean };
@@ -56,13 +56,13 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
   const { server, relay } = src;
   const listeners = src.listeners();
   const streams: HealthReport['streams'] = {};
-  for (const s of server.hub.streams()) {
+  for (const s of server.streams()) {
     const at = src.lastWriteAt.get(s.name);
     streams[s.name] = { head: s.log.head, oldest: s.log.oldest, lastWriteAgeSeconds: age(now, at) };
   }
   const writers: HealthReport['writers'] = [];
   let connections = 0;
-  for (const c of server.hub.connections()) {
+  for (const c of server.connections()) {
     connections++;
     if (c.role !== 'writer') continue;
     writers.push({
@@ -76,7 +76,7 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
   let upstream: HealthReport['upstream'] = null;
   if (relay !== null) {
     const lagTokens: Record<string, number> = {};
-    for (const l of relay.store.lag(now)) if (l.tokens > 0) lagTokens[l.stream] = l.tokens;
+    for (const l of relay.lag()) if (l.tokens > 0) lagTokens[l.stream] = l.tokens;
     upstream = {
       address: relay.address,
       state: relay.state,

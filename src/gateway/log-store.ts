@@ -13,12 +13,6 @@ export type LogSpec = { kind: 'memory' };
 export interface LogStoreOptions {
   retentionRows: number;
   retentionBytes: number;
-  /**
-   * The token every stream's history starts after, when the gateway knows it
-   * (a relay follows its upstream from 0); otherwise history before a
-   * stream's first row is unknown.
-   */
-  startToken?: number;
 }
 
 /** What /healthz shows of the store: `ok` false makes the gateway unhealthy. */

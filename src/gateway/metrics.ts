@@ -6,8 +6,8 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
-import type { ReplicationServer } from '../server.js';
-import type { Relay } from './relay.js';
+import type { ServerView } from '../core/server-view.js';
+import type { ReplicationRelay } from '../relay.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
 import type { StreamTimeline } from './stream-timeline.js';
@@ -45,8 +45,8 @@ function onlyRdata(counts: Float64Array): boolean {
 }
 
 export interface MetricsSources {
-  server: ReplicationServer;
-  relay: Relay | null;
+  server: ServerView;
+  relay: ReplicationRelay | null;
   timeline: StreamTimeline;
   serverName: () => string;
   clock?: () => number;
@@ -131,7 +131,7 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         const counts = new Map<string, { transport: string; role: string; n: number }>();
-        for (const c of server.hub.connections()) {
+        for (const c of server.connections()) {
           const key = `${c.transportKind}\0${c.role}`;
           const e = counts.get(key);
           if (e === undefined) counts.set(key, { transport: c.transportKind, role: c.role, n: 1 });
@@ -171,7 +171,7 @@ export class GatewayMetrics {
       collect() {
         // The hub counts per line in plain numbers; the metric reads them.
         this.reset();
-        for (const [command, n] of Object.entries(server.hub.commandsIn)) if (n > 0) this.inc({ command }, n);
+        for (const [command, n] of Object.entries(server.commandsIn)) if (n > 0) this.inc({ command }, n);
       },
     });
     new Counter({
@@ -202,7 +202,7 @@ export class GatewayMetrics {
         registers,
         collect() {
           let v = 0;
-          for (const c of server.hub.connections()) v = max ? Math.max(v, pick(c)) : v + pick(c);
+          for (const c of server.connections()) v = max ? Math.max(v, pick(c)) : v + pick(c);
           this.set(v);
         },
       });
@@ -237,7 +237,7 @@ export class GatewayMetrics {
         this.reset();
         const n = new Map<string, number>();
         for (const s of streamsOf(server)) n.set(s.name, 0);
-        for (const c of server.hub.connections()) {
+        for (const c of server.connections()) {
           for (const sub of c.subscriptions()) if (sub.catchingUp) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
         }
         for (const [stream, v] of n) this.set({ stream }, v);
@@ -248,7 +248,7 @@ export class GatewayMetrics {
       help: 'Users syncing on any connection (USER_SYNC start without end)',
       registers,
       collect() {
-        this.set(server.hub.syncingUsers().length);
+        this.set(server.syncingUsers().length);
       },
     });
 
@@ -343,7 +343,7 @@ export class GatewayMetrics {
   private subscriberLags(now: number): SubscriberLag[] {
     const { server, timeline } = this.sources;
     const out: SubscriberLag[] = [];
-    for (const c of server.hub.connections()) {
+    for (const c of server.connections()) {
       if (c.role === 'writer') continue;
       for (const sub of c.subscriptions()) {
         const behind = timeline.behind(sub.stream, sub.lastToken, now);
@@ -368,8 +368,8 @@ interface SubscriberLag {
   seconds: number;
 }
 
-function streamsOf(server: ReplicationServer): { name: string; head: number; oldest: number; retainedRows: number; retainedBytes: number; rowsWritten: number }[] {
-  return [...server.hub.streams()].map((s) => ({
+function streamsOf(server: ServerView): { name: string; head: number; oldest: number; retainedRows: number; retainedBytes: number; rowsWritten: number }[] {
+  return [...server.streams()].map((s) => ({
     name: s.name,
     head: s.log.head,
     oldest: s.log.oldest,

@@ -4,9 +4,9 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
-import type { Relay, UpstreamState } from './relay.js';
+import type { ReplicationRelay, StreamLag, UpstreamState } from '../relay.js';
 
-export function registerRelayMetrics(relay: Relay, registry: Registry, clock: () => number): void {
+export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry, clock: () => number): void {
   const registers = [registry];
   new Gauge({
     name: `${PREFIX}relay_upstream_connected`,
@@ -60,6 +60,7 @@ export function registerRelayMetrics(relay: Relay, registry: Registry, clock: ()
   counter('relay_rows_skipped_total', 'Upstream rows at or below the stored head (replays), not stored again', () => relay.counters.rowsSkipped);
   counter('relay_upstream_behind_total', 'POSITIONs from the upstream below the relay\'s head (the upstream went back)', () => relay.counters.behind);
   counter('relay_now_starts_total', 'Streams the relay never had, followed from NOW after the upstream refused their catch-up', () => relay.counters.nowStarts);
+  counter('relay_store_failures_total', 'Upstream entries the stream log could not store (see the log store\'s health)', () => relay.counters.storeFailures);
   counter('relay_commands_dropped_total', 'Client commands dropped because the queue for the absent upstream was full', () => relay.droppedCommands);
   new Counter({
     name: `${PREFIX}relay_commands_forwarded_total`,
@@ -79,10 +80,10 @@ export function registerRelayMetrics(relay: Relay, registry: Registry, clock: ()
       this.set(relay.queuedCommands);
     },
   });
-  const lagGauge = (name: string, help: string, value: (l: ReturnType<Relay['store']['lag']>[number], now: number) => number): void =>
+  const lagGauge = (name: string, help: string, value: (l: StreamLag, now: number) => number): void =>
     perStreamGauge(registry, name, help, () => {
       const now = clock();
-      return relay.store.lag(now).map((l) => [l.stream, value(l, now)] as const);
+      return relay.lag().map((l) => [l.stream, value(l, now)] as const);
     });
   lagGauge('relay_lag_tokens', 'Highest upstream token seen minus the stream\'s stored head', (l) => l.tokens);
   lagGauge('relay_held_rows', 'Catch-up rows held until their token is known complete', (l) => l.heldRows);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { ClientActionCommand } from '../../src/core/commands.js';
 import type { PresenceChange } from '../../src/core/hub-types.js';
 import { eventually, greeted, startServer } from './support/raw-peer.js';
+import { hubOf } from '../../src/server.js';
 
 const CLIENT_LINES = [
   'USER_SYNC @a:hs start 1490197670513',
@@ -94,7 +95,7 @@ test('a subscriber credential limits the streams it may read', { timeout: 5_000 
     ],
   });
   t.after(() => f.close());
-  assert.equal(f.server.hub.options.requireAuth, true);
+  assert.equal(hubOf(f.server).options.requireAuth, true);
   const limited = await greeted(f, 'events-only');
   limited.send('REPLICATE ALL NOW');
   await limited.until(() => limited.content().length === 2, 'two POSITIONs');

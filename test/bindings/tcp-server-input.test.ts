@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DisconnectReason } from '../../src/core/hub-types.js';
 import { eventually, greeted, range, rdata, startServer } from './support/raw-peer.js';
+import { hubOf } from '../../src/server.js';
 
 const MAX_TOKEN = '9007199254740991';
 const MAX_LINE_BYTES = 1024;
@@ -83,7 +84,7 @@ test(`each of ${MALFORMED.length} malformed lines gets ERROR <reason> and a clos
   assert.equal(watcher.closedBy, null);
   assert.equal(f.server.head('events'), MALFORMED.length);
   assert.equal(f.server.head('caches'), 0);
-  assert.equal(f.server.hub.stream('events')!.log.retainedRows, MALFORMED.length);
+  assert.equal(hubOf(f.server).stream('events')!.log.retainedRows, MALFORMED.length);
   await eventually(() => reasons.length === MALFORMED.length, 'a disconnect event per case');
   assert.ok(reasons.every((r) => r === 'protocol_error' || r === 'unknown_stream' || r === 'auth'), reasons.join());
 });
@@ -135,6 +136,6 @@ test('writer token violations get ERROR and a close, with nothing half-applied',
   await watcher.line(/^RDATA events 8 /);
   assert.deepEqual(watcher.content(), ['POSITION events 0', ...rdata('events', [3, 5, 6, 7, 8])]);
   assert.equal(f.server.head('events'), 8);
-  assert.equal(f.server.hub.stream('events')!.log.retainedRows, 5);
+  assert.equal(hubOf(f.server).stream('events')!.log.retainedRows, 5);
   assert.equal(good.closedBy, null);
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { SYNAPSE_STREAMS } from '../../src/core/hub-types.js';
 import type { DisconnectReason } from '../../src/core/hub-types.js';
 import { eventually, greeted, range, startServer } from './support/raw-peer.js';
+import { hubOf } from '../../src/server.js';
 
 test('a person typing on netcat is greeted, answered, and never timed out before it PINGs', { timeout: 10_000 }, async (t) => {
   const f = await startServer({ pingIntervalMs: 40, pingTimeoutMs: 100 });
@@ -122,7 +123,7 @@ test("a token ahead of the head gets POSITION at the head and a 'tokenAhead' eve
   p.send('REPLICATE events 500');
   await p.line('POSITION events 1');
   assert.deepEqual(ahead, [['events', 500, 1]]);
-  assert.equal(f.server.hub.tokensAhead, 1);
+  assert.equal(hubOf(f.server).tokensAhead, 1);
   await f.server.publish('events', ['b']);
   await p.line('RDATA events 2 "b"');
 });

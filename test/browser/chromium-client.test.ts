@@ -7,6 +7,7 @@ import type { Browser } from 'playwright-core';
 import { parseTokenSpec } from '../../src/bindings/ws-access.js';
 import { describeEachEngine, TcpPeer, waitUntil, type Gateway } from '../bindings/ws-harness.js';
 import { artifactPath, ensureBrowserBuild, launchChromium } from './browser-harness.js';
+import { hubOf } from '../../src/server.js';
 
 /** What the page runs: plain browser JavaScript, as a dashboard would write it. */
 const PAGE_SCRIPT = `
@@ -79,7 +80,7 @@ describeEachEngine('browser client in chromium', (edge) => {
     await page.waitForFunction(() => (globalThis as PageGlobals).state.rows.length === 6, null, { timeout: 5000 });
 
     // Cut the tab's connection and write while it is away: it reconnects and resumes.
-    for (const c of gw.server.hub.connections()) if (c.name === 'chromium-tab') c.close('shutdown', 'test cut');
+    for (const c of hubOf(gw.server).connections()) if (c.name === 'chromium-tab') c.close('shutdown', 'test cut');
     writer.send('RDATA events 7 {"n":"row 7","ok":true}\nRDATA events 8 {"n":"row 8","ok":true}\n');
     await page.waitForFunction(() => (globalThis as PageGlobals).state.rows.length === 8, null, { timeout: 10_000 });
 

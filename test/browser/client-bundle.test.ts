@@ -7,6 +7,7 @@ import { after, before, it } from 'node:test';
 import WebSocket from 'ws';
 import { describeEachEngine, row, waitUntil, type Gateway } from '../bindings/ws-harness.js';
 import { ensureBrowserBuild } from './browser-harness.js';
+import { hubOf } from '../../src/server.js';
 
 interface BundleClient {
   on(event: string, listener: (e: never) => void): BundleClient;
@@ -53,7 +54,7 @@ describeEachEngine('the /client.js bundle', (edge) => {
     assert.deepEqual(got[0], { token: t1, values: [row(1), row(2)] });
 
     // Cut it from the server side, and write while it is away.
-    const conn = [...gw.server.hub.connections()].find((c) => c.name === 'bundle-in-node')!;
+    const conn = [...hubOf(gw.server).connections()].find((c) => c.name === 'bundle-in-node')!;
     conn.close('shutdown', 'test cut');
     const t2 = await gw.server.publish('events', [row(3)]);
     const t3 = await gw.server.publish('events', [row(4), row(5), row(6)]);

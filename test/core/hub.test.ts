@@ -58,6 +58,24 @@ test('a writer that connects later first hears USER_SYNC start for every user sy
   assert.deepEqual(h.hub.syncingUsers(), ['@a:hs', '@b:hs']);
 });
 
+test('writers hear presence folded over connections: the first start of a user, the end of its last connection', () => {
+  const h = fakeHub();
+  const w = h.connect();
+  send(h, w.conn, 'AUTH w-secret\n');
+  w.t.take();
+  const a = h.connect();
+  const b = h.connect();
+  send(h, a.conn, 'USER_SYNC @u:hs start 1\nUSER_SYNC @u:hs start 2\n');
+  send(h, b.conn, 'USER_SYNC @u:hs start 3\nUSER_SYNC @v:hs end 4\n');
+  assert.deepEqual(w.t.take(), ['USER_SYNC @u:hs start 1'], 'one start, however many connections sync the user');
+  send(h, a.conn, 'USER_SYNC @u:hs end 5\n');
+  assert.deepEqual(w.t.take(), [], 'still syncing on b');
+  send(h, b.conn, 'USER_SYNC @u:hs end 6\n');
+  assert.deepEqual(w.t.take(), ['USER_SYNC @u:hs end 6']);
+  const cmds = h.events.filter((e) => e[0] === 'clientCommand').length;
+  assert.equal(cmds, 6, "every USER_SYNC is still reported as a 'command'");
+});
+
 test("a subscriber's close ends its users for writers, once no other connection has them syncing", () => {
   const h = fakeHub();
   const w = h.connect();

@@ -3,7 +3,7 @@
 // finds no error fails that build, so these lines are checked on every run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplicationClient, ReplicationWriter, type RowBatch } from '../../src/client.js';
+import { ReplicationClient, ReplicationWriter, type RowBatch } from '../../src/index.js';
 import { ReplicationClient as BrowserClient } from '../../src/browser/client.js';
 
 /** Compiled, never run: what must not type-check. */

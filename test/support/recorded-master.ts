@@ -21,7 +21,7 @@
 
 import net from 'node:net';
 import type { TestContext } from 'node:test';
-import type { RdataCommand, ReplicationClient } from '../../src/client.js';
+import type { RdataCommand, ReplicationClient } from '../../src/index.js';
 import { loadSession, sameLine, type LineEvent, type Session, type WorkerGroup } from './synapse-2017.js';
 
 export interface RecordedMasterOptions {

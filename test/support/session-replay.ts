@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import type { ClientActionCommand } from '../../src/core/commands.js';
 import { JUMP_STREAMS, SYNAPSE_STREAMS, type ConnectionInfo, type DisconnectReason, type PresenceChange, type SlowConsumerDetails } from '../../src/core/hub-types.js';
-import type { ReplicationServerOptions } from '../../src/server.js';
+import { hubOf, type ReplicationServerOptions } from '../../src/server.js';
 import { MemoryStreamLog } from '../../src/core/stream-log.js';
 import { eventually, startServer, type Fixture, type RawPeer } from '../bindings/support/raw-peer.js';
 import { sameLine, V1Worker, peerArg, type LineEvent, type OtherEvent, type Session, type SessionEvent, type WorkerGroup } from './synapse-2017.js';
@@ -104,6 +104,24 @@ export function received(c: ReplayConn): string[] {
 /** Client-action lines our server passed to the writer, LF included. */
 export function forwarded(r: Replay): string[] {
   return r.writer.lines.filter((l) => CLIENT_ACTIONS.includes(l.split(' ', 1)[0]!)).map((l) => `${l}\n`);
+}
+
+/**
+ * How many client-action lines the writer should have by now: every action
+ * but USER_SYNC, which writers hear folded over connections (a user's first
+ * start, its last end), as the presence events so far say.
+ */
+function writerActions(r: Replay): number {
+  let n = r.commands.filter((c) => c.name !== 'USER_SYNC').length;
+  const connections = new Map<string, number>();
+  for (const p of r.presence) {
+    const before = connections.get(p.userId) ?? 0;
+    const after = p.syncing ? before + 1 : Math.max(0, before - 1);
+    if ((before === 0) !== (after === 0)) n++;
+    if (after === 0) connections.delete(p.userId);
+    else connections.set(p.userId, after);
+  }
+  return n;
 }
 
 /** The tokens each stream reaches through writer-form lines (`RDATA s T`, `POSITION s T`). */
@@ -323,8 +341,8 @@ class Replayer implements Replay {
     }
     await waitOn(
       this.writer,
-      () => this.writer.closedBy !== null || forwarded(this).length >= this.commands.length,
-      () => `the writer to have the ${this.commands.length} client actions our server accepted before ${at}; it has ${tail(forwarded(this))}`,
+      () => this.writer.closedBy !== null || forwarded(this).length >= writerActions(this),
+      () => `the writer to have the ${writerActions(this)} client actions our server passes on before ${at}; it has ${tail(forwarded(this))}`,
     );
   }
 
@@ -399,7 +417,7 @@ class Replayer implements Replay {
         return;
       case 'SIGUSR2':
         // The master aborted every connection: ours can only close them, saying so.
-        for (const conn of this.fixture.server.hub.connections()) if (conn.role !== 'writer') conn.close('shutdown', DROPPED);
+        for (const conn of hubOf(this.fixture.server).connections()) if (conn.role !== 'writer') conn.close('shutdown', DROPPED);
         return;
       case 'SIGTERM':
         void this.fixture.server.close();

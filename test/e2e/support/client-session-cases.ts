@@ -12,7 +12,7 @@
 
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplicationClient, type ProtocolError, type ReplicationClientOptions } from '../../../src/client.js';
+import { ReplicationClient, type ProtocolError, type ReplicationClientOptions } from '../../../src/index.js';
 import type { BackoffOptions } from '../../../src/core/backoff.js';
 import { handedOver, startRecordedMaster, type HandedOver, type PlayedConnection, type RecordedMaster } from '../../support/recorded-master.js';
 import { peerArg, sessionEvents, sessionLines, V1_MAX_LINE_BYTES, type LineEvent, type Session } from '../../support/synapse-2017.js';

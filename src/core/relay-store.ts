@@ -29,10 +29,11 @@
  *     > POSITION events 12000                the relay's log restarts at 12000:
  *                                            history before it is unknown, not empty
  */
-import { encodeRdata } from '../core/commands.js';
+import { encodeRdata } from './commands.js';
 
 /** Where complete tokens go: the relay's ReplicationServer. */
 export interface RelaySink {
+  /** The last token handed to the stream's log (stored, or still being stored). */
   head(stream: string): number;
   /** `bytes`: `rows` complete RDATA lines of `token`, all but the last framed `batch`. */
   append(stream: string, token: number, bytes: Buffer, rows: number): void;
@@ -150,6 +151,14 @@ export class RelayStore {
    */
   connectionLost(): void {
     for (const [name, st] of this.streams) this.storeComplete(name, st);
+  }
+
+  /**
+   * Drops every held row: the streams are to be followed again from what is
+   * stored (the log failed an entry), so the upstream sends them again.
+   */
+  dropHeld(): void {
+    for (const st of this.streams.values()) this.clear(st);
   }
 
   /** Rows of one token as the client delivers them (a framed batch whole, a lone numbered row alone). */

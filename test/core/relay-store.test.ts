@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RelayStore, encodeRun, type RelayRow, type RelaySink } from '../../src/gateway/relay-store.js';
+import { RelayStore, encodeRun, type RelayRow, type RelaySink } from '../../src/core/relay-store.js';
 
 /** A sink that records what a relay would store, as text. */
 function sink(): RelaySink & { stored: string[]; heads: Map<string, number> } {
@@ -50,6 +50,22 @@ describe('RelayStore', () => {
       '4/1: RDATA caches 4 ["d"]\n',
     ]);
     assert.equal(store.synced, true);
+  });
+
+  it('drops what it holds when the streams are to be followed again from the stored heads', () => {
+    const out = sink();
+    const store = new RelayStore(out, ['caches']);
+    store.connectionOpened();
+    store.rows('caches', 3, [row('caches', 3, '["a"]')], 0);
+    store.connectionLost();
+    assert.equal(store.lag(0)[0]!.heldRows, 1, 'an open run stays held across a drop');
+    store.dropHeld();
+    assert.equal(store.lag(0)[0]!.heldRows, 0);
+    store.connectionOpened();
+    store.rows('caches', 3, [row('caches', 3, '["a"]')], 0);
+    store.rows('caches', 3, [row('caches', 3, '["b"]')], 0);
+    store.position('caches', 3);
+    assert.deepEqual(out.stored, ['3/2: RDATA caches batch ["a"]\nRDATA caches 3 ["b"]\n'], 'the run sent again is stored once');
   });
 
   it('stores live rows at once, framed batches whole and byte for byte', () => {

@@ -15,12 +15,7 @@ export {
 export type { StreamLog, LogEntry, LogCursor, LogRead } from './core/stream-log.js';
 export { MemoryStreamLog } from './core/stream-log.js';
 export * from './client.js';
-export {
-  parseCommand,
-  encodeCommand,
-  type Command,
-  type ClientActionCommand,
-  type CommandName,
-  type Sender,
-} from './core/commands.js';
+export type { Command, ClientActionCommand, CommandName, Sender } from './core/commands.js';
+export type { WireDialect, LineDialect, DialectName } from './core/dialect.js';
+export { v1Text, parseCommand, encodeCommand } from './core/dialects/v1-text.js';
 export { RowEncodingError } from './core/row-encoding.js';

@@ -12,7 +12,8 @@
  *
  * Connections reach the hub only through ConnectionHost (connection-host.ts).
  */
-import { encodeCommand, encodePosition, type ClientActionCommand, type CommandName } from './commands.js';
+import type { ClientActionCommand, CommandName } from './commands.js';
+import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
@@ -156,7 +157,7 @@ export class ReplicationHub implements ConnectionHost {
    */
   restart(stream: StreamState, token: number): void {
     stream.log.restartAt(token);
-    const bytes = encodePosition(stream.name, token);
+    const bytes = v1Text.encodePosition(stream.name, token);
     for (const sub of stream.live) {
       sub.lastToken = token;
       sub.peer.enqueue(bytes, 1, stream.name);
@@ -199,7 +200,7 @@ export class ReplicationHub implements ConnectionHost {
   /** A subscriber's command for the master: forwarded verbatim to every writer, and reported. */
   clientCommand(from: Peer, cmd: ClientActionCommand): void {
     if (this.writers.size > 0) {
-      const bytes = encodeCommand(cmd);
+      const bytes = v1Text.encode(cmd);
       for (const w of this.writers) if (w !== from) w.enqueue(bytes, 1);
     }
     this.events.clientCommand?.(from, cmd);
@@ -224,7 +225,7 @@ export class ReplicationHub implements ConnectionHost {
     this.writers.add(peer);
     const now = this.clock();
     for (const userId of this.syncing.keys()) {
-      peer.enqueue(encodeCommand({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }), 1);
+      peer.enqueue(v1Text.encode({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }), 1);
     }
   }
 
@@ -238,7 +239,7 @@ export class ReplicationHub implements ConnectionHost {
     for (const userId of syncingUsers) {
       this.userSyncing(peer, userId, false, now);
       if (!this.syncing.has(userId)) {
-        const bytes = encodeCommand({ name: 'USER_SYNC', userId, state: 'end', lastSyncMs: now });
+        const bytes = v1Text.encode({ name: 'USER_SYNC', userId, state: 'end', lastSyncMs: now });
         for (const w of this.writers) w.enqueue(bytes, 1);
       }
     }

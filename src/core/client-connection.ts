@@ -323,7 +323,7 @@ export class ClientConnection {
         this.sink.sync(cmd.data);
         return;
       default:
-        // parseCommand returned a client action only to a writer ('gateway'): the rest a server may not send.
+        // decode returns a client action only to a writer ('gateway'): the rest a server may not send.
         if (CLIENT_ACTION_COMMANDS.has(cmd.name)) this.sink.forwarded(cmd as ClientActionCommand);
         else this.fail(new ProtocolError('WRONG_DIRECTION', `${cmd.name} may not be sent by a server`));
     }

@@ -36,12 +36,14 @@ export interface WireDialect {
 export interface LineDialect extends WireDialect {
   /** The command a line from `from` holds; throws ProtocolError, whose message is the ERROR text. */
   decode(buf: Buffer, start: number, end: number, from: Sender): Command;
+  /** Whether the line is a row line, from its first bytes alone (no parsing). */
+  isRow(buf: Buffer, start: number, end: number): boolean;
   /**
-   * Whether the line is a row; if so fills `route` from its words without
-   * making a command (the writer's hot path). Throws ProtocolError for a
-   * row line whose words are malformed, with decode's message.
+   * Fills `route` from the words of a row line (one isRow said is a row)
+   * without making a command: the writer's hot path. Throws ProtocolError
+   * for malformed words, with decode's message.
    */
-  routeRow(buf: Buffer, start: number, end: number, route: RowRoute): boolean;
+  routeRow(buf: Buffer, start: number, end: number, route: RowRoute): void;
 }
 
 /** Where a row line goes, filled in place by LineDialect.routeRow: routing a row allocates nothing. */

@@ -109,9 +109,10 @@ export class ServerConnection implements Peer, LineSink {
     let cmd: Command;
     try {
       const ingest = this.ingest;
-      const route = this.route;
-      if (ingest !== null && v1Text.routeRow(buf, start, end, route)) {
+      if (ingest !== null && v1Text.isRow(buf, start, end)) {
         // Most of a writer's lines: routed without making a command object.
+        const route = this.route;
+        v1Text.routeRow(buf, start, end, route);
         this.host.commandsIn.RDATA++;
         ingest.row(route.stream, route.token, buf, start, end);
         return;

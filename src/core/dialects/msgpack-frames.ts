@@ -22,7 +22,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { RdataCommand, parseJson, type Command, type PositionCommand } from '../commands.js';
-import { RowRoute, type WireDialect } from '../dialect.js';
+import type { WireDialect } from '../dialect.js';
 import { ProtocolError } from '../errors.js';
 import { LineScanner } from '../line-scanner.js';
 import { v1Text } from './v1-text.js';
@@ -41,7 +41,6 @@ export class MsgpackFrames implements WireDialect {
   readonly name = 'msgpack';
   private readonly packr = new Packr({ useRecords: false });
   private readonly unpackr = new Unpackr({ useRecords: false });
-  private readonly route = new RowRoute();
 
   encode(cmd: Command): Buffer {
     if (cmd instanceof RdataCommand) return this.encodeRow(cmd.stream, cmd.token, cmd.rowJson);
@@ -70,7 +69,7 @@ export class MsgpackFrames implements WireDialect {
    */
   startsWithRow(chunk: Buffer): boolean {
     const lf = chunk.indexOf(LF);
-    return v1Text.routeRow(chunk, 0, lf < 0 ? chunk.length : lf, this.route);
+    return v1Text.isRow(chunk, 0, lf < 0 ? chunk.length : lf);
   }
 
   /** Whole lines a server sends (SERVER, PING, POSITION, ERROR, rows, client actions forwarded to a writer) as frames. */

@@ -63,22 +63,22 @@ export function parseCommand(buf: Buffer, start: number, end: number, from: Send
     buf[start + 4] === A
   ) {
     if (!MAY_SEND_RDATA[from]) throw wrongDirection('RDATA', from);
-    return parseRdata(buf, nameEnd + 1, end);
+    return parseRdata(buf, start, end);
   }
   const name = buf.toString('utf8', start, nameEnd);
   if (!COMMAND_NAMES.has(name)) throw new ProtocolError('UNKNOWN_COMMAND', `unknown command: ${printable(name)}`);
   const command = name as CommandName;
   if (!SENT_BY[from].has(command)) throw wrongDirection(command, from);
   const rest = nameEnd < end ? buf.toString('utf8', nameEnd + 1, end) : '';
-  return parseArguments(command, rest, buf, nameEnd + 1, end);
+  return parseArguments(command, rest, buf, start, end);
 }
 
-function parseArguments(name: CommandName, rest: string, buf: Buffer, restStart: number, end: number): Command {
+function parseArguments(name: CommandName, rest: string, buf: Buffer, lineStart: number, end: number): Command {
   switch (name) {
     case 'SERVER':
       return { name, serverName: required(name, rest, '<server_name>') };
     case 'RDATA':
-      return parseRdata(buf, restStart, end);
+      return parseRdata(buf, lineStart, end);
     case 'POSITION': {
       const [stream, token] = words(name, rest, 2, '<stream> <token>');
       return { name, stream, token: parseToken(name, token) };
@@ -136,40 +136,38 @@ function parseArguments(name: CommandName, rest: string, buf: Buffer, restStart:
   }
 }
 
-/**
- * Whether `buf[start, end)` is an RDATA line with arguments (recognised from
- * its bytes); if so fills `route` from `<stream> <token|batch>`, or throws
- * the ProtocolError parseCommand would.
- */
-function routeRow(buf: Buffer, start: number, end: number, route: RowRoute): boolean {
-  if (
-    end - start <= 6 ||
-    buf[start + 5] !== SPACE ||
-    buf[start] !== R ||
-    buf[start + 1] !== D ||
-    buf[start + 2] !== A ||
-    buf[start + 3] !== T ||
-    buf[start + 4] !== A
-  ) {
-    return false;
-  }
-  routeArguments(buf, start + 6, end, route);
-  return true;
+/** Whether `buf[start, end)` is an RDATA line with arguments, from its first bytes alone. */
+function isRow(buf: Buffer, start: number, end: number): boolean {
+  return (
+    end - start > 6 &&
+    buf[start + 5] === SPACE &&
+    buf[start] === R &&
+    buf[start + 1] === D &&
+    buf[start + 2] === A &&
+    buf[start + 3] === T &&
+    buf[start + 4] === A
+  );
 }
 
-/** The arguments of an RDATA line, `<stream> <token|batch> <row_json>` from `start` (just past `RDATA `), into `route`. */
-function routeArguments(buf: Buffer, start: number, end: number, route: RowRoute): void {
-  const streamEnd = indexOfSpace(buf, start, end);
+/**
+ * The words of an RDATA line from `start` (the line's start),
+ * `RDATA <stream> <token|batch> <row_json>`, into `route`. Kept apart from
+ * isRow: a writer's loop then inlines both (measured: one function doing both
+ * cost ~20 ns more a line).
+ */
+function routeRow(buf: Buffer, start: number, end: number, route: RowRoute): void {
+  const wordsStart = start + 6;
+  const streamEnd = indexOfSpace(buf, wordsStart, end);
   const tokenStart = streamEnd + 1;
   const tokenEnd = tokenStart < end ? indexOfSpace(buf, tokenStart, end) : end;
-  if (streamEnd === start || tokenEnd >= end - 1 || tokenEnd === tokenStart) {
+  if (streamEnd === wordsStart || tokenEnd >= end - 1 || tokenEnd === tokenStart) {
     throw missing('RDATA', '<stream> <token|batch> <row_json>');
   }
   const token = parseTokenBytes(buf, tokenStart, tokenEnd);
   if (token < 0 && !isBatchWord(buf, tokenStart, tokenEnd)) {
     throw badToken('RDATA', buf.toString('utf8', tokenStart, tokenEnd), ' or batch');
   }
-  route.stream = internName(buf, start, streamEnd);
+  route.stream = internName(buf, wordsStart, streamEnd);
   route.token = token < 0 ? null : token;
   route.rowStart = tokenEnd + 1;
 }
@@ -177,8 +175,9 @@ function routeArguments(buf: Buffer, start: number, end: number, route: RowRoute
 /** parseRdata's scratch space: parsing is synchronous, so one is enough. */
 const scratchRoute = new RowRoute();
 
+/** The RDATA line starting at `start`. */
 function parseRdata(buf: Buffer, start: number, end: number): RdataCommand {
-  routeArguments(buf, start, end, scratchRoute);
+  routeRow(buf, start, end, scratchRoute);
   return new RdataCommand(scratchRoute.stream, scratchRoute.token, buf, scratchRoute.rowStart, end);
 }
 
@@ -340,6 +339,7 @@ function withText(name: CommandName, text: string): string {
 export const v1Text: LineDialect = {
   name: 'v1-text',
   decode: parseCommand,
+  isRow,
   routeRow,
   encode: encodeCommand,
   encodeRow: encodeRdata,

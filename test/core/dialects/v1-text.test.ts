@@ -17,8 +17,10 @@ function parse(line: string, from: Sender): Command {
 /** The route of a whole line, or null when it is not a row line. */
 function route(line: string | Buffer): RowRoute | null {
   const buf = Buffer.isBuffer(line) ? line : Buffer.from(line);
+  if (!v1Text.isRow(buf, 0, buf.length)) return null;
   const r = new RowRoute();
-  return v1Text.routeRow(buf, 0, buf.length, r) ? r : null;
+  v1Text.routeRow(buf, 0, buf.length, r);
+  return r;
 }
 
 function expectError(line: string, from: Sender, code: ProtocolErrorCode, message?: RegExp): void {
@@ -102,13 +104,16 @@ test('routing an RDATA line does not parse its row', () => {
 test('routeRow fills the route of an RDATA line in place, and fails as decode does', () => {
   const r = new RowRoute();
   const line = Buffer.from('RDATA caches batch ["a b"]');
-  assert.equal(v1Text.routeRow(line, 0, line.length, r), true);
+  assert.equal(v1Text.isRow(line, 0, line.length), true);
+  v1Text.routeRow(line, 0, line.length, r);
   assert.deepEqual({ ...r }, { stream: 'caches', token: null, rowStart: 19 });
   const numbered = Buffer.from('xxRDATA events 12 [1]\n');
-  assert.equal(v1Text.routeRow(numbered, 2, numbered.length - 1, r), true, 'the same route object, refilled');
-  assert.deepEqual({ ...r }, { stream: 'events', token: 12, rowStart: 18 });
+  assert.equal(v1Text.isRow(numbered, 2, numbered.length - 1), true);
+  v1Text.routeRow(numbered, 2, numbered.length - 1, r);
+  assert.deepEqual({ ...r }, { stream: 'events', token: 12, rowStart: 18 }, 'the same route object, refilled');
   for (const bad of ['RDATA events x1 [1]', 'RDATA events 1 ', 'RDATA events 1']) {
     const buf = Buffer.from(bad);
+    assert.equal(v1Text.isRow(buf, 0, buf.length), true, bad);
     let fromRoute: unknown;
     try {
       v1Text.routeRow(buf, 0, buf.length, r);

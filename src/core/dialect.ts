@@ -1,7 +1,7 @@
 /**
  * A wire dialect: one form of the replication commands on a connection's
- * bytes, an object chosen per connection (DESIGN.md, Wire dialects). The
- * rest of the gateway asks it for bytes and never spells a line itself:
+ * bytes, an object chosen per connection (DESIGN.md, Wire dialects).
+ * Callers ask it for bytes instead of spelling lines or frames themselves:
  *
  *     v1 text (dialects/v1-text.ts)          RDATA caches batch ["a"]   RDATA caches 54 ["b"]   POSITION caches 54
  *     MessagePack (dialects/msgpack-frames.ts)  ["RDATA","caches","batch",["a"]]  ...          ["POSITION","caches",54]

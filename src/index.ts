@@ -32,12 +32,6 @@ export { MemoryStreamLog, type MemoryLogOptions, type StreamLog, type LogEntry, 
 export { RowBatch } from './core/row-batch.js';
 export { RowEncodingError, type RowEncoder } from './core/row-encoding.js';
 export { ProtocolError, type ProtocolErrorCode } from './core/errors.js';
-export {
-  parseCommand,
-  encodeCommand,
-  type Command,
-  type ClientActionCommand,
-  type CommandName,
-  type RdataCommand,
-  type Sender,
-} from './core/commands.js';
+export type { Command, ClientActionCommand, CommandName, RdataCommand, Sender } from './core/commands.js';
+export type { WireDialect, LineDialect, DialectName } from './core/dialect.js';
+export { v1Text, parseCommand, encodeCommand } from './core/dialects/v1-text.js';

@@ -20,6 +20,7 @@ const VALUES = [
   'SYNAPSE_STREAMS',
   'encodeCommand',
   'parseCommand',
+  'v1Text',
 ];
 
 test('the package entry exports the server, the relay, the client and the writer, and nothing of the internals', async () => {

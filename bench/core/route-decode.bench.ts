@@ -1,6 +1,7 @@
 /** M2: scan + route-decode (command, stream, token) per line, against naive string parsing. */
 import { LineScanner } from '../../src/core/line-scanner.js';
-import { parseCommand, RdataCommand } from '../../src/core/commands.js';
+import { RdataCommand } from '../../src/core/commands.js';
+import { parseCommand } from '../../src/core/dialects/v1-text.js';
 import { chunksOf, rdataLines } from './fixtures.js';
 import { runSuite, type BenchOptions, type BenchResult } from '../suite.js';
 

@@ -8,8 +8,9 @@
  *     text mode (default, or subprotocol `replication`): a text message holds
  *         one or more whole lines each way (small parts joined up to 16 KiB,
  *         larger ones a message each)
- *     binary mode (subprotocol `replication.msgpack`): MessagePack frames
- *         (src/bindings/ws-msgpack.ts); text messages are still read as lines
+ *     binary mode (subprotocol `replication.msgpack`): the MessagePack dialect's
+ *         frames (src/core/dialects/msgpack-frames.ts, cached per chunk in
+ *         ws-msgpack.ts); text messages are still read as lines
  *     status (subprotocol `replication.status`): the read-only status feed
  *
  * Liveness is judged here, not by the browser (ws-socket-link.ts).
@@ -207,7 +208,7 @@ class WsLink extends SocketLink implements Transport {
     let lines: Buffer;
     if (isBinary && this.mode === 'msgpack') {
       try {
-        lines = this.bridge.codec.framesToLines(data);
+        lines = this.bridge.codec.dialect.toLines(data);
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
         conn.fail(err);

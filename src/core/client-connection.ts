@@ -29,14 +29,8 @@
  * Before it (catch-up) rows are taken as they come, since Synapse's
  * account_data catch-up is not in token order.
  */
-import {
-  CLIENT_ACTION_COMMANDS,
-  encodeCommand,
-  parseCommand,
-  RdataCommand,
-  type ClientActionCommand,
-  type Command,
-} from './commands.js';
+import { CLIENT_ACTION_COMMANDS, RdataCommand, type ClientActionCommand, type Command } from './commands.js';
+import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, keepAliveAction } from './keep-alive.js';
 import { LineScanner } from './line-scanner.js';
@@ -174,16 +168,16 @@ export class ClientConnection {
     this.lastReceivedMs = now;
     const out: Buffer[] = [];
     const { auth, name } = this.options;
-    if (auth !== undefined) out.push(encodeCommand({ name: 'AUTH', credential: auth }));
-    if (name !== undefined) out.push(encodeCommand({ name: 'NAME', clientName: name }));
-    out.push(encodeCommand({ name: 'PING', data: String(now) }));
+    if (auth !== undefined) out.push(v1Text.encode({ name: 'AUTH', credential: auth }));
+    if (name !== undefined) out.push(v1Text.encode({ name: 'NAME', clientName: name }));
+    out.push(v1Text.encode({ name: 'PING', data: String(now) }));
     for (const [stream, st] of this.streams) {
       st.openSeen = 0;
       st.live = false;
       out.push(replicate(stream, st));
     }
     for (const userId of this.syncingUsers) {
-      out.push(encodeCommand({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }));
+      out.push(v1Text.encode({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }));
     }
     for (const buf of this.queue.takeAll()) out.push(buf);
     this.writeNow(out, now);
@@ -212,7 +206,7 @@ export class ClientConnection {
       this.options,
     );
     if (due === 'time-out') this.fail(new ProtocolError('PING_TIMEOUT', 'ping timeout'));
-    else if (due === 'ping') this.writeNow([encodeCommand({ name: 'PING', data: String(now) })], now);
+    else if (due === 'ping') this.writeNow([v1Text.encode({ name: 'PING', data: String(now) })], now);
   }
 
   /** The caller stopped reading the transport: silence is then ours, not the server's. */
@@ -259,13 +253,13 @@ export class ClientConnection {
     if (syncing) this.syncingUsers.add(userId);
     else this.syncingUsers.delete(userId);
     if (this.state === 'open') {
-      this.writeNow([encodeCommand({ name: 'USER_SYNC', userId, state: syncing ? 'start' : 'end', lastSyncMs: now })], now);
+      this.writeNow([v1Text.encode({ name: 'USER_SYNC', userId, state: syncing ? 'start' : 'end', lastSyncMs: now })], now);
     }
   }
 
   /** Sends a command now, or queues it for the next connection (dropping the oldest past the bounds). */
   send(cmd: ClientActionCommand, now: number): void {
-    const buf = encodeCommand(cmd);
+    const buf = v1Text.encode(cmd);
     if (this.state === 'open') {
       this.writeNow([buf], now);
       return;
@@ -303,7 +297,7 @@ export class ClientConnection {
     let cmd: Command;
     try {
       // A writer also takes the client actions its gateway passes on; anyone else gets them as errors.
-      cmd = parseCommand(buf, start, end, this.options.acceptForwarded ? 'gateway' : 'server');
+      cmd = v1Text.decode(buf, start, end, this.options.acceptForwarded ? 'gateway' : 'server');
     } catch (err) {
       this.fail(err as ProtocolError);
       return;
@@ -329,7 +323,7 @@ export class ClientConnection {
         this.sink.sync(cmd.data);
         return;
       default:
-        // parseCommand returned a client action only to a writer ('gateway'): the rest a server may not send.
+        // decode returns a client action only to a writer ('gateway'): the rest a server may not send.
         if (CLIENT_ACTION_COMMANDS.has(cmd.name)) this.sink.forwarded(cmd as ClientActionCommand);
         else this.fail(new ProtocolError('WRONG_DIRECTION', `${cmd.name} may not be sent by a server`));
     }
@@ -404,7 +398,7 @@ export class ClientConnection {
   /** Says why (PROTOCOL.md, Errors: we always do), then closes. */
   private fail(err: ProtocolError): void {
     if (this.state !== 'open') return;
-    this.sink.write([encodeCommand({ name: 'ERROR', message: err.message })]);
+    this.sink.write([v1Text.encode({ name: 'ERROR', message: err.message })]);
     this.state = 'closing';
     this.sink.close(err);
   }
@@ -429,5 +423,5 @@ function newStream(from: number | 'NOW', fromNow: boolean): StreamState {
 }
 
 function replicate(stream: string, st: StreamState): Buffer {
-  return encodeCommand({ name: 'REPLICATE', stream, token: st.fromNow ? 'NOW' : st.resumeFrom });
+  return v1Text.encode({ name: 'REPLICATE', stream, token: st.fromNow ? 'NOW' : st.resumeFrom });
 }

@@ -12,8 +12,9 @@
  *
  * Connections reach the hub only through ConnectionHost (connection-host.ts).
  */
-import { encodeCommand, encodePosition, type ClientActionCommand, type CommandName } from './commands.js';
+import type { ClientActionCommand, CommandName } from './commands.js';
 import { unknownStream } from './access-refusal.js';
+import { v1Text } from './dialects/v1-text.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
 import type { Transport } from './transport.js';
@@ -168,7 +169,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
    */
   restart(stream: StreamState, token: number): void {
     stream.log.restartAt(token);
-    const bytes = encodePosition(stream.name, token);
+    const bytes = v1Text.encodePosition(stream.name, token);
     for (const sub of stream.live) {
       sub.lastToken = token;
       sub.peer.enqueue(bytes, 1, stream.name);
@@ -215,7 +216,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
    */
   clientCommand(from: Peer, cmd: ClientActionCommand): void {
     if (cmd.name !== 'USER_SYNC' && this.writers.size > 0) {
-      const line = encodeCommand(cmd);
+      const line = v1Text.encode(cmd);
       for (const w of this.writers) if (w !== from) w.masterCommand(cmd, line);
     }
     this.events.clientCommand?.(from, cmd);
@@ -233,7 +234,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     else this.syncing.set(userId, count - 1);
     if (syncing ? count === 0 : count === 1) {
       const cmd: ClientActionCommand = { name: 'USER_SYNC', userId, state: syncing ? 'start' : 'end', lastSyncMs };
-      const line = encodeCommand(cmd);
+      const line = v1Text.encode(cmd);
       for (const w of this.writers) if (w !== conn) w.masterCommand(cmd, line);
     }
     this.events.presence?.({ userId, syncing, lastSyncMs, connection: conn });
@@ -254,7 +255,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     const now = this.clock();
     for (const userId of this.syncing.keys()) {
       const cmd: ClientActionCommand = { name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now };
-      link.masterCommand(cmd, encodeCommand(cmd));
+      link.masterCommand(cmd, v1Text.encode(cmd));
     }
   }
 

@@ -29,7 +29,7 @@
  *     > POSITION events 12000                the relay's log restarts at 12000:
  *                                            history before it is unknown, not empty
  */
-import { encodeRdata } from './commands.js';
+import { v1Text } from './dialects/v1-text.js';
 
 /** Where complete tokens go: the relay's ReplicationServer. */
 export interface RelaySink {
@@ -300,7 +300,7 @@ export function encodeRun(stream: string, rows: readonly RelayRow[]): Buffer {
   for (let i = 0; i < last; i++) {
     const r = rows[i]!;
     if (r.token === null) parts.push(r.line, LF);
-    else parts.push(encodeRdata(stream, null, r.json));
+    else parts.push(v1Text.encodeRow(stream, null, r.json));
   }
   parts.push(rows[last]!.line, LF);
   return Buffer.concat(parts);

@@ -1,12 +1,13 @@
 /**
- * Rows published in-process become their RDATA lines once, here:
+ * Rows published in-process become JSON once, here, and then the lines of
+ * the form the logs store (v1 text, dialects/v1-text.ts):
  *
- *     RDATA caches batch ["get_user_by_id",["@a:hs"],1490197670513]
- *     RDATA caches 54 ["get_user_by_id",["@b:hs"],1490197670513]
+ *     ["get_user_by_id",["@a:hs"],1490197670513]   ->  RDATA caches batch ["get_user_by_id",["@a:hs"],1490197670513]
+ *     ["get_user_by_id",["@b:hs"],1490197670513]   ->  RDATA caches 54 ["get_user_by_id",["@b:hs"],1490197670513]
  *
  * All rows of one publish share its token; all but the last say `batch`.
  */
-import { encodeRdata } from './commands.js';
+import { v1Text } from './dialects/v1-text.js';
 
 export class RowEncodingError extends Error {
   override readonly name = 'RowEncodingError';
@@ -41,12 +42,7 @@ export function encodeRows(stream: string, token: number, rows: readonly unknown
   if (rows.length === 0) throw new RowEncodingError(0, 'a publish needs at least one row');
   const parts = new Array<string>(rows.length);
   for (let i = 0; i < rows.length; i++) parts[i] = rowJson(rows[i], i);
-  if (rows.length === 1) return encodeRdata(stream, token, parts[0]!);
-  const batchHead = `RDATA ${stream} batch `;
-  let text = '';
-  for (let i = 0; i < parts.length - 1; i++) text += `${batchHead}${parts[i]}\n`;
-  text += `RDATA ${stream} ${token} ${parts[parts.length - 1]}\n`;
-  return Buffer.from(text, 'utf8');
+  return v1Text.encodeRows(stream, token, parts);
 }
 
 export const inlineRowEncoder: RowEncoder = { encode: encodeRows };

@@ -14,19 +14,10 @@
  *     < USER_SYNC @a:hs start 1490197670513  (forwarded to writers)
  *     < AUTH <writer secret>                 (a writer may then send RDATA/POSITION)
  */
-import {
-  encodeCommand,
-  encodeError,
-  parseCommand,
-  parseRdataRoute,
-  isRdataLine,
-  assertNever,
-  RdataRoute,
-  type ClientActionCommand,
-  type Command,
-  type UserSyncCommand,
-} from './commands.js';
+import { assertNever, type ClientActionCommand, type Command, type UserSyncCommand } from './commands.js';
 import { authFailed, authRequired, notPermitted } from './access-refusal.js';
+import { RowRoute } from './dialect.js';
+import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { keepAliveAction } from './keep-alive.js';
 import { LineScanner, type LineSink } from './line-scanner.js';
@@ -56,7 +47,7 @@ export class ServerConnection implements Peer, LineSink {
   /** Set once AUTH makes this a writer. */
   private ingest: WriterIngest | null = null;
   /** Reused for every RDATA line a writer sends. */
-  private readonly route = new RdataRoute();
+  private readonly route = new RowRoute();
   private peerPinged = false;
   /** When the peer last sent anything (health: a stalled writer shows here). */
   lastReceivedAt: number;
@@ -80,8 +71,8 @@ export class ServerConnection implements Peer, LineSink {
     this.lastProgressAt = now;
     this.scanner = new LineScanner(this, { maxLineBytes: limits.maxLineBytes });
     this.queue = new RingQueue(limits.maxQueueCommands, limits.maxQueueBytes);
-    this.enqueue(encodeCommand({ name: 'SERVER', serverName }), 1);
-    this.enqueue(encodeCommand({ name: 'PING', data: String(now) }), 1);
+    this.enqueue(v1Text.encode({ name: 'SERVER', serverName }), 1);
+    this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1);
   }
 
   get open(): boolean {
@@ -120,15 +111,15 @@ export class ServerConnection implements Peer, LineSink {
     let cmd: Command;
     try {
       const ingest = this.ingest;
-      if (ingest !== null && isRdataLine(buf, start, end)) {
+      if (ingest !== null && v1Text.isRow(buf, start, end)) {
         // Most of a writer's lines: routed without making a command object.
         const route = this.route;
-        parseRdataRoute(buf, start + 6, end, route);
+        v1Text.routeRow(buf, start, end, route);
         this.host.commandsIn.RDATA++;
         ingest.row(route.stream, route.token, buf, start, end);
         return;
       }
-      cmd = parseCommand(buf, start, end, ingest !== null ? 'writer' : 'client');
+      cmd = v1Text.decode(buf, start, end, ingest !== null ? 'writer' : 'client');
       this.host.commandsIn[cmd.name]++;
       if (this.host.limits.requireAuth && this.role === 'anonymous' && cmd.name !== 'PING' && cmd.name !== 'AUTH') {
         throw authRequired(cmd.name);
@@ -291,7 +282,7 @@ export class ServerConnection implements Peer, LineSink {
       this.cutSlowConsumer('stall');
     } else if (due === 'ping' && !this.isBlocked) {
       // A blocked socket has rows queued: a PING behind them would tell the peer nothing sooner.
-      this.enqueue(encodeCommand({ name: 'PING', data: String(now) }), 1);
+      this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1);
     }
   }
 
@@ -318,7 +309,7 @@ export class ServerConnection implements Peer, LineSink {
     this.state = 'closing';
     this.closingSince = this.host.now();
     this.scanner.reset();
-    this.transport.write([encodeError(message)]);
+    this.transport.write([v1Text.encode({ name: 'ERROR', message })]);
     this.transport.end();
     this.host.events.closed?.(this, reason, message);
   }

@@ -12,8 +12,8 @@
  * waits, and a read that comes back is sent on the connection's next flush.
  */
 import { tooOldReason } from './catch-up-refusal.js';
-import { encodePosition } from './commands.js';
 import { notPermitted, unknownStream } from './access-refusal.js';
+import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { isPending, type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from './stream-log.js';
 import type { Peer, SubscribeRequest } from './connection-host.js';
@@ -45,7 +45,7 @@ export class StreamState implements LogListener {
     if (this.live.size > 0) {
       // An advance is stored without a line; live subscribers hear it as POSITION.
       const empty = entry.bytes.length === 0;
-      const bytes = empty ? encodePosition(this.name, token) : entry.bytes;
+      const bytes = empty ? v1Text.encodePosition(this.name, token) : entry.bytes;
       const lines = empty ? 1 : entry.lines;
       for (const sub of this.live) {
         sub.lastToken = token;
@@ -232,14 +232,14 @@ export class Subscriptions {
       sub.cursor = null;
       sub.lastToken = log.head;
       sub.stream.live.add(sub);
-      peer.writeOut([encodePosition(sub.stream.name, log.head)]);
+      peer.writeOut([v1Text.encodePosition(sub.stream.name, log.head)]);
     }
   }
 
   private subscribeAtHead(peer: Peer, subs: PeerSubscriptions, stream: StreamState): void {
     this.unsubscribe(subs, stream.name);
     const head = stream.log.head;
-    peer.enqueue(encodePosition(stream.name, head), 1);
+    peer.enqueue(v1Text.encodePosition(stream.name, head), 1);
     if (!peer.open) return;
     const sub = new Subscription(peer, stream, head);
     subs.byStream.set(stream.name, sub);

@@ -13,6 +13,7 @@
  * thread gets one buffer and copies nothing.
  */
 import { move } from 'piscina';
+import { rowHead } from '../core/dialects/v1-row-lines.js';
 import { encodeRows, RowEncodingError } from '../core/row-encoding.js';
 import {
   ownArrayBuffer,
@@ -30,9 +31,9 @@ export default function encodeTask(task: EncodeTask): ArrayBuffer | EncodeFailur
 
 export function encodeStreamed(task: StreamedEncodeTask): Promise<ArrayBuffer | EncodeFailure> {
   const { stream, token, rowCount, port } = task;
-  // `batch` replaces the token of each slice's last line but the publish's last.
-  const lastLineHead = Buffer.from(`RDATA ${stream} ${token} `);
-  const batchHead = Buffer.from(`RDATA ${stream} batch `);
+  // A batch row's head replaces the numbered head of each slice's last line but the publish's last.
+  const lastLineHead = Buffer.from(rowHead(stream, token));
+  const batchHead = Buffer.from(rowHead(stream, null));
   let out: Buffer | null = null;
   let used = 0;
   let received = 0;

@@ -3,7 +3,7 @@
  * transcodes RDATA lines into MessagePack, on the calling thread when the
  * work is small and on a Piscina pool when it is large (DESIGN.md principle
  * 7). Either way the bytes are the same: both paths run core's encodeRows and
- * the same rdataToMsgpack.
+ * the same rowsFromLines (src/core/dialects/msgpack-frames.ts).
  *
  * Handing rows to a worker costs a structured clone on this thread, so at
  * most `taskRows` rows are handed over per event-loop turn: a large publish
@@ -15,10 +15,9 @@ import os from 'node:os';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { encodeRows, RowEncodingError, type RowEncoder } from '../core/row-encoding.js';
-import { rdataToMsgpack } from './msgpack-task.js';
+import { isFramingFailure, rowsFromLines } from '../core/dialects/msgpack-frames.js';
 import {
   isEncodeFailure,
-  isTranscodeFailure,
   ownArrayBuffer,
   reasonOf,
   type EncodeTask,
@@ -131,7 +130,7 @@ export class EncoderPool implements RowEncoder {
   }
 
   /**
-   * MessagePack frames of whole RDATA lines (see msgpack-task.ts for the
+   * MessagePack frames of whole RDATA lines (see core/dialects/msgpack-frames.ts for the
    * layout): one call per stream update, its result shared by every binary
    * subscriber. `lines` is not retained or modified.
    */
@@ -139,8 +138,8 @@ export class EncoderPool implements RowEncoder {
     if (this.closed) return Promise.reject(closedError());
     const records = options.records ?? false;
     if (this.piscina === null || lines.length <= this.transcodeInlineMaxBytes) {
-      const result = rdataToMsgpack(lines, records);
-      return isTranscodeFailure(result) ? Promise.reject(badLines(result.error)) : Promise.resolve(result);
+      const result = rowsFromLines(lines, records);
+      return isFramingFailure(result) ? Promise.reject(badLines(result.error)) : Promise.resolve(result);
     }
     // A private copy to give away: `lines` is usually a view into the stream log.
     const copy = new ArrayBuffer(lines.length);
@@ -149,7 +148,7 @@ export class EncoderPool implements RowEncoder {
     const run = this.piscina.run(task, { filename: this.transcodeFile, transferList: [copy] }).then(
       (result: unknown) => {
         if (result instanceof ArrayBuffer) return Buffer.from(result);
-        if (isTranscodeFailure(result)) throw badLines(result.error);
+        if (isFramingFailure(result)) throw badLines(result.error);
         throw workerFailed(new Error(`unexpected task result ${typeof result}`));
       },
       (err: unknown) => {

@@ -39,15 +39,9 @@ export interface EncodeFailure {
 }
 
 export interface TranscodeTask {
-  /** Whole RDATA lines, LF-terminated; the worker owns this buffer (it was transferred). */
+  /** Whole RDATA lines, LF-terminated (the logs' v1 text); the worker owns this buffer (it was transferred). */
   lines: ArrayBuffer;
   records: boolean;
-}
-
-/** Input that is not whole RDATA lines: which line (0-based) and why. */
-export interface TranscodeFailure {
-  error: string;
-  line: number;
 }
 
 /**
@@ -71,8 +65,4 @@ export function reasonOf(err: RowEncodingError): string {
 
 export function isEncodeFailure(value: unknown): value is EncodeFailure {
   return typeof value === 'object' && value !== null && !(value instanceof ArrayBuffer) && 'rowIndex' in value;
-}
-
-export function isTranscodeFailure(value: unknown): value is TranscodeFailure {
-  return typeof value === 'object' && value !== null && !(value instanceof ArrayBuffer) && 'line' in value;
 }

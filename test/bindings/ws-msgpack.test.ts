@@ -1,15 +1,13 @@
-// Binary mode (subprotocol replication.msgpack): the same commands as
-// MessagePack arrays, decoding to the same values as text mode; frames from
-// the client become the same lines; RDATA frames are made once per chunk and
-// shared, also when they come from the encoder pool later.
+// Binary mode (subprotocol replication.msgpack) over real sockets: the same
+// commands as MessagePack arrays (the dialect itself is tested in
+// test/core/dialects/msgpack-frames.test.ts), decoding to the same values as
+// text mode; RDATA frames are made once per chunk and shared, also when they
+// come from the encoder pool later.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pack } from 'msgpackr';
+import { pack, unpackMultiple } from 'msgpackr';
 import { MsgpackCodec, type RdataTranscoder } from '../../src/bindings/ws-msgpack.js';
-import { ProtocolError } from '../../src/core/errors.js';
-import { rdataToMsgpack } from '../../src/workers/msgpack-task.js';
-import { isTranscodeFailure } from '../../src/workers/task-data.js';
-import { unpackMultiple } from 'msgpackr';
+import { isFramingFailure, rowsFromLines } from '../../src/core/dialects/msgpack-frames.js';
 import { describeEachEngine, row, TcpPeer, waitUntil, WsPeer, type Gateway } from './ws-harness.js';
 
 const MSGPACK = 'replication.msgpack';
@@ -17,21 +15,10 @@ const MSGPACK = 'replication.msgpack';
 describe('MsgpackCodec', () => {
   const codec = new MsgpackCodec();
 
-  it('turns server lines into frames, JSON arguments decoded', () => {
-    const lines = Buffer.from(
-      'SERVER hs\nPING 123\nPOSITION events 7\nERROR Failed to keep up\n' +
-        'RDATA caches batch ["f",["@a:hs"],1]\nRDATA caches 54 ["f",["@b:hs"],2]\n' +
-        'INVALIDATE_CACHE f ["k"]\n',
-    );
-    assert.deepEqual(unpackMultiple(codec.linesToFrames(lines)), [
-      ['SERVER', 'hs'],
-      ['PING', '123'],
-      ['POSITION', 'events', 7],
-      ['ERROR', 'Failed to keep up'],
-      ['RDATA', 'caches', 'batch', ['f', ['@a:hs'], 1]],
-      ['RDATA', 'caches', 54, ['f', ['@b:hs'], 2]],
-      ['INVALIDATE_CACHE', 'f', ['k']],
-    ]);
+  it('makes frames of any other lines the hub sends, at once', () => {
+    const frames = codec.frames(Buffer.from('SERVER hs\nPOSITION events 7\n'));
+    assert.ok(Buffer.isBuffer(frames));
+    assert.deepEqual(unpackMultiple(frames), [['SERVER', 'hs'], ['POSITION', 'events', 7]]);
   });
 
   it('keeps frames of recent chunks only, within its byte budget', () => {
@@ -49,33 +36,10 @@ describe('MsgpackCodec', () => {
     const chunk = Buffer.from('RDATA events batch ["a"]\nRDATA events 3 {"b":[1,null]}\n');
     const frames = codec.frames(chunk);
     assert.ok(Buffer.isBuffer(frames));
-    const fromTask = rdataToMsgpack(chunk, false);
-    assert.ok(!isTranscodeFailure(fromTask));
+    const fromTask = rowsFromLines(chunk, false);
+    assert.ok(!isFramingFailure(fromTask));
     assert.deepEqual(frames, fromTask);
     assert.equal(codec.frames(chunk), frames, 'the same Buffer for every subscriber');
-  });
-
-  it('turns client frames into lines', () => {
-    const message = Buffer.concat([
-      pack(['AUTH', 'tok']),
-      pack(['REPLICATE', 'events', 12]),
-      pack(['REPLICATE', 'ALL', 'NOW']),
-      pack(['NAME', 'a tab']),
-      pack(['RDATA', 'events', 'batch', { k: [1, 'x'] }]),
-      pack(['USER_IP', '@u:hs', ['tok', '1.2.3.4', 'UA', null, 5]]),
-    ]);
-    assert.equal(
-      codec.framesToLines(message).toString(),
-      'AUTH tok\nREPLICATE events 12\nREPLICATE ALL NOW\nNAME a tab\nRDATA events batch {"k":[1,"x"]}\n' +
-        'USER_IP @u:hs ["tok","1.2.3.4","UA",null,5]\n',
-    );
-  });
-
-  it('refuses frames that would split or shift a line', () => {
-    const bad = [pack(['NAME', 'x\nRDATA events 1 []']), pack(['REPLICATE', 'events 1', 2]), pack({ name: 'PING' }), pack(['PING', { a: 1 }])];
-    for (const frame of bad) {
-      assert.throws(() => codec.framesToLines(frame), (err: unknown) => err instanceof ProtocolError && err.code === 'BAD_ARGUMENT');
-    }
   });
 });
 
@@ -87,8 +51,8 @@ class SlowTranscoder implements RdataTranscoder {
     this.calls++;
     return new Promise((resolve, reject) =>
       setTimeout(() => {
-        const out = rdataToMsgpack(lines, false);
-        if (isTranscodeFailure(out)) reject(new Error(out.error));
+        const out = rowsFromLines(lines, false);
+        if (isFramingFailure(out)) reject(new Error(out.error));
         else resolve(out);
       }, 5),
     );

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommand } from '../../src/core/commands.js';
+import { parseCommand } from '../../src/core/dialects/v1-text.js';
 import { parseReplicateFrom, parseTokenText } from '../../src/core/token-text.js';
 
 const GOOD = ['0', '1', '54', '007', '9007199254740991'];

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Unpackr, unpackMultiple } from 'msgpackr';
 import { EncoderPool } from '../../src/workers/encoder-pool.js';
-import { rdataToMsgpack } from '../../src/workers/msgpack-task.js';
+import { rowsFromLines } from '../../src/core/dialects/msgpack-frames.js';
 import { encodeRows } from '../../src/core/row-encoding.js';
 
 /** The frames a subscriber should see for these lines: rows as JSON.parse reads them. */
@@ -67,7 +67,7 @@ test('large inputs run on the pool and give the inline bytes', async () => {
   const before = Buffer.from(lines);
   const pool = new EncoderPool({ threads: 1, transcodeInlineMaxBytes: 1024 });
   const frames = await pool.transcode(lines);
-  assert.ok(frames.equals(rdataToMsgpack(lines, false) as Buffer));
+  assert.ok(frames.equals(rowsFromLines(lines, false) as Buffer));
   assert.deepEqual(lines, before, 'the input is left as it was');
   const decoded = unpackMultiple(frames) as unknown[][];
   assert.equal(decoded.length, 3000);
@@ -79,7 +79,7 @@ test('large inputs run on the pool and give the inline bytes', async () => {
 
 test('records are off by default: frames carry no msgpackr record extension', async () => {
   const lines = encodeRows('events', 3, [{ a: 1, b: 2 }, { a: 3, b: 4 }]);
-  const frames = rdataToMsgpack(lines, false) as Buffer;
+  const frames = rowsFromLines(lines, false) as Buffer;
   // 0xd4 0x72 would open a record definition.
   assert.equal(frames.indexOf(Buffer.from([0xd4, 0x72])), -1);
   assert.deepEqual(new Unpackr({ useRecords: false }).unpackMultiple(frames), expectedFrames(lines));
@@ -94,7 +94,7 @@ test('with records, each message decodes on its own with a records-aware decoder
   const recordsA = await pool.transcode(first, { records: true });
   const recordsB = await pool.transcode(second, { records: true });
   assert.ok(recordsA.length < plain.length, 'records make repeated row shapes smaller');
-  assert.ok(recordsA.equals(rdataToMsgpack(first, true) as Buffer), 'pool and inline agree with records too');
+  assert.ok(recordsA.equals(rowsFromLines(first, true) as Buffer), 'pool and inline agree with records too');
   // A client that joined late sees only the second message: it must decode alone.
   assert.deepEqual(new Unpackr({ useRecords: true }).unpackMultiple(recordsB), expectedFrames(second));
   const shared = new Unpackr({ useRecords: true });

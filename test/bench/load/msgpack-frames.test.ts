@@ -7,7 +7,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { FrameReader, helloFrames } from '../../../bench/load/msgpack-frames.js';
 import { RowChecker, Samples } from '../../../bench/load/row-checker.js';
 import { rdataLine } from '../../../bench/load/rows.js';
-import { rdataToMsgpack } from '../../../src/workers/msgpack-task.js';
+import { rowsFromLines } from '../../../src/core/dialects/msgpack-frames.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -17,7 +17,7 @@ function frames(...values: unknown[][]): Buffer {
 
 function rows(first: number, count: number, sentMs = 0): Buffer {
   const lines = Buffer.concat(Array.from({ length: count }, (_, i) => rdataLine(first + i, sentMs)));
-  const out = rdataToMsgpack(lines, false);
+  const out = rowsFromLines(lines, false);
   assert.ok(Buffer.isBuffer(out));
   return out;
 }

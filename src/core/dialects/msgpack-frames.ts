@@ -1,0 +1,244 @@
+/**
+ * The MessagePack dialect (binary WebSocket, subprotocol
+ * `replication.msgpack`; docs/websocket.md): each command is a frame, a
+ * MessagePack array `[name, ...args]`, rows and JSON arguments decoded to
+ * values, tokens as numbers (`"batch"` for a batch row):
+ *
+ *     RDATA caches batch ["get_user_by_id",["@a:hs"],1]  <->  ["RDATA","caches","batch",["get_user_by_id",["@a:hs"],1]]
+ *     POSITION caches 54                               <->  ["POSITION","caches",54]
+ *     REPLICATE events 12                              <->  ["REPLICATE","events",12]
+ *
+ * A message holds frames one after another, no length prefix and no outer
+ * array (msgpackr's `unpackMultiple` reads them); a batch and its numbered
+ * row travel in one message. Plain MessagePack: msgpackr records only where
+ * a client negotiated them.
+ *
+ * The logs and the server connection speak v1 text (dialect.ts), so this
+ * dialect is a translation: the lines a connection sends become frames
+ * (`fromLines`, `rowsFromLines` for the all-RDATA chunks of fan-out, run by
+ * the encoder pool's task too), and a client's frames become the lines the
+ * connection reads (`toLines`). The v1 parser reads every line either way,
+ * so a bad frame gets the ERROR the bad line would.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { RdataCommand, parseJson, type Command, type PositionCommand } from '../commands.js';
+import type { WireDialect } from '../dialect.js';
+import { ProtocolError } from '../errors.js';
+import { LineScanner } from '../line-scanner.js';
+import { v1Text } from './v1-text.js';
+
+const LF = 0x0a;
+/** Commands whose last argument is JSON: sent and taken as a value. */
+const JSON_LAST: ReadonlySet<string> = new Set(['RDATA', 'INVALIDATE_CACHE', 'USER_IP']);
+
+/** Lines that are not whole RDATA lines, as rowsFromLines reports them: which line (0-based) and why. */
+export interface FramingFailure {
+  error: string;
+  line: number;
+}
+
+export class MsgpackFrames implements WireDialect {
+  readonly name = 'msgpack';
+  private readonly packr = new Packr({ useRecords: false });
+  private readonly unpackr = new Unpackr({ useRecords: false });
+
+  encode(cmd: Command): Buffer {
+    if (cmd instanceof RdataCommand) return this.encodeRow(cmd.stream, cmd.token, cmd.rowJson);
+    if (cmd.name === 'POSITION') return this.encodePosition(cmd.stream, cmd.token);
+    return this.packOwn(commandFrame(cmd));
+  }
+
+  encodeRow(stream: string, token: number | null, rowJson: Buffer | string): Buffer {
+    return this.packOwn(rowFrame(stream, token, parseJson(rowJson.toString(), 'RDATA')));
+  }
+
+  encodeRows(stream: string, token: number, rowJsons: readonly string[]): Buffer {
+    const last = rowJsons.length - 1;
+    const frames = rowJsons.map((json, i) => this.encodeRow(stream, i === last ? token : null, json));
+    return frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+  }
+
+  encodePosition(stream: string, token: number): Buffer {
+    return this.packOwn(['POSITION', stream, token]);
+  }
+
+  /**
+   * Whether whole lines (as the hub hands them to a connection) start with a
+   * row: the chunks of fan-out and catch-up are rows only, for
+   * rowsFromLines; a connection's own lines (POSITION, PING...) are none.
+   */
+  startsWithRow(chunk: Buffer): boolean {
+    const lf = chunk.indexOf(LF);
+    return v1Text.isRow(chunk, 0, lf < 0 ? chunk.length : lf);
+  }
+
+  /** Whole lines a server sends (SERVER, PING, POSITION, ERROR, rows, client actions forwarded to a writer) as frames. */
+  fromLines(chunk: Buffer): Buffer {
+    const parts: Buffer[] = [];
+    const scanner = new LineScanner(
+      {
+        onLine: (buf, start, end) => {
+          parts.push(this.encode(v1Text.decode(buf, start, end, 'gateway')));
+        },
+        onLineError: (err) => {
+          throw err;
+        },
+      },
+      // Lines come from the hub, whole and already checked.
+      { maxLineBytes: Math.max(1, chunk.length), validateUtf8: false },
+    );
+    scanner.push(chunk);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /**
+   * A client's message (frames, one after another) as the v1 lines it
+   * stands for, each ending in LF. Throws ProtocolError: not MessagePack,
+   * not an array starting with a name, or a word argument holding a space
+   * or line break (it would shift or split the line).
+   */
+  toLines(message: Buffer): Buffer {
+    let values: unknown[];
+    try {
+      values = this.unpackr.unpackMultiple(message) as unknown[];
+    } catch (err) {
+      throw new ProtocolError('BAD_ARGUMENT', `bad MessagePack frame: ${(err as Error).message}`);
+    }
+    const lines: string[] = [];
+    for (const value of values) lines.push(frameLine(value));
+    return Buffer.from(lines.join(''), 'utf8');
+  }
+
+  /** msgpackr packs into a shared slab: a copy the caller may keep. */
+  private packOwn(frame: unknown[]): Buffer {
+    return Buffer.from(this.packr.pack(frame));
+  }
+}
+
+/**
+ * Frames of whole LF-terminated RDATA lines (fan-out's chunks), or why they
+ * are not such lines. Pure: the encoder pool runs it on a worker for large
+ * chunks. With `records` (clients that negotiated msgpackr records) each
+ * message carries its own record definitions (msgpackr `sequential`), so any
+ * message decodes on its own, whoever joined when.
+ */
+export function rowsFromLines(lines: Buffer, records: boolean): Buffer | FramingFailure {
+  // A Packr per call: with records, definitions must start afresh in each message.
+  const packr = records ? new Packr({ useRecords: true, sequential: true }) : new Packr({ useRecords: false });
+  // MessagePack of a row is rarely larger than its JSON; grown if it is.
+  let out = Buffer.allocUnsafeSlow(lines.length + 64);
+  let used = 0;
+  let lineNo = 0;
+  let failure: FramingFailure | null = null;
+  const scanner = new LineScanner(
+    {
+      onLine(buf, start, end) {
+        if (failure !== null) return;
+        try {
+          const cmd = v1Text.decode(buf, start, end, 'server');
+          if (!(cmd instanceof RdataCommand)) {
+            failure = { error: `line ${lineNo}: expected RDATA, got ${cmd.name}`, line: lineNo };
+            return;
+          }
+          // A view of msgpackr's slab, copied into `out` before the next pack reuses it.
+          const frame = packr.pack(rowFrame(cmd.stream, cmd.token, cmd.row()));
+          if (used + frame.length > out.length) {
+            const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + frame.length));
+            out.copy(bigger, 0, 0, used);
+            out = bigger;
+          }
+          used += frame.copy(out, used);
+          lineNo++;
+        } catch (err) {
+          failure = { error: `line ${lineNo}: ${(err as Error).message}`, line: lineNo };
+        }
+      },
+      onLineError(err) {
+        failure ??= { error: `line ${lineNo}: ${err.message}`, line: lineNo };
+      },
+    },
+    // Lines come from our own log, already checked on the way in.
+    { maxLineBytes: Math.max(lines.length, 1), validateUtf8: false },
+  );
+  scanner.push(lines);
+  if (failure !== null) return failure;
+  if (scanner.pendingBytes > 0) return { error: `line ${lineNo}: not terminated by LF`, line: lineNo };
+  if (used === out.length) return out;
+  // Exact size, in a buffer of its own: the message is shared by many subscribers and may be kept for a while.
+  const exact = Buffer.allocUnsafeSlow(used);
+  out.copy(exact, 0, 0, used);
+  return exact;
+}
+
+export function isFramingFailure(value: unknown): value is FramingFailure {
+  return typeof value === 'object' && value !== null && !(value instanceof ArrayBuffer) && 'line' in value;
+}
+
+/** The one shape of a row frame. */
+function rowFrame(stream: string, token: number | null, row: unknown): unknown[] {
+  return ['RDATA', stream, token ?? 'batch', row];
+}
+
+/** A command's frame (rows and positions have theirs above): its arguments in wire order, JSON decoded. */
+function commandFrame(cmd: Exclude<Command, RdataCommand | PositionCommand>): unknown[] {
+  switch (cmd.name) {
+    case 'SERVER':
+      return [cmd.name, cmd.serverName];
+    case 'ERROR':
+      return [cmd.name, cmd.message];
+    case 'PING':
+    case 'SYNC':
+      return [cmd.name, cmd.data];
+    case 'NAME':
+      return [cmd.name, cmd.clientName];
+    case 'REPLICATE':
+      return [cmd.name, cmd.stream, cmd.token];
+    case 'USER_SYNC':
+      return [cmd.name, cmd.userId, cmd.state, cmd.lastSyncMs];
+    case 'FEDERATION_ACK':
+      return [cmd.name, cmd.token];
+    case 'REMOVE_PUSHER':
+      return [cmd.name, cmd.appId, cmd.pushKey, cmd.userId];
+    case 'INVALIDATE_CACHE':
+      return [cmd.name, cmd.cacheFunc, JSON.parse(cmd.keysJson) as unknown];
+    case 'USER_IP':
+      return [cmd.name, cmd.userId, JSON.parse(cmd.infoJson) as unknown];
+    case 'AUTH':
+      return [cmd.name, cmd.credential];
+  }
+}
+
+/**
+ * `[name, ...args]` as its v1 line. Words may not hold spaces or line
+ * breaks; the v1 parser checks the rest when the connection reads the line.
+ */
+function frameLine(value: unknown): string {
+  if (!Array.isArray(value) || typeof value[0] !== 'string') {
+    throw new ProtocolError('BAD_ARGUMENT', 'bad frame: expected an array [name, ...args]');
+  }
+  const name = value[0];
+  const words: string[] = [name];
+  const last = value.length - 1;
+  for (let i = 1; i <= last; i++) {
+    const arg: unknown = value[i];
+    if (i === last && JSON_LAST.has(name) && !(name === 'RDATA' && i < 3)) {
+      words.push(JSON.stringify(arg) ?? 'null');
+      continue;
+    }
+    words.push(frameWord(name, arg, i === last));
+  }
+  return `${words.join(' ')}\n`;
+}
+
+function frameWord(name: string, arg: unknown, isLast: boolean): string {
+  if (typeof arg === 'number' || typeof arg === 'bigint') return String(arg);
+  if (typeof arg !== 'string') throw new ProtocolError('BAD_ARGUMENT', `bad ${printableName(name)} frame: arguments are strings or numbers`);
+  if (/[\r\n]/.test(arg) || (!isLast && arg.includes(' '))) {
+    throw new ProtocolError('BAD_ARGUMENT', `bad ${printableName(name)} frame: an argument holds a line break or a space`);
+  }
+  return arg;
+}
+
+function printableName(name: string): string {
+  return /^[A-Z_]{1,32}$/.test(name) ? name : 'command';
+}

@@ -30,6 +30,13 @@ import type { ConnectionRole, DisconnectReason } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
 
+/** `GET /metrics HTTP/1.1`: someone pointed an HTTP client (curl, a browser, a probe) at the replication port. */
+const HTTP_REQUEST_LINE = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/;
+const NOT_HTTP = new ProtocolError(
+  'UNKNOWN_COMMAND',
+  "this is the replication port (Synapse's TCP replication protocol), not HTTP: send HTTP requests to the gateway's --http listener",
+);
+
 export class ServerConnection implements Peer, LineSink {
   name: string | undefined;
   role: ConnectionRole = 'anonymous';
@@ -127,7 +134,7 @@ export class ServerConnection implements Peer, LineSink {
       this.handle(cmd, buf, start, end);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.fail(err);
+      this.fail(err.code === 'UNKNOWN_COMMAND' && HTTP_REQUEST_LINE.test(buf.toString('latin1', start, Math.min(end, start + 256))) ? NOT_HTTP : err);
     }
   }
 

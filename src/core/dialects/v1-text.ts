@@ -258,12 +258,27 @@ function words(name: CommandName, rest: string, n: number, usage: string): strin
   }
   out.push(rest.slice(from));
   if (out.some((w) => w.length === 0)) throw missing(name, usage);
-  return out;
+  return printableArguments(name, out);
 }
 
 function required(name: CommandName, rest: string, usage: string): string {
   if (rest.length === 0) throw missing(name, usage);
-  return rest;
+  return printableArguments(name, [rest])[0]!;
+}
+
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/**
+ * Names, ids and tokens are printable text: a NUL or another control
+ * character would reach logs, /metrics labels and other peers raw. (ERROR,
+ * PING and SYNC text is free and only ever logged as JSON.)
+ */
+function printableArguments(name: CommandName, args: string[]): string[] {
+  for (const arg of args) {
+    const m = CONTROL.exec(arg);
+    if (m !== null) throw new ProtocolError('BAD_ARGUMENT', `control character ${printable(m[0])} in ${name}: arguments must be printable text`);
+  }
+  return args;
 }
 
 function missing(name: CommandName, usage: string): ProtocolError {

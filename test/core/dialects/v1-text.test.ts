@@ -150,6 +150,9 @@ const bad: [string, Sender, ProtocolErrorCode, RegExp?][] = [
   ['SYNC 1', 'client', 'WRONG_DIRECTION'],
   ['REPLICATE events 1', 'server', 'WRONG_DIRECTION'],
   ['NAME x', 'server', 'WRONG_DIRECTION'],
+  ['NAME worker\x00evil', 'client', 'BAD_ARGUMENT', /^control character '\\x00' in NAME/],
+  ['AUTH tok\x7fen', 'client', 'BAD_ARGUMENT', /^control character '\\x7f' in AUTH/],
+  ['REMOVE_PUSHER app\tx key @u:hs', 'client', 'BAD_ARGUMENT', /^control character '\\x09' in REMOVE_PUSHER/],
   ['USER_SYNC @u:hs start 1', 'server', 'WRONG_DIRECTION'],
   ['REPLICATE events 1', 'gateway', 'WRONG_DIRECTION'],
   ['REPLICATE', 'client', 'MISSING_ARGUMENTS', /expected REPLICATE <stream\|ALL> <token\|NOW>/],
@@ -189,7 +192,8 @@ for (const [line, from, code, message] of bad) {
 
 test('error texts quote untrusted input safely and briefly', () => {
   expectError(`FOO${'x'.repeat(200)}`, 'client', 'UNKNOWN_COMMAND', /^unknown command: 'FOOx+\.\.\.'$/);
-  expectError('REPLICATE events \x1b[31m', 'client', 'BAD_TOKEN', /'\\x1b\[31m'/);
+  expectError('REPLICATE events \x1b[31m', 'client', 'BAD_ARGUMENT', /^control character '\\x1b' in REPLICATE/);
+  expectError(`REPLICATE events ${'9'.repeat(100)}`, 'client', 'BAD_TOKEN', /'9{64}\.\.\.'/);
 });
 
 test('encodeCommand keeps an ERROR on one line', () => {

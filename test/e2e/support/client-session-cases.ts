@@ -364,7 +364,9 @@ function checkKeepAlivePings(r: Run, p: PlayedConnection): void {
   assert.ok(pings.length >= Math.floor((end - p.acceptedAt) / (pingIntervalMs + tickMs)) - 1, `${pings.length} keep-alive PINGs in ${end - p.acceptedAt} ms`);
   for (let i = 1; i < pings.length; i++) {
     const gap = pings[i]!.at - pings[i - 1]!.at;
-    assert.ok(gap >= pingIntervalMs - 5 && gap <= pingIntervalMs + tickMs + TIMER_SLACK_MS, `PINGs ${gap} ms apart (interval ${pingIntervalMs}, tick ${tickMs})`);
+    // Measured where the master read them: a PING read late makes the next gap look short by as much (the
+    // rule's exact boundaries are test/core/keep-alive.test.ts's).
+    assert.ok(gap >= pingIntervalMs - TIMER_SLACK_MS && gap <= pingIntervalMs + tickMs + TIMER_SLACK_MS, `PINGs ${gap} ms apart (interval ${pingIntervalMs}, tick ${tickMs})`);
   }
 }
 

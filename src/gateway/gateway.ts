@@ -53,7 +53,10 @@ export class Gateway {
 
   /** Opens the --log store (a durable one recovers its files first), then builds the gateway on it. */
   static async open(config: GatewayConfig, log: Logger, clock: () => number = Date.now): Promise<Gateway> {
-    const store = await openLogStore(config.log, {
+    const spec = config.log.kind === 'redis' && config.log.password === null ? { ...config.log, password: config.redisPassword } : config.log;
+    const store = await openLogStore(spec, {
+      streams: config.streams,
+      logger: log.child({ component: 'log-store' }),
       retentionRows: config.retentionRows,
       retentionBytes: config.retentionBytes,
       // A relay's first REPLICATE of each stream is from 0, so what it stores is

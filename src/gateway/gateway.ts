@@ -113,6 +113,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       server: this.server,
       relay: this.relay,
+      logStore: () => store.health(),
       timeline: this.timeline,
       serverName: () => this.serverName,
       clock,

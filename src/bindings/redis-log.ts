@@ -306,7 +306,13 @@ function appendError(stream: string, err: unknown): Error {
   if (message.startsWith('TOKEN_NOT_RISING ') || message.startsWith('CHAIN_BROKEN ')) {
     return new Error(`${stream}: ${message.slice(message.indexOf(' ') + 1)} (another gateway wrote it first)`);
   }
-  return new Error(`Redis could not store rows of ${stream}: ${message}`);
+  // ioredis's words for "not sent" and "sent, no answer": say what they mean here.
+  const reason = /enableOfflineQueue/.test(message)
+    ? 'Redis is not connected'
+    : /max retries per request/i.test(message)
+      ? 'the connection to Redis was lost before it answered'
+      : message;
+  return new Error(`Redis could not store rows of ${stream}: ${reason}`);
 }
 
 /** A non-negative decimal (a token, a count) from its ASCII digits, up to the first non-digit. */

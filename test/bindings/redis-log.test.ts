@@ -4,6 +4,7 @@
 // live through a Redis restart.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import type { RedisStreamLog } from '../../src/bindings/redis-log.js';
 import { RedisLogStore, type RedisLogSpec } from '../../src/bindings/redis-store.js';
 import { advanceEntry, type LogEntry, type MemoryLogOptions, type StreamLog } from '../../src/core/stream-log.js';
@@ -191,6 +192,73 @@ describe('Redis log when Redis goes away', { skip }, () => {
       assert.deepEqual(heard.gaps, []);
     } finally {
       await own.close();
+    }
+  });
+});
+
+/** A TCP proxy to Redis whose current connections can be blackholed: bytes dropped, sockets left open. */
+async function blackholeProxy(targetPort: number): Promise<{ port: number; blackhole(): void; close(): Promise<void> }> {
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; dropped: boolean }>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+    const pair = { client, upstream, dropped: false };
+    pairs.add(pair);
+    client.on('data', (d) => pair.dropped || upstream.write(d));
+    upstream.on('data', (d) => pair.dropped || client.write(d));
+    const end = (): void => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    blackhole: () => {
+      for (const p of pairs) p.dropped = true;
+    },
+    close: async () => {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('Redis log when Redis stops answering', { skip }, () => {
+  test('a blackholed Redis is noticed within the health timeout: appends fail, /healthz says so, and it recovers on new connections', async () => {
+    redis ??= startRedis();
+    const proxy = await blackholeProxy((await redis).port);
+    try {
+      const store = await RedisLogStore.open(spec(proxy.port, 'blackhole'), { healthIntervalMs: 100, healthTimeoutMs: 500, blockMs: 300 });
+      stores.push(store);
+      const log = await store.openLog('s', { startToken: 0 });
+      await log.append(entry([{ token: 1, rows: 1 }]));
+      proxy.blackhole();
+      const since = Date.now();
+      const stuck = log.append(entry([{ token: 2, rows: 1 }])).then(
+        () => null,
+        (err: Error) => err,
+      );
+      await until('the store to notice', () => !store.health().ok, 3_000);
+      assert.ok(Date.now() - since < 2_000, `noticed after ${Date.now() - since} ms (PING timeout 500 ms)`);
+      assert.match(String(await stuck), /Redis could not store rows of s|XREAD connection failed before the rows were heard back/);
+      assert.match(store.health().problem ?? '', /did not answer PING|no XREAD answer|closed|failed/);
+      // Both connections are found silent (the reader once its XREAD is past its block time) and replaced by new ones, which pass again.
+      const seenDown = new Set<string>();
+      await until('both connections to be found silent', () => {
+        for (const [link, up] of Object.entries(store.health().links)) if (!up) seenDown.add(link);
+        return seenDown.size === 2;
+      }, 5_000);
+      await until('the store to reconnect', () => store.health().ok, 5_000);
+      await log.append(entry([{ token: 3, rows: 1 }]));
+      assert.equal(log.head, 3);
+    } finally {
+      await proxy.close();
     }
   });
 });

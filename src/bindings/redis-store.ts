@@ -49,6 +49,9 @@ export const DEFAULT_HEALTH_TIMEOUT_MS = 5_000;
 const DEFAULT_BLOCK_MS = 2_000;
 /** Entries per stream per XREAD. */
 const READ_COUNT = 1_000;
+/** A catch-up read retries this long while Redis is away, so a catching-up subscriber stays connected across a Redis restart. */
+const READ_RETRY_MS = 30_000;
+const READ_RETRY_PAUSE_MS = 200;
 
 interface ScriptCommands {
   rgAppend(stream: string, meta: string, ...args: (string | Buffer)[]): Promise<number[]>;
@@ -57,6 +60,12 @@ interface ScriptCommands {
 }
 
 type XReadReply = [Buffer, [Buffer, Buffer[]][]][] | null;
+
+/** A failure of the link, not of the command: ioredis's not-connected and lost-connection errors. */
+function isConnectionError(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return /enableOfflineQueue|max retries per request|Connection is closed/i.test(message);
+}
 
 export function describeRedis(spec: RedisLogSpec): string {
   const where = 'path' in spec.address ? `unix:${spec.address.path}` : `${spec.tls ? 'rediss' : 'redis'}://${spec.address.host}:${spec.address.port}`;
@@ -134,7 +143,7 @@ export class RedisLogStore {
     const store = this;
     this.link = {
       append: (keys, args) => commands.rgAppend(keys.stream, keys.meta, ...args),
-      range: (key, start, end, count) => commands.xrangeBuffer(key, start, end, 'COUNT', count) as Promise<[Buffer, Buffer[]][]>,
+      range: (key, start, end, count) => this.range(key, start, end, count),
       restart: (keys, token) => commands.rgRestart(keys.stream, keys.meta, String(token)),
       nextTag: () => `${this.instance}:${++this.tagSeq}`,
       get readerUp() {
@@ -176,10 +185,24 @@ export class RedisLogStore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.healthTimer);
+    for (const log of this.logs.values()) log.readerLost('the log store closed');
     this.wakeLoop?.();
     this.commands.disconnect();
     this.reader.disconnect();
     await this.loop;
+  }
+
+  /** XRANGE for a catch-up: reads change nothing, so one that failed with the connection is asked again once it is back. */
+  private async range(key: string, start: string, end: string, count: number): Promise<[Buffer, Buffer[]][]> {
+    const deadline = Date.now() + READ_RETRY_MS;
+    for (;;) {
+      try {
+        return (await this.commands.xrangeBuffer(key, start, end, 'COUNT', count)) as [Buffer, Buffer[]][];
+      } catch (err) {
+        if (this.closed || Date.now() > deadline || !isConnectionError(err)) throw err;
+        await new Promise((r) => setTimeout(r, READ_RETRY_PAUSE_MS));
+      }
+    }
   }
 
   // ------------------------------------------------------------ the XREAD loop

@@ -238,8 +238,11 @@ describe('Redis log when Redis stops answering', { skip }, () => {
       stores.push(store);
       const log = await store.openLog('s', { startToken: 0 });
       await log.append(entry([{ token: 1, rows: 1 }]));
+      const cursor = log.cursorAfter(0)!;
       proxy.blackhole();
       const since = Date.now();
+      // A catch-up read in flight when the link goes is asked again on the new connection.
+      const catchUp = log.read(cursor, 1 << 20);
       const stuck = log.append(entry([{ token: 2, rows: 1 }])).then(
         () => null,
         (err: Error) => err,
@@ -255,6 +258,8 @@ describe('Redis log when Redis stops answering', { skip }, () => {
         return seenDown.size === 2;
       }, 5_000);
       await until('the store to reconnect', () => store.health().ok, 5_000);
+      const read = await catchUp;
+      assert.equal(Buffer.concat(read!.chunks).toString(), groupText('s', { token: 1, rows: 1 }));
       await log.append(entry([{ token: 3, rows: 1 }]));
       assert.equal(log.head, 3);
     } finally {

@@ -63,11 +63,15 @@ interface WaitingAppend {
 
 /** A subscriber's place: the token it has read up to, in the log's current epoch. */
 class RedisCursor {
+  /** The next read's XRANGE, asked while this one's rows are written out (at most one, about maxBytes). */
+  prefetch: { from: number; entries: Promise<RangeEntries> } | null = null;
   constructor(
     public position: number,
     readonly epoch: number,
   ) {}
 }
+
+type RangeEntries = [Buffer, Buffer[]][];
 
 const NO_LISTENER: LogListener = { stored() {}, gap() {} };
 /** Entries fetched per XRANGE at most. */
@@ -204,18 +208,50 @@ export class RedisStreamLog implements StreamLog {
   read(logCursor: LogCursor, maxBytes: number): LogRead | null | Promise<LogRead | null> {
     const cursor = logCursor as unknown as RedisCursor;
     if (cursor.epoch !== this.epoch) return null;
-    const head = this.headToken;
-    if (cursor.position >= head) return { chunks: [], lines: 0, lastToken: -1 };
-    const count = Math.min(MAX_RANGE_COUNT, Math.max(1, Math.ceil(maxBytes / this.entryBytes)));
     const from = cursor.position;
-    return this.link.range(this.keys.stream, `${from + 1}-0`, `${head}-0`, count).then((entries) => {
+    const prefetch = cursor.prefetch;
+    cursor.prefetch = null;
+    if (from >= this.headToken) return { chunks: [], lines: 0, lastToken: -1 };
+    const answer = prefetch !== null && prefetch.from === from ? this.prefetched(cursor, prefetch.entries, maxBytes) : this.fetch(cursor, maxBytes);
+    return answer.then((read) => {
+      // Ask for the next chunk now, so Redis works while this one goes out.
+      if (read !== null && cursor.epoch === this.epoch && cursor.position < this.headToken) {
+        const entries = this.range(cursor.position, maxBytes);
+        entries.catch(() => {}); // a failed prefetch is asked again by the read that needs it
+        cursor.prefetch = { from: cursor.position, entries };
+      }
+      return read;
+    });
+  }
+
+  private range(from: number, maxBytes: number): Promise<RangeEntries> {
+    const count = Math.min(MAX_RANGE_COUNT, Math.max(1, Math.ceil(maxBytes / this.entryBytes)));
+    return this.link.range(this.keys.stream, `${from + 1}-0`, `${this.headToken}-0`, count);
+  }
+
+  private fetch(cursor: RedisCursor, maxBytes: number): Promise<LogRead | null> {
+    const from = cursor.position;
+    return this.range(from, maxBytes).then((entries) => {
       if (cursor.epoch !== this.epoch || cursor.position !== from) return null;
       return this.readEntries(cursor, entries);
     });
   }
 
+  /** A prefetched XRANGE, unless it failed or its first entry has been evicted since (then asked again). */
+  private async prefetched(cursor: RedisCursor, prefetch: Promise<RangeEntries>, maxBytes: number): Promise<LogRead | null> {
+    let entries: RangeEntries;
+    try {
+      entries = await prefetch;
+    } catch {
+      return this.fetch(cursor, maxBytes);
+    }
+    if (cursor.epoch !== this.epoch) return null;
+    if (entries.length === 0 || decimal(entries[0]![0], 0) <= this.oldestToken) return this.fetch(cursor, maxBytes);
+    return this.readEntries(cursor, entries);
+  }
+
   /** XRANGE's entries as a read: null when they do not follow the cursor (trimmed or restarted under it). */
-  private readEntries(cursor: RedisCursor, entries: [Buffer, Buffer[]][]): LogRead | null {
+  private readEntries(cursor: RedisCursor, entries: RangeEntries): LogRead | null {
     if (entries.length === 0) return null; // entries up to the head were there, and are gone
     const chunks: Buffer[] = [];
     let lines = 0;

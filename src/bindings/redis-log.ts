@@ -179,6 +179,7 @@ export class RedisStreamLog implements StreamLog {
     });
   }
 
+  /** Local: the append script refuses a token another gateway stored first, so such a publish fails, never duplicates. */
   reserve(): number {
     this.reserved = Math.max(this.reserved, this.lastAppended) + 1;
     return this.reserved;

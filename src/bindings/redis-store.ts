@@ -44,8 +44,8 @@ export interface RedisStoreOptions {
   blockMs?: number;
 }
 
-export const DEFAULT_HEALTH_INTERVAL_MS = 1_000;
-export const DEFAULT_HEALTH_TIMEOUT_MS = 5_000;
+const DEFAULT_HEALTH_INTERVAL_MS = 1_000;
+const DEFAULT_HEALTH_TIMEOUT_MS = 5_000;
 const DEFAULT_BLOCK_MS = 2_000;
 /** Entries per stream per XREAD. */
 const READ_COUNT = 1_000;

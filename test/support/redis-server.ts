@@ -1,6 +1,7 @@
 // A real redis-server for tests (Debian package `redis-server`), on a free
-// 127.0.0.1 port with its own temp dir and no persistence, stopped by the
-// test; it can be stopped and started again on the same port.
+// 127.0.0.1 port with its own temp dir and no persistence (or, asked for,
+// an append-only file synced on every write), stopped by the test; it can be
+// stopped and started again on the same port.
 //
 //   describe('...', { skip: redisSkip() }, () => { ... const redis = await startRedis(); ... await redis.stop(); });
 //
@@ -37,7 +38,7 @@ export function redisSkip(): string | false {
 
 export interface RedisServer {
   readonly port: number;
-  /** Stops the server (SIGTERM, then SIGKILL) and waits for its exit; every key is gone (no persistence). */
+  /** Stops the server (SIGTERM, then SIGKILL) and waits for its exit; without persistence every key is gone. */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
   start(): Promise<void>;
@@ -58,10 +59,11 @@ async function freePort(): Promise<number> {
 }
 
 /** Spawns redis-server on `port`; resolves once it accepts connections, rejects when it exits first (a port taken). */
-function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+function spawnRedis(port: number, dir: string, persistent: boolean): Promise<ChildProcess> {
+  const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--protected-mode', 'no'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.add(child);
@@ -103,14 +105,20 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export interface RedisServerOptions {
+  /** Keep every write across a restart (appendonly yes, appendfsync always); default: no persistence. */
+  persistent?: boolean;
+}
+
+export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const persistent = options.persistent ?? false;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-redis-'));
   let child: ChildProcess | null = null;
   let port = 0;
   for (let attempt = 1; child === null; attempt++) {
     port = await freePort();
     try {
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, persistent);
     } catch (err) {
       // Another process took the port between the probe and the bind: pick again.
       if (!(err as { inUse?: boolean }).inUse || attempt >= PORT_ATTEMPTS) throw err;
@@ -127,7 +135,7 @@ export async function startRedis(): Promise<RedisServer> {
       // The old socket may linger for a moment: retry the same port briefly.
       for (let attempt = 1; ; attempt++) {
         try {
-          child = await spawnRedis(port, dir);
+          child = await spawnRedis(port, dir, persistent);
           return;
         } catch (err) {
           if (!(err as { inUse?: boolean }).inUse || attempt >= 20) throw err;

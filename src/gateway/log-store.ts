@@ -6,7 +6,7 @@
  * connects) and closed after the server has stopped.
  */
 import type { Logger } from 'pino';
-import { RedisLogStore, type RedisLogSpec } from '../bindings/redis-store.js';
+import type { RedisLogSpec } from '../bindings/redis-store.js';
 import { MemoryStreamLog, type StreamLog } from '../core/stream-log.js';
 
 /** `--log`: what the value names, parsed in options.ts. */
@@ -65,6 +65,8 @@ function memoryLogStore(options: LogStoreOptions): LogStore {
 
 /** Every stream's log is opened (its state read from Redis) before the server is built. */
 async function redisLogStore(spec: RedisLogSpec, options: LogStoreOptions): Promise<LogStore> {
+  // Loaded only here: ioredis takes a noticeable part of a second to import, which a memory gateway need not pay.
+  const { RedisLogStore } = await import('../bindings/redis-store.js');
   const store = await RedisLogStore.open(spec, { logger: options.logger });
   try {
     const logOptions = {

@@ -84,6 +84,8 @@ export class RedisLogStore {
   private commandsUp = false;
   private readerRunning = false;
   private lastProblem: string | null = null;
+  /** The last error either connection reported, for the message when opening fails. */
+  private lastError: string | null = null;
   private pingSentAt = 0;
   private readStartedAt = 0;
   private readerId: number | null = null;
@@ -105,8 +107,12 @@ export class RedisLogStore {
       await Promise.all([store.commands.connect(), store.reader.connect()]);
     } catch (err) {
       await store.close();
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new Error(`could not connect to Redis at ${store.where}: ${reason} (is redis-server running there? check --log)`);
+      // ioredis rejects with "Connection is closed."; the error event before it says why.
+      const reason = store.lastError ?? (err instanceof Error ? err.message : String(err));
+      const hint = /NOAUTH|WRONGPASS|invalid password|AUTH/i.test(reason)
+        ? 'give the password in the --log URL or RG_REDIS_PASSWORD'
+        : 'is redis-server running there? check --log';
+      throw new Error(`could not connect to Redis at ${store.where}: ${reason} (${hint})`);
     }
     store.commandsUp = true;
     store.loop = store.readLoop();
@@ -299,6 +305,7 @@ export class RedisLogStore {
     });
     // ioredis reports every failed reconnect; the state changes above are what operators need.
     connection.on('error', (err: Error) => {
+      this.lastError = err.message;
       if (!this.closed) this.logger?.debug({ redis: this.where, connection: name, err: err.message }, 'Redis connection error');
     });
   }

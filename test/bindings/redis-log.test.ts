@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { Redis } from 'ioredis';
 import type { RedisStreamLog } from '../../src/bindings/redis-log.js';
 import { RedisLogStore, type RedisLogSpec } from '../../src/bindings/redis-store.js';
 import { advanceEntry, type LogEntry, type MemoryLogOptions, type StreamLog } from '../../src/core/stream-log.js';
@@ -264,6 +265,38 @@ describe('Redis log when Redis stops answering', { skip }, () => {
       assert.equal(log.head, 3);
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+describe('opening the Redis log', { skip }, () => {
+  test('says which Redis could not be reached and why, and what to do', async () => {
+    // A port nothing listens on: take a free one and close it.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen({ host: '127.0.0.1', port: 0 }, r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    await assert.rejects(
+      RedisLogStore.open(spec(port, 'rg')),
+      new RegExp(`^Error: could not connect to Redis at redis://127\\.0\\.0\\.1:${port} \\(prefix rg\\): .*ECONNREFUSED.*is redis-server running there\\? check --log`),
+    );
+  });
+
+  test('a Redis that wants a password: refused without it (naming RG_REDIS_PASSWORD), opened with it', async () => {
+    const own = await startRedis();
+    const admin = new Redis({ host: '127.0.0.1', port: own.port });
+    try {
+      await admin.config('SET', 'requirepass', 'sekrit');
+      await assert.rejects(RedisLogStore.open(spec(own.port, 'pw')), /(NOAUTH|WRONGPASS).*RG_REDIS_PASSWORD/);
+      await assert.rejects(RedisLogStore.open({ ...spec(own.port, 'pw'), password: 'wrong' }), /RG_REDIS_PASSWORD/);
+      const store = await RedisLogStore.open({ ...spec(own.port, 'pw'), password: 'sekrit' });
+      stores.push(store);
+      const log = await store.openLog('s', { startToken: 0 });
+      await log.append(entry([{ token: 1, rows: 1 }]));
+      assert.equal(log.head, 1);
+    } finally {
+      admin.disconnect();
+      await own.close();
     }
   });
 });

@@ -282,6 +282,22 @@ describe('opening the Redis log', { skip }, () => {
     );
   });
 
+  test('a unix socket path', async () => {
+    const own = await startRedis({ unixSocket: true });
+    try {
+      const store = await RedisLogStore.open({ ...spec(0, 'sock'), address: { path: own.socketPath! } });
+      stores.push(store);
+      const log = await store.openLog('s', { startToken: 0 });
+      const heard = hear(log);
+      await log.append(entry([{ token: 1, rows: 2 }]));
+      assert.deepEqual(heard.tokens, [1]);
+      assert.match(store.where, /^unix:\/.*redis\.sock \(prefix sock\)$/);
+      await store.close();
+    } finally {
+      await own.close();
+    }
+  });
+
   test('a Redis that wants a password: refused without it (naming RG_REDIS_PASSWORD), opened with it', async () => {
     const own = await startRedis();
     const admin = new Redis({ host: '127.0.0.1', port: own.port });

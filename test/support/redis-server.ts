@@ -38,6 +38,8 @@ export function redisSkip(): string | false {
 
 export interface RedisServer {
   readonly port: number;
+  /** Its unix socket, when asked for. */
+  readonly socketPath: string | null;
   /** Stops the server (SIGTERM, then SIGKILL) and waits for its exit; without persistence every key is gone. */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
@@ -59,11 +61,12 @@ async function freePort(): Promise<number> {
 }
 
 /** Spawns redis-server on `port`; resolves once it accepts connections, rejects when it exits first (a port taken). */
-function spawnRedis(port: number, dir: string, persistent: boolean): Promise<ChildProcess> {
+function spawnRedis(port: number, dir: string, persistent: boolean, socketPath: string | null): Promise<ChildProcess> {
   const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const socket = socketPath === null ? [] : ['--unixsocket', socketPath, '--unixsocketperm', '700'];
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--protected-mode', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...socket, '--dir', dir, '--protected-mode', 'no'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.add(child);
@@ -108,17 +111,20 @@ function stopChild(child: ChildProcess): Promise<void> {
 export interface RedisServerOptions {
   /** Keep every write across a restart (appendonly yes, appendfsync always); default: no persistence. */
   persistent?: boolean;
+  /** Listen on a unix socket in its directory too. */
+  unixSocket?: boolean;
 }
 
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   const persistent = options.persistent ?? false;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-redis-'));
+  const socketPath = options.unixSocket ? path.join(dir, 'redis.sock') : null;
   let child: ChildProcess | null = null;
   let port = 0;
   for (let attempt = 1; child === null; attempt++) {
     port = await freePort();
     try {
-      child = await spawnRedis(port, dir, persistent);
+      child = await spawnRedis(port, dir, persistent, socketPath);
     } catch (err) {
       // Another process took the port between the probe and the bind: pick again.
       if (!(err as { inUse?: boolean }).inUse || attempt >= PORT_ATTEMPTS) throw err;
@@ -126,6 +132,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   }
   const server: RedisServer = {
     port,
+    socketPath,
     async stop() {
       if (child !== null) await stopChild(child);
       child = null;
@@ -135,7 +142,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       // The old socket may linger for a moment: retry the same port briefly.
       for (let attempt = 1; ; attempt++) {
         try {
-          child = await spawnRedis(port, dir, persistent);
+          child = await spawnRedis(port, dir, persistent, socketPath);
           return;
         } catch (err) {
           if (!(err as { inUse?: boolean }).inUse || attempt >= 20) throw err;

@@ -7,7 +7,8 @@
  *     append    EVALSHA append (checks the head, XADDs `<lastToken>-0`, trims)  -> stored
  *     live      the store's XREAD loop hands every new entry to deliver(), in id order
  *               -> the listener hears it; an append answers once its entry was heard
- *     catch-up  XRANGE (position+1)-0 .. head-0 COUNT n, paced by the subscriber's reads
+ *     catch-up  XRANGE (position+1)-0 .. head-0 COUNT n, paced by the subscriber's reads,
+ *               two ranges of about one read each asked ahead (what a catch-up holds at most)
  *
  * The listener hears entries only from the XREAD loop, own appends
  * included: one order for every gateway, each entry exactly once, never an
@@ -63,8 +64,8 @@ interface WaitingAppend {
 
 /** A subscriber's place: the token it has read up to, in the log's current epoch. */
 class RedisCursor {
-  /** The next read's XRANGE, asked while this one's rows are written out (at most one, about maxBytes). */
-  prefetch: { from: number; entries: Promise<RangeEntries> } | null = null;
+  /** The next reads' XRANGEs, asked while earlier rows are written out: in order, each from where the one before ends. */
+  ahead: ReadAhead[] = [];
   constructor(
     public position: number,
     readonly epoch: number,
@@ -73,7 +74,16 @@ class RedisCursor {
 
 type RangeEntries = [Buffer, Buffer[]][];
 
+interface ReadAhead {
+  readonly from: number;
+  readonly entries: Promise<RangeEntries>;
+  /** The token its entries end at, once answered (null before, or when it failed or found nothing). */
+  end: number | null;
+}
+
 const NO_LISTENER: LogListener = { stored() {}, gap() {} };
+/** XRANGEs of about one read each asked ahead of a catching-up cursor: what a catch-up holds beyond the read in hand. */
+const READ_AHEAD = 2;
 /** Entries fetched per XRANGE at most. */
 const MAX_RANGE_COUNT = 10_000;
 
@@ -210,19 +220,37 @@ export class RedisStreamLog implements StreamLog {
     const cursor = logCursor as unknown as RedisCursor;
     if (cursor.epoch !== this.epoch) return null;
     const from = cursor.position;
-    const prefetch = cursor.prefetch;
-    cursor.prefetch = null;
+    const next = cursor.ahead.shift();
     if (from >= this.headToken) return { chunks: [], lines: 0, lastToken: -1 };
-    const answer = prefetch !== null && prefetch.from === from ? this.prefetched(cursor, prefetch.entries, maxBytes) : this.fetch(cursor, maxBytes);
+    let answer: Promise<LogRead | null>;
+    if (next !== undefined && next.from === from) {
+      answer = this.prefetched(cursor, next.entries, maxBytes);
+    } else {
+      cursor.ahead = [];
+      answer = this.fetch(cursor, maxBytes);
+    }
     return answer.then((read) => {
-      // Ask for the next chunk now, so Redis works while this one goes out.
-      if (read !== null && cursor.epoch === this.epoch && cursor.position < this.headToken) {
-        const entries = this.range(cursor.position, maxBytes);
-        entries.catch(() => {}); // a failed prefetch is asked again by the read that needs it
-        cursor.prefetch = { from: cursor.position, entries };
-      }
+      if (read !== null) this.topUp(cursor, maxBytes);
       return read;
     });
+  }
+
+  /** Keeps READ_AHEAD ranges asked ahead of the cursor, so Redis works while earlier rows go out. */
+  private topUp(cursor: RedisCursor, maxBytes: number): void {
+    if (cursor.epoch !== this.epoch || cursor.ahead.length >= READ_AHEAD) return;
+    const last = cursor.ahead.at(-1);
+    const from = last === undefined ? cursor.position : last.end;
+    if (from === null || from >= this.headToken) return;
+    const item: ReadAhead = { from, entries: this.range(from, maxBytes), end: null };
+    cursor.ahead.push(item);
+    item.entries.then(
+      (got) => {
+        if (got.length === 0) return;
+        item.end = decimal(got[got.length - 1]![0], 0);
+        if (cursor.ahead.at(-1) === item) this.topUp(cursor, maxBytes);
+      },
+      () => {}, // a failed range is asked again by the read that needs it
+    );
   }
 
   private range(from: number, maxBytes: number): Promise<RangeEntries> {

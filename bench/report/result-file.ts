@@ -75,7 +75,7 @@ export function readResults(dir: string): Map<string, ResultFile> {
   } catch {
     return out;
   }
-  for (const name of names.filter((n) => /^[MW]\d+\.json$/.test(n)).sort()) {
+  for (const name of names.filter((n) => /^[MW]\d+[A-Z]?\.json$/.test(n)).sort()) {
     const parsed = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as Partial<ResultFile> & { id: string };
     if (parsed.kind === undefined) (parsed as Partial<MicroResultFile>).kind = 'micro';
     out.set(parsed.id, parsed as ResultFile);

@@ -281,3 +281,32 @@ export function webSocketSection(r: ScenarioResultFile): string {
     '',
   ].join('\n');
 }
+
+/** W7R: the Redis log's catch-up, and W1 S=10 through one and two gateways on it (bench/scenarios/storage-redis.ts). */
+export function storageRedisSection(r: ScenarioResultFile): string {
+  const f = failed(r);
+  if (f !== null) return f;
+  const d = r.data as {
+    catchUp: { rows: number; storeRowsPerSec: number | null; rowsPerSec: number | null; seconds: number; peakRssBytes: number; peakGrowthBytes: number };
+    fanOut: { setup: string; subscribers: number; rows: number; rowsPerSec: number | null; writerRowsPerSec: number | null; gatewayPeakRssBytes: number }[];
+  };
+  const c = d.catchUp;
+  return [
+    header(r),
+    '',
+    renderTable(
+      ['rows stored', 'stored at', 'catch-up rows/s', 'catch-up time', 'gateway peak RSS', 'peak RSS growth'],
+      [[c.rows.toLocaleString('en-US'), `${formatRate(c.storeRowsPerSec)} rows/s`, formatRate(c.rowsPerSec), formatSeconds(c.seconds), formatBytes(c.peakRssBytes), formatBytes(c.peakGrowthBytes)]],
+      'markdown',
+    ),
+    '',
+    renderTable(
+      ['setup', 'S', 'rows', 'delivered rows/s', 'writer rows/s', 'writer gateway peak RSS'],
+      d.fanOut.map((x) => [x.setup, String(x.subscribers), x.rows.toLocaleString('en-US'), formatRate(x.rowsPerSec), formatRate(x.writerRowsPerSec), formatBytes(x.gatewayPeakRssBytes)]),
+      'markdown',
+    ),
+    '',
+    notes(r),
+    '',
+  ].join('\n');
+}

@@ -8,6 +8,7 @@ import { runIdle } from './idle.js';
 import { runLatency } from './latency.js';
 import { runMassReconnect } from './mass-reconnect.js';
 import { runSlowConsumer } from './slow-consumer.js';
+import { runStorageRedis } from './storage-redis.js';
 import { runWebSocket } from './websocket.js';
 import type { Mode, Scenario, Sizes } from './types.js';
 
@@ -28,6 +29,7 @@ export const SCENARIOS: Scenario[] = [
     skippedReason: 'not built yet: the gateway keeps its log in memory only until the storage issue lands',
     run: notYet('W7 is not built yet'),
   },
+  { id: 'W7R', title: 'storage, W7\'s Redis rows: catch-up from the Redis log; W1 S=10 through two gateways on one Redis', run: runStorageRedis },
   { id: 'W8', title: 'mass reconnect while a writer goes on', run: runMassReconnect },
 ];
 

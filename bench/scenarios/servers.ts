@@ -44,6 +44,8 @@ export interface GatewaySettings {
   http?: boolean;
   /** --ws-engine for that listener (default: the gateway's auto). */
   wsEngine?: WsEngineName;
+  /** --log (default: the gateway's memory). */
+  log?: string;
 }
 
 export interface RunningServer {
@@ -130,6 +132,7 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.retentionRows !== undefined) args.push('--retention-rows', String(settings.retentionRows));
   if (settings.retentionBytes !== undefined) args.push('--retention-bytes', String(settings.retentionBytes));
   if (settings.wsEngine !== undefined) args.push('--ws-engine', settings.wsEngine);
+  if (settings.log !== undefined) args.push('--log', settings.log);
   // Settings come from these flags only: the child gets none of the user's RG_ variables.
   let gw: GatewayChild;
   try {

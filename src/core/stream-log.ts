@@ -14,8 +14,10 @@
  *   (a promise), and fails by throwing or rejecting. Entries are stored in
  *   append order; a log never stores an entry appended after one it failed.
  * - The log tells its listener (the hub) of every entry it stores, in token
- *   order, whoever appended it: live fan-out follows that confirmation, so
- *   rows another gateway wrote to a shared log reach subscribers the same way.
+ *   order, exactly once, whoever appended it: live fan-out follows that
+ *   confirmation, so rows another gateway wrote to a shared log reach
+ *   subscribers the same way. A shared log that finds entries gone before
+ *   it could tell them says so (`gap`), never skips them silently.
  * - `cursorAfter` and `read` answer `T | Promise<T>`: the memory log answers
  *   at once, and callers test for a promise only where one can come.
  * - Cursors are opaque: only the log that made one reads it.
@@ -80,6 +82,13 @@ export interface LogRead {
 /** The log's side of fan-out: told of every entry once it is stored. */
 export interface LogListener {
   stored(entry: LogEntry): void;
+  /**
+   * Entries after `afterToken` were stored but can no longer be told (a
+   * shared log trimmed or lost them before this log heard them): what comes
+   * next is not contiguous with what the listener heard. A log that hears
+   * everything it stores (memory) never calls it.
+   */
+  gap(afterToken: number): void;
 }
 
 export interface StreamLog {
@@ -157,7 +166,7 @@ class MemoryCursor {
   ) {}
 }
 
-const NO_LISTENER: LogListener = { stored() {} };
+const NO_LISTENER: LogListener = { stored() {}, gap() {} };
 
 /** The embedded default: a bounded in-memory log, oldest entries evicted first; it answers at once. */
 export class MemoryStreamLog implements StreamLog {
@@ -319,7 +328,7 @@ export class MemoryStreamLog implements StreamLog {
  * Index (into the triples) of the last group whose token is at or below
  * `token`, -1 when the first group is already above it.
  */
-function groupEndAtOrBelow(groups: Float64Array, token: number): number {
+export function groupEndAtOrBelow(groups: Float64Array, token: number): number {
   let lo = 0;
   let hi = groups.length / 3;
   while (lo < hi) {

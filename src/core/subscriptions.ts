@@ -54,6 +54,19 @@ export class StreamState implements LogListener {
     }
     this.events.written?.(this.name, entry.rows, token);
   }
+
+  /**
+   * The log lost entries after `afterToken` before it could tell them: live
+   * subscribers cannot go on without a gap, so they get the too-old ERROR
+   * (a `jump` stream, whose readers accept a jump, goes on).
+   */
+  gap(afterToken: number): void {
+    if (this.tooOld === 'jump') return;
+    for (const sub of [...this.live]) {
+      this.live.delete(sub);
+      sub.peer.fail(tooOld(this.name, afterToken, this.log.oldest, this.log.head), 'too_old');
+    }
+  }
 }
 
 /** A connection's place in one stream: reading the log (catch-up) or live at the head. */

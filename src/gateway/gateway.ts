@@ -57,7 +57,13 @@ export class Gateway {
   /** Opens the --log store (a durable one recovers its files first), then builds the gateway on it. */
   static async open(config: GatewayConfig, log: Logger, clock: () => number = Date.now): Promise<Gateway> {
     // In relay mode, ReplicationRelay anchors each empty log at 0; a writer's first row says nothing of the tokens before it.
-    const store = await openLogStore(config.log, { retentionRows: config.retentionRows, retentionBytes: config.retentionBytes });
+    const spec = config.log.kind === 'redis' && config.log.password === null ? { ...config.log, password: config.redisPassword } : config.log;
+    const store = await openLogStore(spec, {
+      streams: config.streams,
+      logger: log.child({ component: 'log-store' }),
+      retentionRows: config.retentionRows,
+      retentionBytes: config.retentionBytes,
+    });
     try {
       return new Gateway(config, log, store, clock);
     } catch (err) {
@@ -111,6 +117,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       server: this.view,
       relay: this.relay,
+      logStore: () => store.health(),
       timeline: this.timeline,
       serverName: () => this.serverName,
       clock,

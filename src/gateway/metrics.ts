@@ -8,6 +8,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
 import type { ServerView } from '../core/server-view.js';
 import type { ReplicationRelay } from '../relay.js';
+import type { LogStoreHealth } from './log-store.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
 import type { StreamTimeline } from './stream-timeline.js';
@@ -47,6 +48,8 @@ function onlyRdata(counts: Float64Array): boolean {
 export interface MetricsSources {
   server: ServerView;
   relay: ReplicationRelay | null;
+  /** The --log store's state now (its links to Redis). */
+  logStore: () => LogStoreHealth;
   timeline: StreamTimeline;
   serverName: () => string;
   clock?: () => number;
@@ -214,6 +217,27 @@ export class GatewayMetrics {
 
     const perStream = (name: string, help: string, value: (s: ReturnType<typeof streamsOf>[number]) => number): void =>
       perStreamGauge(this.registry, name, help, () => streamsOf(server).map((s) => [s.name, value(s)] as const));
+    new Gauge({
+      name: `${PREFIX}log_store_up`,
+      help: 'Whether the --log store works (1) or not (0), by kind',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const health = sources.logStore();
+        this.set({ kind: health.kind }, health.ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}log_store_link_up`,
+      help: 'Whether each connection of the --log store (Redis: commands, reader) is up (1) or not (0)',
+      labelNames: ['link'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [link, up] of Object.entries(sources.logStore().links)) this.set({ link }, up ? 1 : 0);
+      },
+    });
     perStream('stream_head_token', 'Current token of each stream', (s) => s.head);
     perStream('stream_oldest_token', 'Oldest token a catch-up can start from', (s) => s.oldest);
     perStream('stream_retained_rows', 'Rows held in each stream\'s log', (s) => s.retainedRows);

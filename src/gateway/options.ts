@@ -26,6 +26,8 @@ export interface GatewayConfig {
   wsEngine: WsEngineChoice;
   /** Where streams are kept (--log). */
   log: LogSpec;
+  /** The Redis password when --log names Redis without one (best from RG_REDIS_PASSWORD, off the command line). */
+  redisPassword: string | null;
   retentionRows: number;
   retentionBytes: number;
   maxQueueCommands: number;
@@ -108,10 +110,37 @@ function streamList(text: string): string[] | Invalid {
   return names;
 }
 
-/** `https://dash.example,http://localhost:3000` or `*`. */
+const LOG_CHOICES =
+  'memory, redis://[USER:PASSWORD@]HOST[:PORT][/PREFIX], rediss://... (TLS) or unix:/PATH/TO/redis.sock[?prefix=PREFIX] (PREFIX: letters, digits, _ . : -)';
+const REDIS_PREFIX = /^[A-Za-z0-9_.:-]+$/;
+const DEFAULT_REDIS_PREFIX = 'rg';
+
+/** `memory`, `redis://127.0.0.1:6379/rg`, `rediss://:pw@redis.internal/rg`, `unix:/run/redis/redis.sock?prefix=rg`. */
 function logSpec(text: string): LogSpec | Invalid {
   if (text === 'memory') return { kind: 'memory' };
-  return new Invalid('memory');
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return new Invalid(LOG_CHOICES);
+  }
+  const common = { kind: 'redis' as const, username: null, password: null };
+  if (url.protocol === 'unix:') {
+    const prefix = url.searchParams.get('prefix') ?? DEFAULT_REDIS_PREFIX;
+    if (!url.pathname.startsWith('/') || url.hash !== '' || !REDIS_PREFIX.test(prefix)) return new Invalid(LOG_CHOICES);
+    return { ...common, address: { path: decodeURIComponent(url.pathname) }, tls: false, prefix };
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return new Invalid(LOG_CHOICES);
+  const prefix = url.pathname === '' || url.pathname === '/' ? DEFAULT_REDIS_PREFIX : url.pathname.slice(1);
+  if (url.hostname === '' || url.search !== '' || url.hash !== '' || !REDIS_PREFIX.test(prefix)) return new Invalid(LOG_CHOICES);
+  return {
+    ...common,
+    address: { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 6379 : Number(url.port) },
+    tls: url.protocol === 'rediss:',
+    username: url.username === '' ? null : decodeURIComponent(url.username),
+    password: url.password === '' ? null : decodeURIComponent(url.password),
+    prefix,
+  };
 }
 
 function originList(text: string): string[] | Invalid {
@@ -200,10 +229,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'log',
     flag: '--log',
     env: 'RG_LOG',
-    valueName: 'memory',
+    valueName: 'memory|redis://HOST:PORT[/PREFIX]',
     defaultText: 'memory',
-    help: 'where streams are kept: memory (bounded by the retention options; a restart forgets them)',
+    help: 'where streams are kept: memory (bounded by the retention options; a restart forgets them), or Redis streams under PREFIX (default rg), shared by every gateway given the same Redis and prefix; rediss:// for TLS, unix:/PATH?prefix=PREFIX for a unix socket',
     parse: logSpec,
+  },
+  {
+    key: 'redisPassword',
+    flag: '--redis-password',
+    env: 'RG_REDIS_PASSWORD',
+    valueName: 'PASSWORD',
+    defaultText: null,
+    help: 'the Redis password when --log gives none (set it in the environment, not on the command line); default: none',
+    parse: (t) => t,
   },
   {
     key: 'retentionRows',

@@ -116,7 +116,7 @@ describeEachEngine('serve, one gateway with a writer and subscribers', ({ engine
       ok: boolean;
       status: string;
       version: string;
-      log: { kind: string; ok: boolean; problem: string | null };
+      log: { kind: string; ok: boolean; problem: string | null; links: Record<string, unknown> };
       writers: { name: string; lastCommandAgeSeconds: number }[];
       streams: Record<string, { head: number; oldest: number; lastWriteAgeSeconds: number | null }>;
       upstream: unknown;
@@ -125,7 +125,7 @@ describeEachEngine('serve, one gateway with a writer and subscribers', ({ engine
     assert.equal(h.status, 'ok');
     assert.equal(h.upstream, null);
     assert.equal(h.version, packageVersion());
-    assert.deepEqual(h.log, { kind: 'memory', ok: true, problem: null });
+    assert.deepEqual(h.log, { kind: 'memory', ok: true, problem: null, links: {} });
     assert.equal(h.writers.length, 1);
     assert.equal(h.writers[0]!.name, 'e2e-writer');
     assert.ok(h.writers[0]!.lastCommandAgeSeconds >= 0 && h.writers[0]!.lastCommandAgeSeconds < 30);

@@ -11,7 +11,7 @@ interface Asked {
 
 export class AsyncLog implements StreamLog {
   private readonly inner: MemoryStreamLog;
-  private listener: LogListener = { stored() {} };
+  private listener: LogListener = { stored() {}, gap() {} };
   private asked: Asked[] = [];
   private appended: number;
   private reserved = 0;
@@ -26,7 +26,7 @@ export class AsyncLog implements StreamLog {
     private readonly auto = true,
   ) {
     this.inner = new MemoryStreamLog(options);
-    this.inner.listen({ stored: (e) => this.listener.stored(e) });
+    this.inner.listen({ stored: (e) => this.listener.stored(e), gap: (t) => this.listener.gap(t) });
     this.appended = this.inner.head;
   }
 

@@ -303,7 +303,7 @@ export function contract(name: string, makeLog: MakeLog, propertyRuns = 200): vo
     test('tells its listener of every stored entry, in order, before the append answers; lastAppended is then the head', async () => {
       const log = await makeLog({ startToken: 0 });
       const heard: number[] = [];
-      log.listen({ stored: (e) => heard.push(e.lastToken) });
+      log.listen({ stored: (e) => heard.push(e.lastToken), gap: (t) => assert.fail(`no entry was lost, yet the log reported a gap after ${t}`) });
       const answers = [entry([{ token: 1, rows: 1 }]), advanceEntry(4), entry([{ token: 5, rows: 2 }, { token: 6, rows: 1 }])].map(
         (e) => log.append(e),
       );

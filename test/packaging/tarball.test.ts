@@ -13,6 +13,7 @@ const root = projectRoot();
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, string | Record<string, string>>;
   bin: Record<string, string>;
+  dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
 
@@ -60,3 +61,12 @@ test('no shipped module imports a dev dependency', () => {
     }
   }
 });
+
+test('every runtime dependency is imported by something shipped (none only for the bench)', () => {
+  const shipped = [...files].filter((f) => f.startsWith('dist/src/') && f.endsWith('.js')).map((f) => readFileSync(path.join(root, f), 'utf8'));
+  for (const name of Object.keys(pkg.dependencies)) {
+    const imported = new RegExp(`(?:from\\s*|import\\s*\\(\\s*)['"]${name.replace('/', '\\/')}(?:/[^'"]*)?['"]`);
+    assert.ok(shipped.some((text) => imported.test(text)), `${name} is a runtime dependency that no shipped module imports`);
+  }
+});
+

@@ -60,6 +60,8 @@ export class ServerConnection implements Peer, LineSink {
   lastReceivedAt: number;
   private lastSentAt: number;
   private lastProgressAt: number;
+  /** When the unfinished line the scanner holds began arriving; null when none is held. */
+  private lineStartedAt: number | null = null;
   private closingSince = 0;
 
   constructor(
@@ -107,8 +109,14 @@ export class ServerConnection implements Peer, LineSink {
   /** Bytes from the peer. */
   receive(chunk: Buffer): void {
     if (this.state !== 'open') return;
-    this.lastReceivedAt = this.host.now();
+    const now = this.host.now();
+    this.lastReceivedAt = now;
+    const heldBefore = this.scanner.pendingBytes;
     this.scanner.push(chunk);
+    const held = this.scanner.pendingBytes;
+    // Bytes consumed means a line ended in this chunk: what is held now began in it.
+    if (held === 0) this.lineStartedAt = null;
+    else if (this.lineStartedAt === null || heldBefore + chunk.length > held) this.lineStartedAt = now;
     // A writer's run never outlives its chunk: store it now so rows go out this tick.
     this.ingest?.endChunk();
   }
@@ -278,6 +286,12 @@ export class ServerConnection implements Peer, LineSink {
       return;
     }
     if (this.state !== 'open') return;
+    // Half a line held for a timeout's length, however slowly it trickles in, is cut: no peer pins
+    // up to --max-line-bytes of memory indefinitely (keep-alive alone waits for a PING first).
+    if (this.lineStartedAt !== null && now - this.lineStartedAt > limits.pingTimeoutMs) {
+      this.close('ping_timeout', `timed out in the middle of a line (${this.scanner.pendingBytes} bytes, no end of line for ${limits.pingTimeoutMs} ms)`);
+      return;
+    }
     const due = keepAliveAction(
       now,
       { lastHeardMs: this.lastReceivedAt, lastSentMs: this.lastSentAt, timeoutArmed: this.peerPinged },

@@ -34,6 +34,40 @@ test('a person typing on netcat is greeted, answered, and never timed out before
   assert.equal(p.content().length, SYNAPSE_STREAMS.length + 1);
 });
 
+test('half a line held for a timeout is cut, however slowly it trickles in; a busy writer whose chunks end mid-line is not', { timeout: 10_000 }, async (t) => {
+  const f = await startServer({ writerToken: 'w', pingIntervalMs: 1_000, pingTimeoutMs: 300 });
+  t.after(() => f.close());
+  const stalled = await f.peer();
+  stalled.write('NAME never-ends');
+  const trickle = await f.peer();
+  const started = Date.now();
+  const drip = setInterval(() => trickle.write('x'), 50);
+  t.after(() => clearInterval(drip));
+  trickle.write('NAME slow');
+  const writer = await f.peer();
+  writer.send('AUTH w', 'REPLICATE events NOW');
+  await writer.line('POSITION events 0');
+  let token = 0;
+  const busy = setInterval(() => {
+    // Every chunk ends inside a line: the line in progress is always new.
+    token++;
+    writer.write(`RDATA events ${token} ["a"]\nRDATA events ${token + 1} `);
+    token++;
+    writer.write(`["b"]\n`.slice(0, 3));
+    writer.write(`["b"]\n`.slice(3));
+  }, 20);
+  t.after(() => clearInterval(busy));
+  await stalled.until(() => stalled.closedBy !== null, 'the stalled line cut', 5_000);
+  assert.match(stalled.lines.at(-1)!, /^ERROR timed out in the middle of a line \(15 bytes, no end of line for 300 ms\)$/);
+  await trickle.until(() => trickle.closedBy !== null, 'the trickling line cut', 5_000);
+  assert.ok(Date.now() - started < 3_000, 'a trickle does not keep half a line alive');
+  assert.match(trickle.lines.at(-1)!, /^ERROR timed out in the middle of a line/);
+  await new Promise((r) => setTimeout(r, 800));
+  clearInterval(busy);
+  assert.equal(writer.closedBy, null, 'the busy writer stays');
+  assert.ok(f.server.head('events') > 20, `the writer's rows were stored (head ${f.server.head('events')})`);
+});
+
 test('REPLICATE ALL NOW answers one POSITION per stream, then live rows of every stream', { timeout: 5_000 }, async (t) => {
   const f = await startServer();
   t.after(() => f.close());

@@ -73,6 +73,8 @@ export interface AcceptedUpgrade {
   mode: SocketMode;
   protocol: string;
   remoteAddress: string;
+  /** The upgrade carried an Origin: a browser page opened it. */
+  fromPage: boolean;
 }
 
 export type UpgradeAnswer = { refused: HttpReply } | { accepted: AcceptedUpgrade };

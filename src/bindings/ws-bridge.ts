@@ -109,7 +109,7 @@ export class WsBridge implements EdgeBridge, LinkHost {
     else if (protocols.includes(STATUS_PROTOCOL)) [mode, protocol] = ['status', STATUS_PROTOCOL];
     else if (protocols.includes(TEXT_PROTOCOL)) protocol = TEXT_PROTOCOL;
     if (mode === 'status' && this.statusFeed === null) return { refused: plainReply(404, 'no status feed here\n') };
-    return { accepted: { mode, protocol, remoteAddress: request.remoteAddress } };
+    return { accepted: { mode, protocol, remoteAddress: request.remoteAddress, fromPage: origin !== '' } };
   }
 
   link(socket: EdgeSocket, accepted: AcceptedUpgrade): SocketEvents {
@@ -160,7 +160,9 @@ class WsLink extends SocketLink implements Transport {
   }
 
   protected accept(): void {
-    const conn = this.bridge.hub.accept(this, this.mode === 'msgpack' ? 'ws-msgpack' : 'ws', this.accepted.remoteAddress);
+    const conn = this.bridge.hub.accept(this, this.mode === 'msgpack' ? 'ws-msgpack' : 'ws', this.accepted.remoteAddress, {
+      fromPage: this.accepted.fromPage,
+    });
     this.conn = conn;
     // accept() may close at once (too many connections), before conn was known here.
     if (this.closed) conn.transportClosed();

@@ -117,10 +117,11 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   }
 
   /** A new connection: greets the peer, or refuses it past the connection limit. */
-  accept(transport: Transport, transportKind: string, remoteAddress: string): ServerConnection {
+  /** A new connection; `fromPage`: a browser page opened it (read-only: its commands would reach the writers). */
+  accept(transport: Transport, transportKind: string, remoteAddress: string, origin: { fromPage: boolean } = NOT_FROM_PAGE): ServerConnection {
     const sent = this.events.sent;
     if (sent !== undefined) transport = observedTransport(transport, transportKind, sent);
-    const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName);
+    const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName, origin.fromPage);
     this.connectionSet.add(conn);
     this.subscriptions.add(conn);
     this.events.opened?.(conn);
@@ -328,6 +329,8 @@ function observedTransport(
     destroy: () => inner.destroy(),
   };
 }
+
+const NOT_FROM_PAGE = { fromPage: false };
 
 /** The hub options a running hub can take new values of (reconfigure). */
 export type LiveHubOption = 'credentials' | 'requireAuth' | 'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxStallMs';

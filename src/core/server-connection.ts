@@ -30,6 +30,11 @@ import type { ConnectionRole, DisconnectReason } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
 
+/** A page's commands would reach the homeserver's writers (presence, federation acks): pages only read. */
+function fromPage(command: string): ProtocolError {
+  return new ProtocolError('WRONG_DIRECTION', `${command} may not be sent from a browser page: pages only read streams`);
+}
+
 /** `GET /metrics HTTP/1.1`: someone pointed an HTTP client (curl, a browser, a probe) at the replication port. */
 const HTTP_REQUEST_LINE = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/;
 const NOT_HTTP = new ProtocolError(
@@ -71,6 +76,8 @@ export class ServerConnection implements Peer, LineSink {
     readonly transportKind: string,
     readonly remoteAddress: string,
     serverName: string,
+    /** Opened by a browser page: it reads, and its client commands are refused. */
+    private readonly fromPage = false,
   ) {
     const limits = host.limits;
     const now = host.now();
@@ -171,12 +178,14 @@ export class ServerConnection implements Peer, LineSink {
         if (cmd.stream === 'ALL') return this.host.subscribeAll(this, this.readable);
         return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.readable });
       case 'USER_SYNC':
+        if (this.fromPage) throw fromPage(cmd.name);
         this.userSync(cmd);
         return this.host.clientCommand(this, cmd);
       case 'FEDERATION_ACK':
       case 'REMOVE_PUSHER':
       case 'INVALIDATE_CACHE':
       case 'USER_IP':
+        if (this.fromPage) throw fromPage(cmd.name);
         return this.host.clientCommand(this, cmd);
       case 'SERVER':
       case 'SYNC':

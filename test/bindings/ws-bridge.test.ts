@@ -20,6 +20,30 @@ describeEachEngine('WebSocket bridge, text mode', (edge) => {
     peer.terminate();
   });
 
+  it("refuses a browser page's client commands (they would reach the writers), and takes a program's", async () => {
+    const heard: string[] = [];
+    const onCommand = (cmd: { name: string }): void => void heard.push(cmd.name);
+    gw.server.on('command', onCommand);
+    try {
+      for (const command of ['USER_SYNC @a:hs.test start 1', 'FEDERATION_ACK 5']) {
+        const page = await WsPeer.open(gw.wsUrl, { origin: gw.httpUrl });
+        await page.line(/^PING \d+$/);
+        page.send(`${command}\n`);
+        const name = command.split(' ')[0]!;
+        assert.equal(await page.line(/^ERROR /), `ERROR ${name} may not be sent from a browser page: pages only read streams`);
+        await page.closed;
+      }
+      const program = await WsPeer.open(gw.wsUrl);
+      await program.line(/^PING \d+$/);
+      program.send('FEDERATION_ACK 5\nPING 1\n');
+      await waitUntil('the program\'s command heard', () => (heard.length > 0 ? true : undefined));
+      assert.deepEqual(heard, ['FEDERATION_ACK'], "only the program's command reached the server");
+      program.terminate();
+    } finally {
+      gw.server.off('command', onCommand);
+    }
+  });
+
   it('echoes the replication subprotocol when offered', async () => {
     const peer = await WsPeer.open(gw.wsUrl, { protocol: 'replication' });
     assert.equal(peer.ws.protocol, 'replication');

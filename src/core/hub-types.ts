@@ -67,6 +67,9 @@ export interface ConnectionInfo {
   readonly lastReceivedAt: number;
   readonly queuedCommands: number;
   readonly queuedBytes: number;
+  /** Bytes read from the peer, and handed to its transport, since it connected. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
   /** Streams subscribed, and whether each is still catching up. */
   subscriptions(): { stream: string; catchingUp: boolean; lastToken: number }[];
 }

@@ -59,6 +59,9 @@ export class ServerConnection implements Peer, LineSink {
   private peerPinged = false;
   /** When the peer last sent anything (health: a stalled writer shows here). */
   lastReceivedAt: number;
+  /** Bytes read from and handed to the transport (GET /connections). */
+  bytesIn = 0;
+  bytesOut = 0;
   private lastSentAt: number;
   private lastProgressAt: number;
   private closingSince = 0;
@@ -109,6 +112,7 @@ export class ServerConnection implements Peer, LineSink {
   receive(chunk: Buffer): void {
     if (this.state !== 'open') return;
     this.lastReceivedAt = this.host.now();
+    this.bytesIn += chunk.length;
     this.scanner.push(chunk);
     // A writer's run never outlives its chunk: store it now so rows go out this tick.
     this.ingest?.endChunk();
@@ -254,6 +258,7 @@ export class ServerConnection implements Peer, LineSink {
     const now = this.host.now();
     this.lastSentAt = now;
     this.lastProgressAt = now;
+    for (let i = 0; i < chunks.length; i++) this.bytesOut += chunks[i]!.length;
     if (!this.transport.write(chunks)) this.isBlocked = true;
   }
 
@@ -312,7 +317,9 @@ export class ServerConnection implements Peer, LineSink {
     this.state = 'closing';
     this.closingSince = this.host.now();
     this.scanner.reset();
-    this.transport.write([encodeError(message)]);
+    const error = encodeError(message);
+    this.bytesOut += error.length;
+    this.transport.write([error]);
     this.transport.end();
     this.host.events.closed?.(this, reason, message);
   }

@@ -1,6 +1,6 @@
 /**
  * The gateway process without its command line: the replication server,
- * the HTTP listener (/metrics, /healthz, /congestion), relay mode, logs of
+ * the HTTP listener (/metrics, /healthz, /congestion, /connections), relay mode, logs of
  * what peers do (rate-limited), the last congestion cuts, and an orderly
  * stop. src/cli/serve.ts wraps it in flags, signals and a ready file.
  */
@@ -13,6 +13,7 @@ import { parseTokenSpec } from '../bindings/ws-access.js';
 import { JUMP_STREAMS, type ConnectionInfo, type DisconnectReason } from '../core/hub-types.js';
 import { ReplicationServer } from '../server.js';
 import { CongestionLog } from './congestion-log.js';
+import { connectionsPage } from './connections-report.js';
 import { healthReport, type HealthReport } from './health.js';
 import { answer, gatewayRoutes } from './http-routes.js';
 import { LogLimiter } from './log-limiter.js';
@@ -119,13 +120,14 @@ export class Gateway {
       metricsContentType: this.metrics.contentType,
       health: () => this.health(),
       congestion: () => this.cuts.list(),
+      connections: (query) => connectionsPage(this.server.hub.connections(), this.timeline, query, this.clock()),
     });
     this.http =
       engine === null
         ? null
         : new HttpListener(this.server, {
             engine,
-            fallback: (method, path) => answer(routes, method, path),
+            fallback: (method, path, query) => answer(routes, method, path, query),
             allowOrigins: config.allowOrigins ?? [],
             transcoder: this.encoder,
           });

@@ -10,6 +10,7 @@ import type { ReplicationServer } from '../server.js';
 import type { Relay } from './relay.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
+import { subscriptionLags } from './connections-report.js';
 import type { StreamTimeline } from './stream-timeline.js';
 import { VERSION } from '../version.js';
 
@@ -344,14 +345,8 @@ export class GatewayMetrics {
     const { server, timeline } = this.sources;
     const out: SubscriberLag[] = [];
     for (const c of server.hub.connections()) {
-      if (c.role === 'writer') continue;
-      for (const sub of c.subscriptions()) {
-        const behind = timeline.behind(sub.stream, sub.lastToken, now);
-        out.push({
-          labels: { connection: String(c.id), name: c.name ?? '', stream: sub.stream },
-          rows: behind.rows,
-          seconds: behind.seconds,
-        });
+      for (const sub of subscriptionLags(c, timeline, now)) {
+        out.push({ labels: { connection: String(c.id), name: c.name ?? '', stream: sub.stream }, rows: sub.lagRows, seconds: sub.lagSeconds });
       }
     }
     if (out.length > MAX_SUBSCRIBER_SERIES) {

@@ -262,7 +262,7 @@ export class Gateway {
       }
     });
     server.on('disconnect', (conn, reason, detail) => {
-      metrics.disconnected(reason);
+      metrics.disconnected(conn, reason);
       if (reason === 'slow_consumer') return; // logged with its details as a cut
       const category = reason === 'protocol_error' ? 'protocol_error' : 'disconnect';
       if (!this.allow(category)) return;

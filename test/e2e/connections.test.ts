@@ -92,6 +92,9 @@ describeEachEngine('GET /connections', ({ engine }) => {
     const wsLocalPort = (browser.ws as unknown as { _socket: { localPort: number } })._socket.localPort;
     if (engine === 'ws') assert.equal(ws!.address, `127.0.0.1:${wsLocalPort}`);
     else assert.match(ws!.address, /127\.0\.0\.1$/);
+    // The log names the peer as /connections does.
+    const wsOpened = await gw.logs.waitFor((e) => e['msg'] === 'connection opened' && e['transport'] === 'ws', 5_000);
+    assert.equal(wsOpened['address'], ws!.address);
   });
 
   it('pages with the total kept, and refuses a bad query with 400 saying why', async () => {

@@ -138,6 +138,7 @@ export class Gateway {
             engine,
             fallback: (method, path, query) => answer(routes, method, path, query),
             allowOrigins: config.allowOrigins ?? [],
+            status: { behind: (stream, token, now) => this.timeline.behind(stream, token, now), cuts: () => this.cuts.list(), clock },
             transcoder: this.encoder,
           });
     this.monitor = config.monitor === null ? null : new MonitorListener(MONITOR_PATHS, (method, path, query) => answer(routes, method, path, query));

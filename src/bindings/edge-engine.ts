@@ -104,6 +104,8 @@ export interface HttpReply {
 export interface HttpRequestHead {
   method: string;
   path: string;
+  /** The text after `?` ('' for none), undecoded. */
+  query: string;
   origin: string;
   host: string;
 }

@@ -4,7 +4,7 @@
  *     GET /              the status page (dist/static/status.html)
  *     GET /client.js     the browser client, one ES module (dist/static/client.js)
  *     GET /healthz       `ok`, unless the gateway gives its own handler
- *     GET <path>         any other route the gateway gives (/metrics, /congestion)
+ *     GET <path>         any other route the gateway gives (/metrics, /congestion, /connections)
  *     WS  /replication   the WebSocket bridge (src/bindings/ws-bridge.ts)
  *
  * Other methods (HEAD too) and paths go to the gateway's fallback. It refuses
@@ -38,7 +38,8 @@ export interface FallbackAnswer {
   body: string;
 }
 
-export type FallbackHandler = (method: string, path: string) => Promise<FallbackAnswer>;
+/** `query` is the text after `?` ('' for none). */
+export type FallbackHandler = (method: string, path: string, query: string) => Promise<FallbackAnswer>;
 
 export interface HttpListenerOptions extends WsBridgeOptions {
   /** GET routes by exact path, e.g. `{ '/metrics': () => ..., '/healthz': () => ... }`. */
@@ -138,13 +139,13 @@ export class HttpListener {
 
   /** One request, on any engine: a GET (or HEAD) route, else the gateway's fallback (or 404). */
   private serve(request: HttpRequestHead, reply: (r: HttpReply) => void): void {
-    const { method, path } = request;
+    const { method, path, query } = request;
     const headOnly = method === 'HEAD';
     const cors = path === CLIENT_JS ? this.corsFor(request) : null;
     const send = (r: HttpResponseBody): void =>
       reply({ status: r.status ?? 200, headers: { 'content-type': r.contentType ?? TEXT_TYPE, ...r.headers, ...cors }, body: r.body, headOnly });
     const fail = (err: unknown): void => send({ status: 500, body: `${err instanceof Error ? err.message : String(err)}\n` });
-    const handler = (method === 'GET' || headOnly ? this.getRoutes.get(path) : undefined) ?? this.fallbackFor(method, path);
+    const handler = (method === 'GET' || headOnly ? this.getRoutes.get(path) : undefined) ?? this.fallbackFor(method, path, query);
     try {
       const result = handler();
       if (result instanceof Promise) result.then(send, fail);
@@ -164,10 +165,10 @@ export class HttpListener {
     return { 'access-control-allow-origin': request.origin, vary: 'Origin' };
   }
 
-  private fallbackFor(method: string, path: string): HttpHandler {
+  private fallbackFor(method: string, path: string, query: string): HttpHandler {
     const fallback = this.fallback;
     if (fallback === null) return () => ({ status: 404, contentType: 'text/plain', body: 'not found\n' });
-    return () => fallback(method, path);
+    return () => fallback(method, path, query);
   }
 
   private staticFile(name: string, contentType: string): HttpResponseBody {

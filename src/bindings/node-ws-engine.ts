@@ -97,7 +97,7 @@ class NodeWsEngine implements EdgeEngine {
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, bridge: EdgeBridge): void {
     // A peer that resets the connection mid-handshake; ws's own handlers take over once open.
     socket.on('error', () => {});
-    const path = pathOf(req.url);
+    const { path } = splitUrl(req.url);
     // As uWS: only a WebSocket key on the bridge's path is an upgrade; anything else is a plain request.
     if (path !== REPLICATION_PATH || header(req, 'sec-websocket-key').length !== 24) {
       this.core.serve(requestHead(req), (r) => writeRaw(socket, r));
@@ -107,7 +107,8 @@ class NodeWsEngine implements EdgeEngine {
       origin: header(req, 'origin'),
       host: header(req, 'host'),
       protocols: header(req, 'sec-websocket-protocol'),
-      remoteAddress: req.socket.remoteAddress ?? '',
+      // HOST:PORT as TCP connections are logged (uWS 20.30 gives no port).
+      remoteAddress: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
     });
     if ('refused' in answer) {
       writeRaw(socket, answer.refused);
@@ -171,13 +172,14 @@ class WsSocket implements EdgeSocket {
 }
 
 function requestHead(req: IncomingMessage): HttpRequestHead {
-  return { method: req.method ?? 'GET', path: pathOf(req.url), origin: header(req, 'origin'), host: header(req, 'host') };
+  const { path, query } = splitUrl(req.url);
+  return { method: req.method ?? 'GET', path, query, origin: header(req, 'origin'), host: header(req, 'host') };
 }
 
-function pathOf(url: string | undefined): string {
+function splitUrl(url: string | undefined): { path: string; query: string } {
   const raw = url ?? '/';
   const q = raw.indexOf('?');
-  return q === -1 ? raw : raw.slice(0, q);
+  return q === -1 ? { path: raw, query: '' } : { path: raw.slice(0, q), query: raw.slice(q + 1) };
 }
 
 function header(req: IncomingMessage, name: string): string {

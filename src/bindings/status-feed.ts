@@ -15,8 +15,13 @@
  */
 import type { ServerView } from '../core/server-view.js';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
+import { VERSION } from '../version.js';
 
 export const DEFAULT_STATUS_INTERVAL_MS = 1000;
+/** rows/s is averaged over this long, so a burst does not read as 0 a second later. */
+export const RATE_WINDOW_MS = 10_000;
+/** Samples of rows/s kept per stream for the page's sparkline (one per interval). */
+export const RATE_HISTORY = 60;
 const DEFAULT_MAX_LISTED_CONNECTIONS = 200;
 const DEFAULT_MAX_DISCONNECTS = 50;
 
@@ -34,13 +39,33 @@ export interface StatusFeedOptions {
   /** Recent disconnects kept. */
   maxDisconnects?: number;
   clock?: () => number;
+  /** How far a token is behind its stream's head (the gateway's stream timeline); without it, lagSeconds is null. */
+  behind?: (stream: string, token: number, now: number) => { rows: number; seconds: number };
+  /** The recent congestion cuts, oldest first (the gateway's congestion log); without it, none are shown. */
+  cuts?: () => readonly CutStatus[];
+}
+
+/** A congestion cut as the gateway's congestion log keeps it (src/gateway/congestion-log.ts). */
+export interface CutStatus {
+  at: number;
+  connection: number;
+  name: string | null;
+  transport: string;
+  limit: string;
+  stream: string | null;
+  queuedCommands: number;
+  queuedBytes: number;
+  lastTokenSent: number | null;
 }
 
 export interface StreamStatus {
   name: string;
   head: number;
   oldest: number;
+  /** Averaged over the last RATE_WINDOW_MS. */
   rowsPerSec: number;
+  /** rows/s per interval, oldest first (at most RATE_HISTORY). */
+  rateHistory: number[];
   rowsWritten: number;
   retainedRows: number;
   retainedBytes: number;
@@ -54,11 +79,13 @@ export interface ConnectionStatus {
   remote: string;
   role: string;
   connectedAt: number;
-  streams: { stream: string; catchingUp: boolean; lastToken: number; lag: number }[];
+  streams: { stream: string; catchingUp: boolean; lastToken: number; lag: number; lagSeconds: number | null }[];
   queuedCommands: number;
   queuedBytes: number;
   /** The largest head - lastToken over its streams. */
   lag: number;
+  /** The largest lag in seconds over its streams (null without the `behind` option). */
+  lagSeconds: number | null;
 }
 
 export interface DisconnectStatus {
@@ -76,9 +103,15 @@ export interface StatusSnapshot {
   type: 'status';
   at: number;
   server: string;
+  version: string;
+  uptimeSeconds: number;
+  /** The queue limits a live subscriber is cut at: queue fill is queued / limit. */
+  limits: { maxQueueCommands: number; maxQueueBytes: number };
   streams: StreamStatus[];
   connections: { total: number; listed: ConnectionStatus[] };
   disconnects: DisconnectStatus[];
+  /** The recent congestion cuts, newest first. */
+  cuts: CutStatus[];
 }
 
 export class StatusFeed {
@@ -86,13 +119,16 @@ export class StatusFeed {
   private readonly maxListed: number;
   private readonly maxDisconnects: number;
   private readonly clock: () => number;
+  private readonly startedAt: number;
+  private readonly behind: NonNullable<StatusFeedOptions['behind']> | null;
+  private readonly cuts: () => readonly CutStatus[];
   private readonly sessions = new Set<StatusSession>();
   private readonly disconnects: DisconnectStatus[] = [];
   private timer: NodeJS.Timeout | null = null;
-  /** rowsWritten per stream at the last sample, for rows/s. */
-  private lastRows = new Map<string, number>();
-  private lastSampleMs = 0;
+  /** (time, rowsWritten per stream) of the samples within RATE_WINDOW_MS, oldest first, for rows/s. */
+  private samples: { at: number; rows: Map<string, number> }[] = [];
   private rates = new Map<string, number>();
+  private rateHistory = new Map<string, number[]>();
 
   constructor(
     readonly server: ServerView,
@@ -102,7 +138,10 @@ export class StatusFeed {
     this.maxListed = options.maxListedConnections ?? DEFAULT_MAX_LISTED_CONNECTIONS;
     this.maxDisconnects = options.maxDisconnects ?? DEFAULT_MAX_DISCONNECTS;
     this.clock = options.clock ?? Date.now;
-    this.sample(this.clock());
+    this.startedAt = this.clock();
+    this.behind = options.behind ?? null;
+    this.cuts = options.cuts ?? (() => []);
+    this.sample(this.startedAt);
   }
 
   get sessionCount(): number {
@@ -150,6 +189,7 @@ export class StatusFeed {
         head,
         oldest: s.log.oldest,
         rowsPerSec: this.rates.get(s.name) ?? 0,
+        rateHistory: this.rateHistory.get(s.name) ?? [],
         rowsWritten: s.rowsWritten,
         retainedRows: s.log.retainedRows,
         retainedBytes: s.log.retainedBytes,
@@ -157,11 +197,19 @@ export class StatusFeed {
       });
     }
     const all: ConnectionStatus[] = [];
+    const now = this.clock();
+    const behind = this.behind;
     for (const c of server.connections()) {
+      // A connection being closed (a cut one waiting for its socket) is no longer live.
+      if (!c.open) continue;
       const subs = c
         .subscriptions()
         .filter((s) => scope === null || scope.has(s.stream))
-        .map((s) => ({ ...s, lag: Math.max(0, (heads.get(s.stream) ?? s.lastToken) - s.lastToken) }));
+        .map((s) => ({
+          ...s,
+          lag: Math.max(0, (heads.get(s.stream) ?? s.lastToken) - s.lastToken),
+          lagSeconds: behind === null ? null : behind(s.stream, s.lastToken, now).seconds,
+        }));
       if (scope !== null && subs.length === 0) continue;
       all.push({
         id: c.id,
@@ -174,16 +222,21 @@ export class StatusFeed {
         queuedCommands: c.queuedCommands,
         queuedBytes: c.queuedBytes,
         lag: subs.reduce((m, s) => Math.max(m, s.lag), 0),
+        lagSeconds: behind === null ? null : subs.reduce((m, s) => Math.max(m, s.lagSeconds ?? 0), 0),
       });
     }
     all.sort((a, b) => b.lag - a.lag || b.queuedBytes - a.queuedBytes || a.id - b.id);
     return {
       type: 'status',
-      at: this.clock(),
+      at: now,
       server: server.serverName,
+      version: VERSION,
+      uptimeSeconds: Math.max(0, Math.round((now - this.startedAt) / 1000)),
+      limits: { maxQueueCommands: server.limits.maxQueueCommands, maxQueueBytes: server.limits.maxQueueBytes },
       streams,
       connections: { total: all.length, listed: all.length > this.maxListed ? all.slice(0, this.maxListed) : all },
       disconnects: scope === null ? this.disconnects : [],
+      cuts: scope === null ? [...this.cuts()].reverse().slice(0, this.maxDisconnects) : [],
     };
   }
 
@@ -220,17 +273,29 @@ export class StatusFeed {
     }
   }
 
+  /** Once per interval: rows/s over the window (from its oldest sample) and over the last interval (the sparkline). */
   private sample(now: number): void {
-    const dtMs = now - this.lastSampleMs;
     const rows = new Map<string, number>();
-    for (const s of this.server.streams()) {
-      rows.set(s.name, s.rowsWritten);
-      const before = this.lastRows.get(s.name);
-      if (before !== undefined && dtMs > 0) this.rates.set(s.name, Math.round(((s.rowsWritten - before) * 1000) / dtMs));
+    for (const s of this.server.streams()) rows.set(s.name, s.rowsWritten);
+    const last = this.samples.at(-1);
+    if (last !== undefined && now > last.at) {
+      // Keep one sample at or before the window's start, so the window is covered whole.
+      while (this.samples.length > 1 && now - this.samples[1]!.at >= RATE_WINDOW_MS) this.samples.shift();
+      const first = this.samples[0]!;
+      for (const [name, n] of rows) {
+        this.rates.set(name, rateOf(n - (first.rows.get(name) ?? n), now - first.at));
+        let history = this.rateHistory.get(name);
+        if (history === undefined) this.rateHistory.set(name, (history = []));
+        history.push(rateOf(n - (last.rows.get(name) ?? n), now - last.at));
+        if (history.length > RATE_HISTORY) history.shift();
+      }
     }
-    this.lastRows = rows;
-    this.lastSampleMs = now;
+    this.samples.push({ at: now, rows });
   }
+}
+
+function rateOf(rows: number, ms: number): number {
+  return ms > 0 ? Math.round((rows * 1000) / ms) : 0;
 }
 
 /** One status socket: waits for AUTH when the hub requires it, then receives snapshots. */

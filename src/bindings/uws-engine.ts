@@ -81,7 +81,14 @@ class UwsEngine implements EdgeEngine {
         aborted = true;
       });
       // uWS's request is valid only now: read what the core needs before anything waits.
-      const request = { method: req.getCaseSensitiveMethod().toUpperCase(), path: req.getUrl(), origin: req.getHeader('origin'), host: req.getHeader('host') };
+      const request = {
+        method: req.getCaseSensitiveMethod().toUpperCase(),
+        path: req.getUrl(),
+        // undefined when the URL has no `?` (this build; its typings say string).
+        query: (req.getQuery() as string | undefined) ?? '',
+        origin: req.getHeader('origin'),
+        host: req.getHeader('host'),
+      };
       core.serve(request, (r) => {
         if (!aborted) res.cork(() => writeReply(res, r));
       });

@@ -60,7 +60,12 @@ export async function run(argv: string[]): Promise<number> {
   if (addresses !== null) {
     announce(gateway, config, addresses, log);
     if (config.readyFile !== null) {
-      await writeReadyFile(config.readyFile, { tcp: addresses.tcp.port, http: addresses.http?.port ?? null, pid: process.pid });
+      await writeReadyFile(config.readyFile, {
+        tcp: addresses.tcp.port,
+        http: addresses.http?.port ?? null,
+        ...(addresses.monitor !== null ? { monitor: addresses.monitor.port } : {}),
+        pid: process.pid,
+      });
       log.debug({ path: config.readyFile }, 'ready file written');
     }
   }
@@ -116,6 +121,7 @@ function announce(gateway: Gateway, config: GatewayConfig, a: GatewayAddresses, 
     {
       tcp: { host: a.tcp.address, port: a.tcp.port },
       http: a.http === null ? null : { host: a.http.address, port: a.http.port },
+      ...(a.monitor !== null ? { monitor: { host: a.monitor.address, port: a.monitor.port } } : {}),
       serverName: gateway.serverName,
       streams: config.streams,
       mode: config.upstream === null ? 'standalone' : 'relay',

@@ -63,10 +63,15 @@ export interface ConnectionInfo {
   readonly name: string | undefined;
   readonly role: ConnectionRole;
   readonly connectedAt: number;
+  /** False once it is closing (a cut connection waiting for its socket): no longer live. */
+  readonly open: boolean;
   /** When the peer last sent anything. */
   readonly lastReceivedAt: number;
   readonly queuedCommands: number;
   readonly queuedBytes: number;
+  /** Bytes read from the peer, and handed to its transport, since it connected. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
   /** Streams subscribed, and whether each is still catching up. */
   subscriptions(): { stream: string; catchingUp: boolean; lastToken: number }[];
 }

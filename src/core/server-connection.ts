@@ -63,6 +63,9 @@ export class ServerConnection implements Peer, LineSink {
   private peerPinged = false;
   /** When the peer last sent anything (health: a stalled writer shows here). */
   lastReceivedAt: number;
+  /** Bytes read from and handed to the transport (GET /connections). */
+  bytesIn = 0;
+  bytesOut = 0;
   private lastSentAt: number;
   private lastProgressAt: number;
   /** When the unfinished line the scanner holds began arriving; null when none is held. */
@@ -119,6 +122,7 @@ export class ServerConnection implements Peer, LineSink {
     const now = this.host.now();
     this.lastReceivedAt = now;
     const heldBefore = this.scanner.pendingBytes;
+    this.bytesIn += chunk.length;
     this.scanner.push(chunk);
     const held = this.scanner.pendingBytes;
     // Bytes consumed means a line ended in this chunk: what is held now began in it.
@@ -275,6 +279,7 @@ export class ServerConnection implements Peer, LineSink {
     const now = this.host.now();
     this.lastSentAt = now;
     this.lastProgressAt = now;
+    for (let i = 0; i < chunks.length; i++) this.bytesOut += chunks[i]!.length;
     if (!this.transport.write(chunks)) this.isBlocked = true;
   }
 
@@ -339,7 +344,9 @@ export class ServerConnection implements Peer, LineSink {
     this.state = 'closing';
     this.closingSince = this.host.now();
     this.scanner.reset();
-    this.transport.write([v1Text.encode({ name: 'ERROR', message })]);
+    const error = v1Text.encode({ name: 'ERROR', message });
+    this.bytesOut += error.length;
+    this.transport.write([error]);
     this.transport.end();
     this.host.events.closed?.(this, reason, message);
   }

@@ -1,6 +1,7 @@
 /**
  * The gateway process without its command line: the replication server,
- * the HTTP listener (/metrics, /healthz, /congestion), relay mode, logs of
+ * the HTTP listener (/metrics, /healthz, /congestion, /connections), the
+ * --monitor listener (the same without stream data), relay mode, logs of
  * what peers do (rate-limited), the last congestion cuts, and an orderly
  * stop. src/cli/serve.ts wraps it in flags, signals and a ready file.
  */
@@ -8,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { chooseEngine } from '../bindings/engine-choice.js';
 import { HttpListener } from '../bindings/http-app.js';
+import { MonitorListener } from '../bindings/monitor-listener.js';
 import { EncoderPool } from '../workers/encoder-pool.js';
 import { parseTokenSpec } from '../bindings/ws-access.js';
 import { JUMP_STREAMS, type ConnectionInfo, type DisconnectReason } from '../core/hub-types.js';
@@ -15,6 +17,7 @@ import type { ServerView } from '../core/server-view.js';
 import { ReplicationRelay } from '../relay.js';
 import { ReplicationServer, hubOf } from '../server.js';
 import { CongestionLog } from './congestion-log.js';
+import { connectionsPage } from './connections-report.js';
 import { healthReport, type HealthReport } from './health.js';
 import { answer, gatewayRoutes } from './http-routes.js';
 import { LogLimiter } from './log-limiter.js';
@@ -26,7 +29,12 @@ import { StreamTimeline } from './stream-timeline.js';
 export interface GatewayAddresses {
   tcp: AddressInfo;
   http: AddressInfo | null;
+  /** null without --monitor. */
+  monitor: AddressInfo | null;
 }
+
+/** What --monitor serves: no stream data. */
+const MONITOR_PATHS = ['/metrics', '/healthz', '/connections'] as const;
 
 /** How often held-back log lines are reported. */
 const SUPPRESSED_REPORT_MS = 10_000;
@@ -45,6 +53,8 @@ export class Gateway {
   private readonly lastWriteAt = new Map<string, number>();
   private readonly limiter = new LogLimiter();
   private readonly http: HttpListener | null;
+  private readonly monitor: MonitorListener | null;
+  private monitorAddress: AddressInfo | null = null;
   private readonly encoder: EncoderPool;
   private tcpAddress: AddressInfo | null = null;
   private httpAddress: AddressInfo | null = null;
@@ -127,16 +137,19 @@ export class Gateway {
       metricsContentType: this.metrics.contentType,
       health: () => this.health(),
       congestion: () => this.cuts.list(),
+      connections: (query) => connectionsPage(this.view.connections(), this.timeline, query, this.clock()),
     });
     this.http =
       engine === null
         ? null
         : new HttpListener(this.server, {
             engine,
-            fallback: (method, path) => answer(routes, method, path),
+            fallback: (method, path, query) => answer(routes, method, path, query),
             allowOrigins: config.allowOrigins ?? [],
+            status: { behind: (stream, token, now) => this.timeline.behind(stream, token, now), cuts: () => this.cuts.list(), clock },
             transcoder: this.encoder,
           });
+    this.monitor = config.monitor === null ? null : new MonitorListener(MONITOR_PATHS, (method, path, query) => answer(routes, method, path, query));
     this.wireEvents();
     this.suppressedTimer = setInterval(() => this.reportSuppressed(), SUPPRESSED_REPORT_MS);
     this.suppressedTimer.unref();
@@ -194,6 +207,9 @@ export class Gateway {
       this.log.info({ wsEngine: name, reason }, `HTTP and WebSocket engine: ${name}`);
       this.httpAddress = await this.http.listen(this.config.http.host, this.config.http.port);
     }
+    if (this.monitor !== null && this.config.monitor !== null) {
+      this.monitorAddress = await this.monitor.listen(this.config.monitor.host, this.config.monitor.port);
+    }
     if (this.relay !== null) {
       this.relay.start();
       this.log.info({ upstream: this.relay.address }, 'waiting for the upstream before listening');
@@ -202,7 +218,7 @@ export class Gateway {
     }
     if (this.stopping !== null) return null;
     this.tcpAddress = await this.server.listen({ host: this.config.listen.host, port: this.config.listen.port });
-    return { tcp: this.tcpAddress, http: this.httpAddress };
+    return { tcp: this.tcpAddress, http: this.httpAddress, monitor: this.monitorAddress };
   }
 
   health(): HealthReport {
@@ -244,6 +260,7 @@ export class Gateway {
         this.server.close().then(() => Promise.all([this.encoder.close(), this.store.close()])),
         this.relay?.close(),
         this.http?.close(),
+        this.monitor?.close(),
       ]).then(() => true);
       const clean = await Promise.race([closed, timedOut]);
       clearTimeout(timer);
@@ -267,7 +284,7 @@ export class Gateway {
       }
     });
     server.on('disconnect', (conn, reason, detail) => {
-      metrics.disconnected(reason);
+      metrics.disconnected(conn, reason);
       if (reason === 'slow_consumer') return; // logged with its details as a cut
       // Routine closes share one bucket; each kind of trouble has its own, so a crowd of
       // ordinary disconnects never hides a failed AUTH or a ping timeout.

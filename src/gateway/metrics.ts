@@ -5,16 +5,17 @@
  * in docs/operations.md.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
+import type { ConnectionInfo, DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
 import type { ServerView } from '../core/server-view.js';
 import type { ReplicationRelay } from '../relay.js';
 import type { LogStoreHealth } from './log-store.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
+import { subscriptionLags } from './connections-report.js';
 import type { StreamTimeline } from './stream-timeline.js';
 import { VERSION } from '../version.js';
 
-/** Per-subscriber series past this many are left out (the most lagging are kept): bounded cardinality. */
+/** Per-subscriber (and per-connection) series past this many are left out (the most lagging or queued are kept): bounded cardinality. */
 export const MAX_SUBSCRIBER_SERIES = 1000;
 
 /** Commands by the first letters of their line, for counting what goes out without making strings. */
@@ -97,6 +98,9 @@ export class GatewayMetrics {
   /** Filled on the hot path, copied into counters at scrape time. */
   private readonly out = new Float64Array(OUT_NAMES.length);
   private readonly bytesOut = new Map<string, number>();
+  /** Bytes received by connections already closed, by transport; open ones are read at scrape time. */
+  private readonly closedBytesIn = new Map<string, number>();
+  private readonly closedCounted = new WeakSet<ConnectionInfo>();
   /**
    * Line counts of large shared buffers (a fan-out writes one Buffer to every
    * subscriber, so each is scanned once): a number when every line is RDATA
@@ -188,13 +192,27 @@ export class GatewayMetrics {
       },
     });
     new Counter({
-      name: `${PREFIX}bytes_out_total`,
+      name: `${PREFIX}sent_bytes_total`,
       help: 'Bytes written to connections, by transport',
       labelNames: ['transport'],
       registers,
       collect() {
         this.reset();
         for (const [transport, n] of self.bytesOut) this.inc({ transport }, n);
+      },
+    });
+    new Counter({
+      name: `${PREFIX}received_bytes_total`,
+      help: 'Bytes of command lines received from connections, by transport',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        this.reset();
+        const bytes = new Map(self.closedBytesIn);
+        for (const c of server.connections()) {
+          if (!self.closedCounted.has(c)) bytes.set(c.transportKind, (bytes.get(c.transportKind) ?? 0) + c.bytesIn);
+        }
+        for (const [transport, n] of bytes) this.inc({ transport }, n);
       },
     });
 
@@ -214,6 +232,28 @@ export class GatewayMetrics {
     queueGauge('outbound_queue_commands_max', 'Commands queued for the most backed-up connection now', (c) => c.queuedCommands, true);
     queueGauge('outbound_queue_bytes', 'Bytes queued for all connections now', (c) => c.queuedBytes, false);
     queueGauge('outbound_queue_bytes_max', 'Bytes queued for the most backed-up connection now', (c) => c.queuedBytes, true);
+
+    // Per-connection queues: the most backed-up, computed once per scrape, shared by both series.
+    let queueScrape: { at: number; rows: ConnectionInfo[] } | null = null;
+    const queues = (): ConnectionInfo[] => {
+      const now = self.clock();
+      if (queueScrape === null || queueScrape.at !== now) queueScrape = { at: now, rows: mostQueued(server.connections()) };
+      return queueScrape.rows;
+    };
+    const connectionGauge = (name: string, help: string, pick: (c: ConnectionInfo) => number): void => {
+      new Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: ['connection', 'name', 'transport'],
+        registers,
+        collect() {
+          this.reset();
+          for (const c of queues()) this.set({ connection: String(c.id), name: c.name ?? '', transport: c.transportKind }, pick(c));
+        },
+      });
+    };
+    connectionGauge('connection_queued_commands', `Commands queued for each connection now (the ${MAX_SUBSCRIBER_SERIES} most backed-up)`, (c) => c.queuedCommands);
+    connectionGauge('connection_queued_bytes', `Bytes queued for each connection now (the ${MAX_SUBSCRIBER_SERIES} most backed-up)`, (c) => c.queuedBytes);
 
     const perStream = (name: string, help: string, value: (s: ReturnType<typeof streamsOf>[number]) => number): void =>
       perStreamGauge(this.registry, name, help, () => streamsOf(server).map((s) => [s.name, value(s)] as const));
@@ -264,6 +304,19 @@ export class GatewayMetrics {
         for (const c of server.connections()) {
           for (const sub of c.subscriptions()) if (sub.catchingUp) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
         }
+        for (const [stream, v] of n) this.set({ stream }, v);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}stream_subscribers`,
+      help: 'Subscriptions to each stream (catching up or live)',
+      labelNames: ['stream'],
+      registers,
+      collect() {
+        this.reset();
+        const n = new Map<string, number>();
+        for (const s of streamsOf(server)) n.set(s.name, 0);
+        for (const c of server.connections()) for (const sub of c.subscriptions()) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
         for (const [stream, v] of n) this.set({ stream }, v);
       },
     });
@@ -342,8 +395,11 @@ export class GatewayMetrics {
     this.connectionsOpened.inc({ transport });
   }
 
-  disconnected(reason: DisconnectReason): void {
+  /** A connection closed (the server's disconnect event): it receives nothing more, so its bytes in are final. */
+  disconnected(conn: ConnectionInfo, reason: DisconnectReason): void {
     this.disconnects.inc({ reason });
+    this.closedBytesIn.set(conn.transportKind, (this.closedBytesIn.get(conn.transportKind) ?? 0) + conn.bytesIn);
+    this.closedCounted.add(conn);
   }
 
   slowConsumer(details: SlowConsumerDetails): void {
@@ -368,14 +424,8 @@ export class GatewayMetrics {
     const { server, timeline } = this.sources;
     const out: SubscriberLag[] = [];
     for (const c of server.connections()) {
-      if (c.role === 'writer') continue;
-      for (const sub of c.subscriptions()) {
-        const behind = timeline.behind(sub.stream, sub.lastToken, now);
-        out.push({
-          labels: { connection: String(c.id), name: c.name ?? '', stream: sub.stream },
-          rows: behind.rows,
-          seconds: behind.seconds,
-        });
+      for (const sub of subscriptionLags(c, timeline, now)) {
+        out.push({ labels: { connection: String(c.id), name: c.name ?? '', stream: sub.stream }, rows: sub.lagRows, seconds: sub.lagSeconds });
       }
     }
     if (out.length > MAX_SUBSCRIBER_SERIES) {
@@ -384,6 +434,16 @@ export class GatewayMetrics {
     }
     return out;
   }
+}
+
+/** The connections with the most bytes queued (then commands), at most MAX_SUBSCRIBER_SERIES. */
+function mostQueued(connections: Iterable<ConnectionInfo>): ConnectionInfo[] {
+  const all = [...connections];
+  if (all.length > MAX_SUBSCRIBER_SERIES) {
+    all.sort((a, b) => b.queuedBytes - a.queuedBytes || b.queuedCommands - a.queuedCommands);
+    all.length = MAX_SUBSCRIBER_SERIES;
+  }
+  return all;
 }
 
 interface SubscriberLag {

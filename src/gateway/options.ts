@@ -15,6 +15,8 @@ export interface GatewayConfig {
   listen: HostPort;
   /** null: --http off. */
   http: HostPort | null;
+  /** A listener serving only /metrics, /healthz and /connections; null: none. */
+  monitor: HostPort | null;
   /** null: `localhost`, or in relay mode the upstream's own name. */
   serverName: string | null;
   streams: string[];
@@ -167,6 +169,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     valueName: 'HOST:PORT|off',
     defaultText: '127.0.0.1:9093',
     help: 'HTTP listener for /metrics, /healthz, /congestion, the status page (/), /client.js and the WebSocket bridge (/replication); off for none',
+    parse: (t) => (t === 'off' ? null : hostPort(t, 0, ', or off')),
+  },
+  {
+    key: 'monitor',
+    flag: '--monitor',
+    env: 'RG_MONITOR',
+    valueName: 'HOST:PORT|off',
+    defaultText: 'off',
+    help: 'a second HTTP listener serving only /metrics, /healthz and /connections (no stream data, so it may be public without --subscriber-token); off for none',
     parse: (t) => (t === 'off' ? null : hostPort(t, 0, ', or off')),
   },
   {
@@ -370,7 +381,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'RG_READY_FILE',
     valueName: 'PATH',
     defaultText: null,
-    help: 'once every listener is bound, write {"tcp":port,"http":port|null,"pid":pid} here (removed on a clean stop)',
+    help: 'once every listener is bound, write {"tcp":port,"http":port|null,"pid":pid} here, with "monitor":port when --monitor is set (removed on a clean stop)',
     parse: (t) => (t.length > 0 ? t : new Invalid('a file path')),
   },
   {

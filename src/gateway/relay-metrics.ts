@@ -36,10 +36,12 @@ export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry
   });
   new Gauge({
     name: `${PREFIX}relay_upstream_last_received_age_seconds`,
-    help: 'Seconds since the upstream last sent anything (it PINGs every 5 s); -1 before anything',
+    help: 'Seconds since the upstream last sent anything (it PINGs every 5 s); no sample before anything',
     registers,
     collect() {
-      this.set(relay.lastReceivedAt === null ? -1 : Math.max(0, (clock() - relay.lastReceivedAt) / 1000));
+      // remove(): the label-less series, which prom-client would otherwise show as 0.
+      if (relay.lastReceivedAt === null) this.remove();
+      else this.set(Math.max(0, (clock() - relay.lastReceivedAt) / 1000));
     },
   });
   const counter = (name: string, help: string, value: () => number): void => {
@@ -55,7 +57,7 @@ export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry
   };
   counter('relay_upstream_connects_total', 'Connections to the upstream that reached SERVER', () => relay.counters.connects);
   counter('relay_upstream_disconnects_total', 'Upstream connections lost after SERVER', () => relay.counters.disconnects);
-  counter('relay_upstream_bytes_in_total', 'Bytes received from the upstream', () => relay.counters.bytesIn);
+  counter('relay_upstream_received_bytes_total', 'Bytes received from the upstream', () => relay.counters.bytesIn);
   counter('relay_rows_stored_total', 'Upstream rows stored in the relay\'s streams', () => relay.counters.rowsStored);
   counter('relay_rows_skipped_total', 'Upstream rows at or below the stored head (replays), not stored again', () => relay.counters.rowsSkipped);
   counter('relay_upstream_behind_total', 'POSITIONs from the upstream below the relay\'s head (the upstream went back)', () => relay.counters.behind);

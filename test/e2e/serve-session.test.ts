@@ -91,7 +91,7 @@ describeEachEngine('serve, one gateway with a writer and subscribers', ({ engine
     assert.ok(has('replication_gateway_commands_out_total').get('{command="SERVER"}')! >= 4);
     assert.ok(has('replication_gateway_commands_out_total').get('{command="POSITION"}')! >= 4);
     assert.equal(has('replication_gateway_commands_out_total').get('{command="FEDERATION_ACK"}'), 1);
-    assert.ok(has('replication_gateway_bytes_out_total').get('{transport="tcp"}')! > 0);
+    assert.ok(has('replication_gateway_sent_bytes_total').get('{transport="tcp"}')! > 0);
     for (const name of ['outbound_queue_commands', 'outbound_queue_commands_max', 'outbound_queue_bytes', 'outbound_queue_bytes_max']) {
       has(`replication_gateway_${name}`);
     }

@@ -34,6 +34,8 @@ export interface GatewayReady {
   tcp: number;
   /** null with --http off. */
   http: number | null;
+  /** With --monitor. */
+  monitor?: number;
   pid: number;
 }
 

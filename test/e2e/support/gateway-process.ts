@@ -23,6 +23,8 @@ export interface GatewayProcess {
   readonly tcp: number;
   /** null with --http off. */
   readonly http: number | null;
+  /** With --monitor. */
+  readonly monitor: number | null;
   readonly readyFile: string;
   /** pino's JSON lines from stdout. */
   readonly logs: JsonLineLog<JsonObject>;
@@ -67,6 +69,7 @@ export async function startGateway(args: string[], opts: StartOptions = {}): Pro
     pid: gw.pid,
     tcp: gw.ready.tcp,
     http: gw.ready.http,
+    monitor: gw.ready.monitor ?? null,
     readyFile,
     logs,
     exited: gw.exited,

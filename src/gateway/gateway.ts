@@ -54,8 +54,12 @@ export class Gateway {
   /** Opens the --log store (a durable one recovers its files first), then builds the gateway on it. */
   static async open(config: GatewayConfig, log: Logger, clock: () => number = Date.now): Promise<Gateway> {
     const store = await openLogStore(config.log, {
+      streams: config.streams,
       retentionRows: config.retentionRows,
       retentionBytes: config.retentionBytes,
+      retentionAgeMs: config.retentionAgeMs,
+      fsync: config.fsync,
+      logger: log,
       // A relay's first REPLICATE of each stream is from 0, so what it stores is
       // complete from 0 (until a refused catch-up restarts the log at NOW); a
       // writer's first row says nothing of the tokens before it.
@@ -110,6 +114,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       server: this.server,
       relay: this.relay,
+      store,
       timeline: this.timeline,
       serverName: () => this.serverName,
       clock,

@@ -82,6 +82,8 @@ interface IndexRecord {
   entry: LogEntry | null;
   /** Set on the record where corrupt data begins: a read reaching it fails with this. */
   readonly corrupt: string | null;
+  /** A span read back on opening (many groups), not an entry as appended: retention keeps it while it holds rows within the limits. */
+  readonly span: boolean;
 }
 
 class FileCursor {
@@ -447,6 +449,7 @@ export class FileStreamLog implements StreamLog {
         advance: entry.bytes.length === 0,
         entry,
         corrupt: null,
+        span: false,
       };
       seg.size = rec.end;
       seg.liveRecords++;
@@ -533,6 +536,10 @@ export class FileStreamLog implements StreamLog {
   private evict(): void {
     const { retentionRows, retentionBytes } = this.options;
     while ((this.rowCount > retentionRows || this.byteCount > retentionBytes) && this.records.length - this.first > 1) {
+      const rec = this.records[this.first]!;
+      // A span goes only when what is left still exceeds a limit: a restart never
+      // refuses rows it served before (at most one span more than the limits).
+      if (rec.span && this.rowCount - rec.rows <= retentionRows && this.byteCount - (rec.end - rec.start) <= retentionBytes) break;
       this.evictFirst(this.rowCount > retentionRows ? 'rows' : 'bytes');
     }
     this.compact();
@@ -675,6 +682,7 @@ export class FileStreamLog implements StreamLog {
           corrupt:
             `corrupt data in ${file} at offset ${offset} (${reason}): catch-up of ${this.stream} cannot go past token ${result.lastToken}; ` +
             'move the segment away or restore it from a backup, then restart the gateway',
+          span: false,
         });
       } else if (result.tornBytes > 0) {
         await fs.promises.truncate(file, result.goodEnd);
@@ -737,7 +745,7 @@ class SpanBuilder {
   group(g: ScannedGroup): void {
     if (g.rows === 0) {
       this.close();
-      this.add({ seg: this.seg, start: this.end, end: g.end, firstToken: g.token, lastToken: g.token, rows: 0, lines: 0, advance: true, entry: null, corrupt: null });
+      this.add({ seg: this.seg, start: this.end, end: g.end, firstToken: g.token, lastToken: g.token, rows: 0, lines: 0, advance: true, entry: null, corrupt: null, span: false });
       this.start = this.end = g.end;
       return;
     }
@@ -767,6 +775,7 @@ class SpanBuilder {
       advance: false,
       entry: null,
       corrupt: null,
+      span: true,
     });
     this.start = this.end;
     this.rows = this.lines = this.groups = 0;

@@ -43,6 +43,9 @@ export interface GatewaySettings {
   http?: boolean;
   /** --ws-engine for that listener (default: the gateway's auto). */
   wsEngine?: WsEngineName;
+  /** --log (default memory) and, for a file log, --fsync. */
+  log?: string;
+  fsync?: string;
 }
 
 export interface RunningServer {
@@ -131,6 +134,8 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.retentionRows !== undefined) args.push('--retention-rows', String(settings.retentionRows));
   if (settings.retentionBytes !== undefined) args.push('--retention-bytes', String(settings.retentionBytes));
   if (settings.wsEngine !== undefined) args.push('--ws-engine', settings.wsEngine);
+  if (settings.log !== undefined) args.push('--log', settings.log);
+  if (settings.fsync !== undefined) args.push('--fsync', settings.fsync);
   // Settings come from these flags only, not from RG_ variables of the user's shell.
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RG_')) env[k] = v;

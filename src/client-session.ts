@@ -72,7 +72,7 @@ export abstract class ReplicationSession extends EventEmitter {
         disconnected: (reason, retryInMs) => this.emit('disconnected', reason, retryInMs),
         error: (err) => this.reportError(err),
         rows: (batch) => this.onRows(batch),
-        position: (stream, token) => this.onPosition(stream, token),
+        position: (stream, token, before) => this.onPosition(stream, token, before),
         sync: (data) => this.emit('sync', data),
         forwarded: (cmd) => this.onForwarded(cmd),
         open: () => this.onOpen(),
@@ -116,7 +116,7 @@ export abstract class ReplicationSession extends EventEmitter {
   // ---------------------------------------------------------------- hooks
 
   protected abstract onRows(batch: RowBatch): void;
-  protected abstract onPosition(stream: string, token: number): void;
+  protected abstract onPosition(stream: string, token: number, before: number | null): void;
   protected onForwarded(_cmd: ClientActionCommand): void {}
   protected onOpen(): void {}
   protected onDrain(): void {}

@@ -34,6 +34,9 @@ interface StreamConsumer {
  * Follows streams. Events:
  * - 'rows' (stream, token, rows, batch): the rows of one token; `rows[i].row()` decodes one.
  * - 'position' (stream, token): the stream is at token without new rows.
+ * - 'rewound' (stream, before, token): the server put the stream below where this client was
+ *   (its log was wiped or replaced, a new generation, or lost rows in a crash): rows from
+ *   `token` on come again, under tokens this client may have seen with other rows. Also logged.
  * - 'connected' (serverName), 'disconnected' (reason, retryInMs), 'sync' (data).
  * - 'error' (ProtocolError): wrong remote, ping timeout, bad input, or ERROR from the server (code REMOTE_ERROR).
  */
@@ -139,7 +142,11 @@ export class ReplicationClient extends ReplicationSession {
     }
   }
 
-  protected onPosition(stream: string, token: number): void {
+  protected onPosition(stream: string, token: number, before: number | null): void {
+    if (before !== null && token < before) {
+      this.log.warn({ stream, before, token }, 'the server went back on this stream (its log was wiped, replaced or lost rows): following it from its head');
+      this.emit('rewound', stream, before, token);
+    }
     this.emit('position', stream, token);
   }
 

@@ -14,6 +14,7 @@ export {
 } from './core/hub-types.js';
 export type { StreamLog, LogEntry, LogCursor, LogRead } from './core/stream-log.js';
 export { MemoryStreamLog } from './core/stream-log.js';
+export { FileStreamLog, type FileLogOptions, type FsyncPolicy } from './bindings/file-log.js';
 export * from './client.js';
 export {
   parseCommand,

@@ -55,10 +55,17 @@ const SEGMENT_SUFFIX = '.seg';
 /** A record made when reading segments back covers at most this much: the index stays sparse. */
 const SPAN_BYTES = 16 * 1024;
 const SPAN_GROUPS = 256;
+/** A catch-up reads a segment this much at a time, and sends it as the socket drains. */
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 interface Segment {
   readonly startsAfter: number;
   readonly file: string;
+  /** Kept open for catch-up reads while the segment exists; null until the first read. */
+  reader: Promise<fs.promises.FileHandle> | null;
+  /** Reads under way: a deleted segment's handle is closed after the last. */
+  reads: number;
+  deleted: boolean;
   /** Bytes of good lines: where the next write goes. */
   size: number;
   /** Records of it still in the index: 0 makes it deletable. */
@@ -87,6 +94,8 @@ interface IndexRecord {
 }
 
 class FileCursor {
+  /** Records read from the file ahead of what was sent, served from memory by the next reads. */
+  ahead: ReadAhead | null = null;
   constructor(
     public seq: number,
     /** Bytes of the record already sent (a start inside a multi-group entry). */
@@ -95,6 +104,15 @@ class FileCursor {
     /** A start inside an on-disk span, found by scanning it on the first read; null when known. */
     public after: number | null,
   ) {}
+}
+
+/** One file read of whole records: `buf` holds the bytes of `records`, from the first one's start. */
+interface ReadAhead {
+  buf: Buffer;
+  from: number;
+  records: IndexRecord[];
+  /** The next record to send. */
+  next: number;
 }
 
 const NO_LISTENER: LogListener = { stored() {} };
@@ -275,6 +293,7 @@ export class FileStreamLog implements StreamLog {
     if (index < this.first) return null;
     const rec = this.records[index];
     if (rec === undefined) return { chunks: [], lines: 0, lastToken: -1 };
+    if (cursor.ahead !== null) return this.serveAhead(cursor, cursor.ahead, maxBytes);
     if (rec.entry === null || rec.corrupt !== null || cursor.after !== null) return this.readDisk(cursor, index, maxBytes);
     return this.readMemory(cursor, index, maxBytes);
   }
@@ -287,6 +306,10 @@ export class FileStreamLog implements StreamLog {
     while (this.writing || this.pending !== null) {
       if (!this.writing) this.flush();
       await new Promise<void>((resolve) => this.idle.push(resolve));
+    }
+    for (const seg of this.segments) {
+      seg.deleted = true; // no more reads: the log is closed
+      if (seg.reads === 0) closeReader(seg);
     }
     const fd = this.fd;
     this.fd = null;
@@ -329,54 +352,91 @@ export class FileStreamLog implements StreamLog {
     return { chunks, lines, lastToken };
   }
 
-  /** Reads a file range of whole records of one segment, about `maxBytes`, at least one record. */
+  /**
+   * Reads whole records of one segment, about READ_AHEAD_BYTES, in one file
+   * read; this read sends about `maxBytes` of them and the next reads the
+   * rest from memory, so the socket does not wait on the disk for every chunk.
+   */
   private async readDisk(cursor: FileCursor, start: number, maxBytes: number): Promise<LogRead | null> {
     const first = this.records[start]!;
     if (first.corrupt !== null) throw new Error(first.corrupt);
-    const span: IndexRecord[] = [];
+    const records: IndexRecord[] = [];
     let size = 0;
-    for (let i = start; i < this.records.length; i++) {
+    for (let i = start; i < this.records.length && size < READ_AHEAD_BYTES; i++) {
       const rec = this.records[i]!;
-      if (rec.seg !== first.seg || rec.corrupt !== null || (span.length > 0 && size >= maxBytes)) break;
-      span.push(rec);
+      if (rec.seg !== first.seg || rec.corrupt !== null) break;
+      records.push(rec);
       size += rec.end - rec.start;
     }
-    const from = first.start + cursor.offset;
-    const to = span[span.length - 1]!.end;
-    let buf: Buffer;
-    try {
-      buf = await readRange(first.seg.file, from, to - from);
-    } catch (err) {
-      // The segment was deleted by retention meanwhile: the cursor's rows are gone.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    if (this.records[cursor.seq - this.baseSeq] !== first) return null; // evicted or restarted meanwhile
-    let skip = 0;
-    let skippedLines = cursor.skippedLines;
+    const buf = await this.readSegment(first.seg, first.start, size);
+    if (buf === null || this.records[cursor.seq - this.baseSeq] !== first) return null; // evicted or restarted meanwhile
     if (cursor.after !== null) {
       const after = cursor.after;
-      scanSegment(buf.subarray(0, first.end - from), this.prefixes, -1, false, (g: ScannedGroup) => {
+      scanSegment(buf.subarray(0, first.end - first.start), this.prefixes, -1, false, (g: ScannedGroup) => {
         if (g.token <= after) {
-          skip = g.end;
-          skippedLines = g.lines;
+          cursor.offset = g.end;
+          cursor.skippedLines = g.lines;
         }
       });
       cursor.after = null;
     }
+    const ahead: ReadAhead = { buf, from: first.start, records, next: 0 };
+    cursor.ahead = ahead;
+    return this.serveAhead(cursor, ahead, maxBytes);
+  }
+
+  /** The next records of a read-ahead, about `maxBytes`; null when the log dropped them meanwhile. */
+  private serveAhead(cursor: FileCursor, ahead: ReadAhead, maxBytes: number): LogRead | null {
+    if (this.records[cursor.seq - this.baseSeq] !== ahead.records[ahead.next]) {
+      cursor.ahead = null;
+      return null;
+    }
     const chunks: Buffer[] = [];
     let lines = 0;
-    for (const rec of span) {
+    let bytes = 0;
+    let lastToken = -1;
+    const { buf, from, records } = ahead;
+    let i = ahead.next;
+    while (i < records.length && (bytes < maxBytes || lastToken < 0)) {
+      const rec = records[i++]!;
+      lastToken = rec.lastToken;
       if (rec.advance) continue;
-      const s = rec === first ? skip : rec.start - from;
+      const s = rec.start - from + cursor.offset;
       const e = rec.end - from;
       if (e > s) chunks.push(buf.subarray(s, e));
-      lines += rec.lines - (rec === first ? skippedLines : 0);
+      bytes += e - s;
+      lines += rec.lines - cursor.skippedLines;
+      cursor.offset = 0;
+      cursor.skippedLines = 0;
     }
-    cursor.seq += span.length;
-    cursor.offset = 0;
-    cursor.skippedLines = 0;
-    return { chunks, lines, lastToken: span[span.length - 1]!.lastToken };
+    cursor.seq += i - ahead.next;
+    ahead.next = i;
+    if (i === records.length) cursor.ahead = null;
+    return { chunks, lines, lastToken };
+  }
+
+  /** `length` bytes of `seg` from `position`, through its kept-open handle; null once the segment is gone. */
+  private async readSegment(seg: Segment, position: number, length: number): Promise<Buffer | null> {
+    if (seg.deleted) return null;
+    seg.reads++;
+    try {
+      seg.reader ??= fs.promises.open(seg.file, 'r');
+      const handle = await seg.reader;
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await handle.read(buf, got, length - got, position + got);
+        if (bytesRead === 0) throw new Error(`${seg.file} ends at ${position + got}, before the ${position + length} its index says`);
+        got += bytesRead;
+      }
+      return buf;
+    } catch (err) {
+      // The segment was deleted by retention meanwhile: the cursor's rows are gone.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    } finally {
+      if (--seg.reads === 0 && seg.deleted) closeReader(seg);
+    }
   }
 
   // ------------------------------------------------------------ writing
@@ -493,7 +553,7 @@ export class FileStreamLog implements StreamLog {
     const startsAfter = this.anchored ? this.headToken : firstEntry.rows > 0 ? firstEntry.firstToken - 1 : firstEntry.lastToken;
     const file = path.join(this.dir, segmentName(startsAfter));
     const fd = fs.openSync(file, 'a');
-    const seg: Segment = { startsAfter, file, size: fs.fstatSync(fd).size, liveRecords: 0, lastWriteMs: Date.now() };
+    const seg: Segment = { startsAfter, file, size: fs.fstatSync(fd).size, liveRecords: 0, lastWriteMs: Date.now(), reader: null, reads: 0, deleted: false };
     if (seg.size !== 0) {
       fs.closeSync(fd);
       throw new Error(`${file} already exists and is not empty: another process writes this log directory`);
@@ -569,6 +629,8 @@ export class FileStreamLog implements StreamLog {
   private deleteSegment(seg: Segment, why: 'rows' | 'bytes' | 'age' | 'restart'): void {
     const i = this.segments.indexOf(seg);
     if (i !== -1) this.segments.splice(i, 1);
+    seg.deleted = true;
+    if (seg.reads === 0) closeReader(seg);
     fs.rm(seg.file, { force: true }, () => {});
     this.events.segmentDeleted?.(seg.file, why);
   }
@@ -625,7 +687,7 @@ export class FileStreamLog implements StreamLog {
     for (const seg of [...this.segments]) this.deleteSegmentNow(seg);
     const file = path.join(this.dir, segmentName(token));
     const fd = fs.openSync(file, 'a');
-    const seg: Segment = { startsAfter: token, file, size: 0, liveRecords: 0, lastWriteMs: Date.now() };
+    const seg: Segment = { startsAfter: token, file, size: 0, liveRecords: 0, lastWriteMs: Date.now(), reader: null, reads: 0, deleted: false };
     this.segments = [seg];
     this.current = seg;
     this.fd = fd;
@@ -636,6 +698,8 @@ export class FileStreamLog implements StreamLog {
   private deleteSegmentNow(seg: Segment): void {
     fs.rmSync(seg.file, { force: true });
     this.segments.splice(this.segments.indexOf(seg), 1);
+    seg.deleted = true;
+    if (seg.reads === 0) closeReader(seg);
     this.events.segmentDeleted?.(seg.file, 'restart');
   }
 
@@ -650,7 +714,7 @@ export class FileStreamLog implements StreamLog {
       const file = path.join(this.dir, name);
       const startsAfter = Number(name.slice(0, -SEGMENT_SUFFIX.length));
       const [buf, stat] = await Promise.all([fs.promises.readFile(file), fs.promises.stat(file)]);
-      const seg: Segment = { startsAfter, file, size: 0, liveRecords: 0, lastWriteMs: stat.mtimeMs };
+      const seg: Segment = { startsAfter, file, size: 0, liveRecords: 0, lastWriteMs: stat.mtimeMs, reader: null, reads: 0, deleted: false };
       if (i === 0) {
         this.oldestToken = startsAfter;
         this.anchored = true;
@@ -818,20 +882,10 @@ function writeAll(fd: number, bufs: Buffer[], done: (err: Error | null) => void)
   });
 }
 
-async function readRange(file: string, position: number, length: number): Promise<Buffer> {
-  const handle = await fs.promises.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await handle.read(buf, got, length - got, position + got);
-      if (bytesRead === 0) throw new Error(`${file} ends at ${position + got}, before the ${position + length} its index says`);
-      got += bytesRead;
-    }
-    return buf;
-  } finally {
-    await handle.close();
-  }
+function closeReader(seg: Segment): void {
+  const reader = seg.reader;
+  seg.reader = null;
+  reader?.then((h) => h.close()).catch(() => {});
 }
 
 function syncFd(fd: number): Promise<void> {

@@ -18,16 +18,10 @@ const CR = 0x0d;
 const SPACE = 0x20;
 const MAX_TOKEN_DIGITS = 16;
 
-/** One complete group found by a scan. */
-export interface ScannedGroup {
-  /** Offset just past the group's last LF. */
-  end: number;
-  token: number;
-  /** Lines of the group (a POSITION is one line, no row). */
-  lines: number;
-  rows: number;
-}
-
+/**
+ * A scan tells of each complete group: `end`, the offset just past its last
+ * LF; `token`; its `lines` (a POSITION is one line) and `rows`.
+ */
 export interface ScanResult {
   /** Offset just past the last good group: everything before it is served. */
   goodEnd: number;
@@ -49,15 +43,25 @@ export function linePrefixes(stream: string): LinePrefixes {
   return { rdata: Buffer.from(`RDATA ${stream} `), position: Buffer.from(`POSITION ${stream} `) };
 }
 
-/** What one line is: a row (token null for `batch`), an advance, or why it is bad. */
-type Line = { kind: 'row'; token: number | null } | { kind: 'position'; token: number } | { kind: 'bad'; reason: string };
+/** What parseLine found: a row (token in `parsed.token`, -1 for `batch`), an advance, or a bad line (`parsed.reason`). */
+const ROW = 0;
+const POSITION = 1;
+const BAD = 2;
+/** parseLine's answer besides its kind, reused: reading a segment back makes no object per line. */
+const parsed = { token: -1, reason: '' };
 
 /**
  * Scans `buf` (a segment's bytes) from offset 0, calling `onGroup` for each
  * good group in order; tokens must rise above `afterToken`. With `isLast`,
  * a bad tail with nothing good after it is torn, not corrupt.
  */
-export function scanSegment(buf: Buffer, prefixes: LinePrefixes, afterToken: number, isLast: boolean, onGroup: (g: ScannedGroup) => void): ScanResult {
+export function scanSegment(
+  buf: Buffer,
+  prefixes: LinePrefixes,
+  afterToken: number,
+  isLast: boolean,
+  onGroup: (end: number, token: number, lines: number, rows: number) => void,
+): ScanResult {
   let pos = 0;
   let goodEnd = 0;
   let lastToken = afterToken;
@@ -66,18 +70,19 @@ export function scanSegment(buf: Buffer, prefixes: LinePrefixes, afterToken: num
   while (pos < buf.length) {
     const lf = buf.indexOf(LF, pos);
     if (lf === -1) break; // a last line without LF: torn
-    const line = parseLine(buf, pos, lf, prefixes);
+    const kind = parseLine(buf, pos, lf, prefixes);
+    const token = parsed.token;
     let bad: string | null = null;
-    if (line.kind === 'bad') bad = line.reason;
-    else if (line.kind === 'position' && groupLines > 0) bad = 'a POSITION inside a batch (batch rows without their numbered row)';
-    else if (line.token !== null && line.token <= lastToken) bad = `token ${line.token} does not rise above ${lastToken}`;
-    if (bad !== null || line.kind === 'bad') return badAt(buf, prefixes, isLast, goodEnd, lastToken, pos, bad ?? 'a bad line');
+    if (kind === BAD) bad = parsed.reason;
+    else if (kind === POSITION && groupLines > 0) bad = 'a POSITION inside a batch (batch rows without their numbered row)';
+    else if (token >= 0 && token <= lastToken) bad = `token ${token} does not rise above ${lastToken}`;
+    if (bad !== null) return badAt(buf, prefixes, isLast, goodEnd, lastToken, pos, bad);
     groupLines++;
-    if (line.kind === 'row') groupRows++;
+    if (kind === ROW) groupRows++;
     pos = lf + 1;
-    if (line.token !== null) {
-      onGroup({ end: pos, token: line.token, lines: groupLines, rows: groupRows });
-      lastToken = line.token;
+    if (token >= 0) {
+      onGroup(pos, token, groupLines, groupRows);
+      lastToken = token;
       goodEnd = pos;
       groupLines = 0;
       groupRows = 0;
@@ -104,65 +109,84 @@ function goodLineAfter(buf: Buffer, prefixes: LinePrefixes, from: number, lastTo
     const start = pos + 1;
     const lf = buf.indexOf(LF, start);
     if (lf === -1) return false;
-    const line = parseLine(buf, start, lf, prefixes);
-    if (line.kind !== 'bad' && line.token !== null && line.token > lastToken) return true;
+    if (parseLine(buf, start, lf, prefixes) !== BAD && parsed.token > lastToken) return true;
     pos = lf;
   }
   return false;
 }
 
-/** `buf[start, lf)`: `RDATA <stream> [<instance>] <token|batch> <row>` or `POSITION <stream> [<instance> <prev>] <token>`. */
-function parseLine(buf: Buffer, start: number, lf: number, prefixes: LinePrefixes): Line {
+/**
+ * `buf[start, lf)`: `RDATA <stream> [<instance>] <token|batch> <row>` or
+ * `POSITION <stream> [<instance> <prev>] <token>`. Byte loops, not Buffer
+ * calls: this runs once per stored line when a log opens.
+ */
+function parseLine(buf: Buffer, start: number, lf: number, prefixes: LinePrefixes): number {
   const end = lf > start && buf[lf - 1] === CR ? lf - 1 : lf;
   if (startsWith(buf, start, end, prefixes.rdata)) {
-    const first = wordAt(buf, start + prefixes.rdata.length, end);
-    if (first === null) return { kind: 'bad', reason: 'an RDATA line without a token' };
-    let tokenWord = first;
-    if (!isBatch(buf, first) && parseToken(buf, first[0], first[1]) === null) {
+    let at = start + prefixes.rdata.length;
+    let stop = wordEnd(buf, at, end);
+    if (stop === at) return bad('an RDATA line without a token');
+    if (!isBatch(buf, at, stop) && parseToken(buf, at, stop) < 0) {
       // Today's Synapse dialect: the writer instance comes before the token.
-      const second = wordAt(buf, first[1] + 1, end);
-      if (second === null) return { kind: 'bad', reason: 'an RDATA line without a token' };
-      tokenWord = second;
+      at = stop + 1;
+      stop = wordEnd(buf, at, end);
+      if (stop <= at) return bad('an RDATA line without a token');
     }
-    if (tokenWord[1] >= end) return { kind: 'bad', reason: 'an RDATA line without a row' };
-    if (isBatch(buf, tokenWord)) return { kind: 'row', token: null };
-    const token = parseToken(buf, tokenWord[0], tokenWord[1]);
-    return token === null ? { kind: 'bad', reason: 'an RDATA line with a malformed token' } : { kind: 'row', token };
+    if (stop >= end) return bad('an RDATA line without a row');
+    if (isBatch(buf, at, stop)) {
+      parsed.token = -1;
+      return ROW;
+    }
+    const token = parseToken(buf, at, stop);
+    if (token < 0) return bad('an RDATA line with a malformed token');
+    parsed.token = token;
+    return ROW;
   }
   if (startsWith(buf, start, end, prefixes.position)) {
-    const lastSpace = buf.lastIndexOf(SPACE, end - 1);
-    const token = lastSpace < start + prefixes.position.length - 1 ? null : parseToken(buf, lastSpace + 1, end);
-    return token === null ? { kind: 'bad', reason: 'a POSITION line with a malformed token' } : { kind: 'position', token };
+    let at = end;
+    while (at > start && buf[at - 1] !== SPACE) at--;
+    const token = at < start + prefixes.position.length ? -1 : parseToken(buf, at, end);
+    if (token < 0) return bad('a POSITION line with a malformed token');
+    parsed.token = token;
+    return POSITION;
   }
-  return { kind: 'bad', reason: "a line that is not this stream's RDATA or POSITION" };
+  return bad("a line that is not this stream's RDATA or POSITION");
+}
+
+function bad(reason: string): number {
+  parsed.token = -1;
+  parsed.reason = reason;
+  return BAD;
 }
 
 function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  if (end - start < prefix.length) return false;
-  return buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
+  const n = prefix.length;
+  if (end - start < n) return false;
+  for (let i = 0; i < n; i++) if (buf[start + i] !== prefix[i]) return false;
+  return true;
 }
 
-/** [start, end) of the word at `from`, or null when there is none. */
-function wordAt(buf: Buffer, from: number, end: number): [number, number] | null {
-  if (from >= end) return null;
-  let stop = buf.indexOf(SPACE, from);
-  if (stop === -1 || stop > end) stop = end;
-  return stop === from ? null : [from, stop];
+/** Where the word at `from` ends (a space or `end`). */
+function wordEnd(buf: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && buf[i] !== SPACE) i++;
+  return i;
 }
 
 const BATCH = Buffer.from('batch');
 
-function isBatch(buf: Buffer, word: [number, number]): boolean {
-  return word[1] - word[0] === BATCH.length && buf.compare(BATCH, 0, BATCH.length, word[0], word[1]) === 0;
+function isBatch(buf: Buffer, start: number, stop: number): boolean {
+  return stop - start === 5 && startsWith(buf, start, stop, BATCH);
 }
 
-function parseToken(buf: Buffer, start: number, end: number): number | null {
-  if (end <= start || end - start > MAX_TOKEN_DIGITS) return null;
+/** The token in `buf[start, end)`, or -1 when it is not one. */
+function parseToken(buf: Buffer, start: number, end: number): number {
+  if (end <= start || end - start > MAX_TOKEN_DIGITS) return -1;
   let n = 0;
   for (let i = start; i < end; i++) {
     const d = buf[i]! - 0x30;
-    if (d < 0 || d > 9) return null;
+    if (d < 0 || d > 9) return -1;
     n = n * 10 + d;
   }
-  return Number.isSafeInteger(n) ? n : null;
+  return Number.isSafeInteger(n) ? n : -1;
 }

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from '../core/stream-log.js';
-import { linePrefixes, scanSegment, type LinePrefixes, type ScannedGroup } from './file-log-scan.js';
+import { linePrefixes, scanSegment, type LinePrefixes } from './file-log-scan.js';
 
 /** `--fsync`: when written lines are forced to the disk. */
 export type FsyncPolicy = { kind: 'always' } | { kind: 'interval'; ms: number } | { kind: 'never' };
@@ -372,10 +372,12 @@ export class FileStreamLog implements StreamLog {
     if (buf === null || this.records[cursor.seq - this.baseSeq] !== first) return null; // evicted or restarted meanwhile
     if (cursor.after !== null) {
       const after = cursor.after;
-      scanSegment(buf.subarray(0, first.end - first.start), this.prefixes, -1, false, (g: ScannedGroup) => {
-        if (g.token <= after) {
-          cursor.offset = g.end;
-          cursor.skippedLines = g.lines;
+      let linesBefore = 0;
+      scanSegment(buf.subarray(0, first.end - first.start), this.prefixes, -1, false, (end, token, lines) => {
+        linesBefore += lines;
+        if (token <= after) {
+          cursor.offset = end;
+          cursor.skippedLines = linesBefore;
         }
       });
       cursor.after = null;
@@ -723,7 +725,7 @@ export class FileStreamLog implements StreamLog {
       const isLast = i === names.length - 1;
       const after = Math.max(startsAfter, lastToken);
       const spans = new SpanBuilder(seg, (rec) => this.addRecovered(rec));
-      const result = scanSegment(buf, this.prefixes, after, isLast, (g) => spans.group(g));
+      const result = scanSegment(buf, this.prefixes, after, isLast, (end, token, lines, rows) => spans.group(end, token, lines, rows));
       spans.finish();
       seg.size = result.goodEnd;
       lastToken = Math.max(lastToken, result.lastToken, startsAfter);
@@ -806,18 +808,18 @@ class SpanBuilder {
     private readonly add: (rec: IndexRecord) => void,
   ) {}
 
-  group(g: ScannedGroup): void {
-    if (g.rows === 0) {
+  group(end: number, token: number, lines: number, rows: number): void {
+    if (rows === 0) {
       this.close();
-      this.add({ seg: this.seg, start: this.end, end: g.end, firstToken: g.token, lastToken: g.token, rows: 0, lines: 0, advance: true, entry: null, corrupt: null, span: false });
-      this.start = this.end = g.end;
+      this.add({ seg: this.seg, start: this.end, end, firstToken: token, lastToken: token, rows: 0, lines: 0, advance: true, entry: null, corrupt: null, span: false });
+      this.start = this.end = end;
       return;
     }
-    if (this.groups === 0) this.firstToken = g.token;
-    this.end = g.end;
-    this.lastToken = g.token;
-    this.rows += g.rows;
-    this.lines += g.lines;
+    if (this.groups === 0) this.firstToken = token;
+    this.end = end;
+    this.lastToken = token;
+    this.rows += rows;
+    this.lines += lines;
     this.groups++;
     if (this.groups >= SPAN_GROUPS || this.end - this.start >= SPAN_BYTES) this.close();
   }

@@ -51,12 +51,16 @@ async function readAfter(log: StreamLog, token: number): Promise<string> {
   const cursor = await log.cursorAfter(token);
   assert.ok(cursor !== null, `cursorAfter(${token}) is null (oldest ${log.oldest})`);
   let text = '';
+  let lines = 0;
   for (;;) {
     const r = await log.read(cursor, 300);
     assert.ok(r !== null, 'evicted under the cursor');
-    if (r.chunks.length === 0) return text;
+    if (r.chunks.length === 0) break;
     text += Buffer.concat(r.chunks).toString();
+    lines += r.lines;
   }
+  assert.equal(lines, text.split('\n').length - 1, 'reads count the lines they send');
+  return text;
 }
 
 const rows = (from: number, to: number): string => {
@@ -93,6 +97,7 @@ describe('file log: reopening', () => {
     assert.equal(await readAfter(again, 4), before, 'the same bytes; the advance to 12 is not served');
     assert.equal(before, groupText('s', { token: 5, rows: 1 }) + groupText('s', { token: 6, rows: 3 }) + groupText('s', { token: 8, rows: 1 }) + groupText('s', { token: 13, rows: 2 }));
     assert.equal(await readAfter(again, 6), groupText('s', { token: 8, rows: 1 }) + groupText('s', { token: 13, rows: 2 }), 'a start inside a span read back from disk');
+    assert.equal(await readAfter(again, 8), groupText('s', { token: 13, rows: 2 }), 'past two groups of the span');
     assert.equal(await again.cursorAfter(3), null, 'before the first row is still unknown');
     await again.append(entry([{ token: 14, rows: 1 }]));
     assert.equal(await readAfter(again, 13), groupText('s', { token: 14, rows: 1 }));

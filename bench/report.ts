@@ -24,6 +24,7 @@ import {
   microSection,
   skippedSection,
   slowConsumerSection,
+  storageSection,
   webSocketSection,
 } from './report/sections.js';
 import { SUMMARY_HEADERS, renderTable, scenarioRows } from './report/summary-table.js';
@@ -37,6 +38,7 @@ const SECTIONS: Record<string, (r: ScenarioResultFile, chart: string | null) => 
   W4: idleSection,
   W5: slowConsumerSection,
   W6: webSocketSection,
+  W7: storageSection,
   W8: massReconnectSection,
 };
 

@@ -44,21 +44,29 @@ const LOG_KINDS: LogKind[] = [
 
 interface CatchUpFigures {
   storeRowsPerSec: number;
+  storeCpuSeconds: number;
   rowsPerSec: number | null;
   seconds: number;
   usage: ServerUsage;
 }
 
 /** Rows/s from the writer's first row until the head says all `rows` are stored. */
-async function ingest(ctx: ScenarioContext, settings: GatewaySettings, rows: number, label: string): Promise<{ rowsPerSec: number; seconds: number; server: RunningServer }> {
+async function ingest(
+  ctx: ScenarioContext,
+  settings: GatewaySettings,
+  rows: number,
+  label: string,
+): Promise<{ rowsPerSec: number; seconds: number; cpuSeconds: number; server: RunningServer }> {
   const server = await startServer('gateway', ctx.workDir, settings);
   try {
     const phase = ctx.progress.phase(`W7 ingest, ${label}`, rows);
+    const usage = usageStart(server.pid);
     const written = await writerResult(startWriter(server, { rows, phase }));
     while ((await streamHead(server.port)) < rows) await sleep(2);
     const seconds = (Date.now() - written.firstRowAt) / 1000;
-    phase.end(`${formatRate(rows / seconds)} rows/s`);
-    return { rowsPerSec: rows / seconds, seconds, server };
+    const { cpuSeconds } = usage();
+    phase.end(`${formatRate(rows / seconds)} rows/s, gateway CPU ${cpuSeconds.toFixed(2)} s`);
+    return { rowsPerSec: rows / seconds, seconds, cpuSeconds, server };
   } catch (err) {
     await server.stop();
     throw err;
@@ -86,7 +94,7 @@ async function catchUp(ctx: ScenarioContext, kind: LogKind, dir: string, rows: n
     }
     const used = usage();
     phase.end(`${formatRate(result.rowsPerSec)} rows/s, peak RSS growth ${formatBytes(used.peakGrowthBytes)}`);
-    return { storeRowsPerSec: stored.rowsPerSec, rowsPerSec: result.rowsPerSec, seconds: result.seconds, usage: used };
+    return { storeRowsPerSec: stored.rowsPerSec, storeCpuSeconds: stored.cpuSeconds, rowsPerSec: result.rowsPerSec, seconds: result.seconds, usage: used };
   } finally {
     await server.stop();
   }
@@ -97,7 +105,7 @@ export async function runStorage(ctx: ScenarioContext): Promise<ScenarioOutput> 
   const base: GatewaySettings = { retentionRows: Math.max(rows, 1_000_000), retentionBytes: Math.max(512 * 1024 ** 2, rows * 400) };
   const summary: SummaryRow[] = [];
   const catchUps: Record<string, CatchUpFigures> = {};
-  const ingests: Record<string, { rowsPerSec: number; seconds: number }> = {};
+  const ingests: Record<string, IngestFigures> = {};
   const scratch = (name: string): string => mkdtempSync(path.join(ctx.workDir, `w7-${name}-`));
 
   for (const kind of LOG_KINDS) {
@@ -146,7 +154,7 @@ export async function runStorage(ctx: ScenarioContext): Promise<ScenarioOutput> 
       try {
         const run = await ingest(ctx, { ...base, log: kind.log(dir), fsync }, rows, `${kind.name} log, --fsync ${fsync}`);
         await run.server.stop();
-        ingests[`${kind.name} ${fsync}`] = { rowsPerSec: run.rowsPerSec, seconds: run.seconds };
+        ingests[`${kind.name} ${fsync}`] = { rowsPerSec: run.rowsPerSec, seconds: run.seconds, cpuSeconds: run.cpuSeconds };
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -184,7 +192,15 @@ export async function runStorage(ctx: ScenarioContext): Promise<ScenarioOutput> 
       catchUp: Object.fromEntries(
         Object.entries(catchUps).map(([k, c]) => [
           k,
-          { rowsPerSec: c.rowsPerSec, seconds: c.seconds, storeRowsPerSec: c.storeRowsPerSec, rssBeforeBytes: c.usage.rssBeforeBytes, peakRssBytes: c.usage.peakRssBytes, peakGrowthBytes: c.usage.peakGrowthBytes },
+          {
+            rowsPerSec: c.rowsPerSec,
+            seconds: c.seconds,
+            storeRowsPerSec: c.storeRowsPerSec,
+            rssBeforeBytes: c.usage.rssBeforeBytes,
+            peakRssBytes: c.usage.peakRssBytes,
+            peakGrowthBytes: c.usage.peakGrowthBytes,
+            cpuSeconds: c.usage.cpuSeconds,
+          } satisfies StorageCatchUpData,
         ]),
       ),
       ingest: ingests,
@@ -192,6 +208,23 @@ export async function runStorage(ctx: ScenarioContext): Promise<ScenarioOutput> 
   };
 }
 
-function memoryIngest(memory: CatchUpFigures, rows: number): { rowsPerSec: number; seconds: number } {
-  return { rowsPerSec: memory.storeRowsPerSec, seconds: rows / memory.storeRowsPerSec };
+function memoryIngest(memory: CatchUpFigures, rows: number): IngestFigures {
+  return { rowsPerSec: memory.storeRowsPerSec, seconds: rows / memory.storeRowsPerSec, cpuSeconds: memory.storeCpuSeconds };
+}
+
+export interface IngestFigures {
+  rowsPerSec: number;
+  seconds: number;
+  /** The gateway's CPU seconds from the writer's start until every row was stored (less load-dependent than rows/s). */
+  cpuSeconds: number;
+}
+
+export interface StorageCatchUpData {
+  rowsPerSec: number | null;
+  seconds: number;
+  storeRowsPerSec: number;
+  rssBeforeBytes: number;
+  peakRssBytes: number;
+  peakGrowthBytes: number;
+  cpuSeconds: number;
 }

@@ -679,7 +679,11 @@ export class FileStreamLog implements StreamLog {
     fs.fdatasync(fd, (err) => {
       this.syncing = false;
       if (err === null) this.events.fsynced?.((performance.now() - started) / 1000);
-      else if (err.code !== 'EBADF') this.events.appendFailed?.(this.current?.file ?? this.dir, describeWriteError(this.dir, err));
+      else if (err.code !== 'EBADF') {
+        // Rows already served may not be on the disk: unhealthy until a write goes through again.
+        this.failing = true;
+        this.events.appendFailed?.(this.current?.file ?? this.dir, describeWriteError(this.current?.file ?? this.dir, err));
+      }
     });
   }
 

@@ -190,7 +190,16 @@ export class FileStreamLog implements StreamLog {
   static async open(stream: string, dir: string, options: FileLogOptions): Promise<FileStreamLog> {
     const log = new FileStreamLog(stream, dir, options);
     await fs.promises.mkdir(dir, { recursive: true });
-    await log.recover();
+    // One recovery at a time, all through one buffer: opening a large log leaves no garbage behind.
+    recoveriesWaiting++;
+    const turn = recoveries.then(() => log.recover());
+    recoveries = turn.catch(() => {});
+    try {
+      await turn;
+    } finally {
+      // The last one gives the buffer back.
+      if (--recoveriesWaiting === 0) scanBuffer = Buffer.alloc(0);
+    }
     log.startTimers();
     return log;
   }
@@ -719,7 +728,7 @@ export class FileStreamLog implements StreamLog {
     for (const [i, name] of names.entries()) {
       const file = path.join(this.dir, name);
       const startsAfter = Number(name.slice(0, -SEGMENT_SUFFIX.length));
-      const [buf, stat] = await Promise.all([fs.promises.readFile(file), fs.promises.stat(file)]);
+      const [buf, stat] = await readWhole(file);
       const seg: Segment = { startsAfter, file, size: 0, liveRecords: 0, lastWriteMs: stat.mtimeMs, reader: null, reads: 0, deleted: false };
       if (i === 0) {
         this.oldestToken = startsAfter;
@@ -886,6 +895,30 @@ function writeAll(fd: number, bufs: Buffer[], done: (err: Error | null) => void)
     }
     writeAll(fd, rest, done);
   });
+}
+
+/** Recoveries run one after another (see open), so they share `scanBuffer`. */
+let recoveries: Promise<void> = Promise.resolve();
+let recoveriesWaiting = 0;
+let scanBuffer = Buffer.alloc(0);
+
+/** A segment's bytes, in the shared scan buffer (valid until the next call), and its stat. */
+async function readWhole(file: string): Promise<[Buffer, fs.Stats]> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const stat = await handle.stat();
+    if (scanBuffer.length < stat.size) scanBuffer = Buffer.allocUnsafe(Math.max(stat.size, Math.min(2 * scanBuffer.length, DEFAULT_SEGMENT_BYTES)));
+    const buf = scanBuffer.subarray(0, stat.size);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await handle.read(buf, got, buf.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return [buf.subarray(0, got), stat];
+  } finally {
+    await handle.close();
+  }
 }
 
 function closeReader(seg: Segment): void {

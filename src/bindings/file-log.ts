@@ -224,7 +224,7 @@ export class FileStreamLog implements StreamLog {
     return this.byteCount;
   }
 
-  /** Segment files on disk, oldest first (for tests and /healthz). */
+  /** Segment files on disk, oldest first. */
   get segmentFiles(): string[] {
     return this.segments.map((s) => s.file);
   }
@@ -312,8 +312,10 @@ export class FileStreamLog implements StreamLog {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    while (this.writing || this.pending !== null) {
-      if (!this.writing) this.flush();
+    for (;;) {
+      if (!this.writing && this.pending !== null) this.flush();
+      // A flush that failed at once (no segment could be made) leaves nothing to wait for.
+      if (!this.writing && this.pending === null) break;
       await new Promise<void>((resolve) => this.idle.push(resolve));
     }
     for (const seg of this.segments) {

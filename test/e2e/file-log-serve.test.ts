@@ -124,6 +124,18 @@ describe('serve --log file:DIR', () => {
     assert.equal((await again.stop()).code, 0);
   });
 
+  it('a directory wiped under the running gateway makes /healthz say so (log_failing) until it is restarted', async () => {
+    const dir = tempDir();
+    const gw = await startGateway(['--log', `file:${dir}`, '--streams', 'events']);
+    assert.equal((await health(gw))['status'], 'ok');
+    rmSync(path.join(dir, 'generation'));
+    const h = await health(gw);
+    assert.equal(h['status'], 'log_failing');
+    assert.match(h['log']['problem'] as string, /is gone or changed under the running gateway \(the directory was wiped or replaced\)/);
+    assert.equal(await metric(gw, 'replication_gateway_log_ok{kind="file"}'), 0);
+    assert.equal((await gw.stop()).code, 0);
+  });
+
   it('a second gateway on the same directory is refused at start with the pid of the first', async () => {
     const dir = tempDir();
     const gw = await startGateway(['--log', `file:${dir}`, '--streams', 'events']);

@@ -24,6 +24,7 @@ import {
   microSection,
   skippedSection,
   slowConsumerSection,
+  storageSection,
   storageRedisSection,
   webSocketSection,
 } from './report/sections.js';
@@ -38,6 +39,7 @@ const SECTIONS: Record<string, (r: ScenarioResultFile, chart: string | null) => 
   W4: idleSection,
   W5: slowConsumerSection,
   W6: webSocketSection,
+  W7: storageSection,
   W7R: storageRedisSection,
   W8: massReconnectSection,
 };

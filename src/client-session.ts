@@ -95,7 +95,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
         error: (err) => this.reportError(err),
         stopped: (err) => this.fire('stopped', err),
         rows: (batch) => this.onRows(batch),
-        position: (stream, token) => this.onPosition(stream, token),
+        position: (stream, token, before) => this.onPosition(stream, token, before),
         sync: (data) => this.fire('sync', data),
         forwarded: (cmd) => this.onForwarded(cmd),
         open: () => this.onOpen(),
@@ -148,7 +148,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
   // ---------------------------------------------------------------- hooks
 
   protected abstract onRows(batch: RowBatch): void;
-  protected abstract onPosition(stream: string, token: number): void;
+  protected abstract onPosition(stream: string, token: number, before: number | null): void;
   protected onForwarded(_cmd: ClientActionCommand): void {}
   protected onOpen(): void {}
   protected onDrain(): void {}

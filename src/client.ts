@@ -29,6 +29,12 @@ export interface ReplicationClientEvents extends SessionEvents {
   rows: [stream: string, token: number, rows: readonly RdataCommand[], batch: RowBatch];
   /** The stream is at token without new rows. */
   position: [stream: string, token: number];
+  /**
+   * The server put the stream below where this client was (its log was wiped
+   * or replaced, a new generation, or lost rows in a crash): rows from `token`
+   * on come again, under tokens this client may have seen with other rows. Also logged.
+   */
+  rewound: [stream: string, before: number, token: number];
 }
 
 /** Follows streams; its events are ReplicationClientEvents. */
@@ -134,7 +140,11 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
     }
   }
 
-  protected onPosition(stream: string, token: number): void {
+  protected onPosition(stream: string, token: number, before: number | null): void {
+    if (before !== null && token < before) {
+      this.log.warn({ stream, before, token }, 'the server went back on this stream (its log was wiped, replaced or lost rows): following it from its head');
+      this.emit('rewound', stream, before, token);
+    }
     this.emit('position', stream, token);
   }
 

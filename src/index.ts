@@ -35,3 +35,4 @@ export { ProtocolError, type ProtocolErrorCode } from './core/errors.js';
 export type { Command, ClientActionCommand, CommandName, RdataCommand, Sender } from './core/commands.js';
 export type { WireDialect, LineDialect, DialectName } from './core/dialect.js';
 export { v1Text, parseCommand, encodeCommand } from './core/dialects/v1-text.js';
+export { FileStreamLog, type FileLogOptions, type FsyncPolicy } from './bindings/file-log.js';

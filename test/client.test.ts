@@ -4,6 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { pino } from 'pino';
 import { ReplicationServer } from '../src/server.js';
 import { ReplicationClient, ReplicationWriter, type ReplicationClientEvents, type RowBatch } from '../src/index.js';
 import type { ClientActionCommand } from '../src/core/commands.js';
@@ -318,3 +319,22 @@ test(
     await server.close();
   },
 );
+
+test("says so when the server goes back on a stream (a wiped log, a new generation): 'rewound' and a warning, then rows from the head", { timeout: 10_000 }, async (t) => {
+  const { server, port } = await startServer(t);
+  const warnings: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line) as Record<string, unknown>) });
+  const client = stopLater(t, new ReplicationClient({ port, streams: { events: 40, caches: 0 }, logger, ...FAST }));
+  const rewound: [string, number, number][] = [];
+  client.on('rewound', (stream: string, before: number, token: number) => rewound.push([stream, before, token]));
+  const got: number[] = [];
+  client.on('rows', (_s: string, token: number) => got.push(token));
+  client.start();
+  await until(() => rewound.length === 1, 5_000, 'rewound');
+  assert.deepEqual(rewound, [['events', 40, 0]], 'only the stream that went back');
+  assert.equal(warnings.filter((w) => w['stream'] === 'events' && w['before'] === 40 && w['token'] === 0).length, 1);
+  await server.publish('events', [['again']]);
+  await until(() => got.length === 1, 5_000, 'the row after the head');
+  assert.deepEqual(got, [1]);
+  assert.equal(client.positions()['events'], 1);
+});

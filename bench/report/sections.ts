@@ -5,6 +5,7 @@ import type { FanOutCell } from '../scenarios/fan-out.js';
 import type { IdleRecord } from '../scenarios/idle.js';
 import type { WebSocketCell as WsCell } from '../scenarios/websocket.js';
 import type { LatencyRecord } from '../scenarios/latency.js';
+import type { IngestFigures, StorageCatchUpData } from '../scenarios/storage.js';
 import { SYSTEM_LABELS, type SystemName } from '../scenarios/servers.js';
 import type { MicroResultFile, ScenarioResultFile } from './result-file.js';
 import { MICRO_HEADERS, microRows, renderTable } from './summary-table.js';
@@ -128,6 +129,49 @@ export function catchUpSection(r: ScenarioResultFile): string {
   ].join('\n');
 }
 
+export function storageSection(r: ScenarioResultFile): string {
+  const f = failed(r);
+  if (f !== null) return f;
+  const d = r.data as { rows: number; catchUp: Record<string, StorageCatchUpData>; ingest: Record<string, IngestFigures> };
+  const memoryCatchUp = d.catchUp['memory'];
+  const memoryIngest = d.ingest['memory'];
+  return [
+    header(r),
+    '',
+    `Catch-up of ${d.rows.toLocaleString('en-US')} rows from token 0:`,
+    '',
+    renderTable(
+      ['log', 'catch-up rows/s', 'vs memory', 'catch-up time', 'gateway RSS before', 'peak RSS growth', 'gateway CPU'],
+      Object.entries(d.catchUp).map(([kind, c]) => [
+        kind,
+        formatRate(c.rowsPerSec),
+        kind === 'memory' ? '' : formatRatio(ratio(c.rowsPerSec, memoryCatchUp?.rowsPerSec)),
+        formatSeconds(c.seconds),
+        formatBytes(c.rssBeforeBytes),
+        formatBytes(c.peakGrowthBytes),
+        formatSeconds(c.cpuSeconds),
+      ]),
+      'markdown',
+    ),
+    '',
+    `Writer ingest of ${d.rows.toLocaleString('en-US')} rows, until stored:`,
+    '',
+    renderTable(
+      ['log and --fsync', 'rows/s', 'vs memory', 'gateway CPU', 'CPU vs memory'],
+      Object.entries(d.ingest).map(([setting, x]) => [
+        setting,
+        formatRate(x.rowsPerSec),
+        setting === 'memory' ? '' : formatRatio(ratio(x.rowsPerSec, memoryIngest?.rowsPerSec)),
+        formatSeconds(x.cpuSeconds),
+        setting === 'memory' ? '' : formatRatio(ratio(x.cpuSeconds, memoryIngest?.cpuSeconds)),
+      ]),
+      'markdown',
+    ),
+    '',
+    notes(r),
+    '',
+  ].join('\n');
+}
 
 export function idleSection(r: ScenarioResultFile): string {
   const f = failed(r);

@@ -44,8 +44,9 @@ export interface GatewaySettings {
   http?: boolean;
   /** --ws-engine for that listener (default: the gateway's auto). */
   wsEngine?: WsEngineName;
-  /** --log (default: the gateway's memory). */
+  /** --log (default memory) and, for a file log, --fsync. */
   log?: string;
+  fsync?: string;
 }
 
 export interface RunningServer {
@@ -133,6 +134,7 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.retentionBytes !== undefined) args.push('--retention-bytes', String(settings.retentionBytes));
   if (settings.wsEngine !== undefined) args.push('--ws-engine', settings.wsEngine);
   if (settings.log !== undefined) args.push('--log', settings.log);
+  if (settings.fsync !== undefined) args.push('--fsync', settings.fsync);
   // Settings come from these flags only: the child gets none of the user's RG_ variables.
   let gw: GatewayChild;
   try {

@@ -65,7 +65,12 @@ export interface ClientConnectionSink {
   close(reason: ProtocolError): void;
   server(serverName: string): void;
   rows(batch: RowBatch): void;
-  position(stream: string, token: number): void;
+  /**
+   * The stream is at `token`; `before` is where this client was (null before
+   * any token). A token below `before` means the server went back: its log
+   * was wiped or replaced (a new generation), or lost rows in a crash.
+   */
+  position(stream: string, token: number, before: number | null): void;
   /** The server sent ERROR (it usually closes next). */
   remoteError(message: string): void;
   sync(data: string): void;
@@ -389,10 +394,11 @@ export class ClientConnection {
     const st = this.streams.get(stream);
     if (st === undefined) return;
     st.batch.clear(); // a POSITION inside a batch: the batch never completes
+    const before = st.token;
     this.closeToken(st, token);
     st.live = true;
     st.token = token;
-    this.sink.position(stream, token);
+    this.sink.position(stream, token, before);
   }
 
   /** Says why (PROTOCOL.md, Errors: we always do), then closes. */

@@ -55,7 +55,8 @@ export interface SessionLoopEvents {
   /** A refusal stopped the loop (onRefused 'stop'): no more connections; `closed` follows. */
   stopped?(err: ProtocolError): void;
   rows(batch: RowBatch): void;
-  position(stream: string, token: number): void;
+  /** As ClientConnectionSink.position: `before` above `token` means the server went back. */
+  position(stream: string, token: number, before: number | null): void;
   sync?(data: string): void;
   /** A client command the gateway forwarded (a writer's connection only). */
   forwarded?(cmd: ClientActionCommand): void;
@@ -136,7 +137,7 @@ export class SessionLoop {
           this.events.connected(serverName);
         },
         rows: (batch) => this.events.rows(batch),
-        position: (stream, token) => this.events.position(stream, token),
+        position: (stream, token, before) => this.events.position(stream, token, before),
         remoteError: (message) => {
           this.log?.warn({ message }, 'replication server sent ERROR');
           const refused = accessRefusal(message);

@@ -70,9 +70,11 @@ export class Gateway {
     const spec = config.log.kind === 'redis' && config.log.password === null ? { ...config.log, password: config.redisPassword } : config.log;
     const store = await openLogStore(spec, {
       streams: config.streams,
-      logger: log.child({ component: 'log-store' }),
       retentionRows: config.retentionRows,
       retentionBytes: config.retentionBytes,
+      retentionAgeMs: config.retentionAgeMs,
+      fsync: config.fsync,
+      logger: log,
     });
     try {
       return new Gateway(config, log, store, clock);
@@ -127,7 +129,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       server: this.view,
       relay: this.relay,
-      logStore: () => store.health(),
+      store,
       timeline: this.timeline,
       serverName: () => this.serverName,
       clock,

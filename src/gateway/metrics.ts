@@ -8,7 +8,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ConnectionInfo, DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
 import type { ServerView } from '../core/server-view.js';
 import type { ReplicationRelay } from '../relay.js';
-import type { LogStoreHealth } from './log-store.js';
+import type { LogStore } from './log-store.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
 import { subscriptionLags } from './connections-report.js';
@@ -49,8 +49,8 @@ function onlyRdata(counts: Float64Array): boolean {
 export interface MetricsSources {
   server: ServerView;
   relay: ReplicationRelay | null;
-  /** The --log store's state now (its links to Redis). */
-  logStore: () => LogStoreHealth;
+  /** The --log store: its health (links to Redis) and counters (file log). */
+  store: LogStore;
   timeline: StreamTimeline;
   serverName: () => string;
   clock?: () => number;
@@ -264,7 +264,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        const health = sources.logStore();
+        const health = sources.store.health();
         this.set({ kind: health.kind }, health.ok ? 1 : 0);
       },
     });
@@ -275,7 +275,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [link, up] of Object.entries(sources.logStore().links)) this.set({ link }, up ? 1 : 0);
+        for (const [link, up] of Object.entries(sources.store.health().links)) this.set({ link }, up ? 1 : 0);
       },
     });
     perStream('stream_head_token', 'Current token of each stream', (s) => s.head);
@@ -365,6 +365,7 @@ export class GatewayMetrics {
     for (const limit of ['commands', 'bytes', 'stall'] as const) this.slowConsumerCuts.inc({ limit }, 0);
 
     if (sources.relay !== null) registerRelayMetrics(sources.relay, this.registry, this.clock);
+    registerStoreMetrics(sources.store, this.registry);
   }
 
   // ---------------------------------------------------------------- hot-path hooks
@@ -461,4 +462,56 @@ function streamsOf(server: ServerView): { name: string; head: number; oldest: nu
     retainedBytes: s.log.retainedBytes,
     rowsWritten: s.rowsWritten,
   }));
+}
+
+/** The --log store's series, read from its counters at scrape time. */
+function registerStoreMetrics(store: LogStore, registry: Registry): void {
+  const registers = [registry];
+  const counter = (name: string, help: string, read: (s: ReturnType<LogStore['stats']>) => number): void => {
+    new Counter({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read(store.stats()));
+      },
+    });
+  };
+  new Gauge({
+    name: `${PREFIX}log_ok`,
+    help: '1 while the --log store works (no disk error, corrupt segment or lost link)',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const h = store.health();
+      this.set({ kind: h.kind }, h.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}log_generation_info`,
+    help: 'Always 1 for a durable store; the label is its generation id (a new id: its streams started over)',
+    labelNames: ['generation'],
+    registers,
+    collect() {
+      this.reset();
+      const g = store.health().generation;
+      if (g !== undefined) this.set({ generation: g.id }, 1);
+    },
+  });
+  counter('log_generations_created_total', 'Generations this process created (the log directory was new, wiped or replaced)', (s) => s.generationsCreated);
+  counter('log_append_errors_total', 'Appends the store could not write (ENOSPC, EIO): the writer got ERROR', (s) => s.appendErrors);
+  counter('log_fsyncs_total', 'fsyncs of file log segments', (s) => s.fsyncs);
+  counter('log_fsync_seconds_total', 'Time spent in those fsyncs', (s) => s.fsyncSeconds);
+  new Gauge({
+    name: `${PREFIX}log_fsync_max_seconds`,
+    help: 'The longest fsync since start',
+    registers,
+    collect() {
+      this.set(store.stats().fsyncMaxSeconds);
+    },
+  });
+  counter('log_torn_tails_cut_total', 'Torn last lines (a crash mid-write) cut when the file log opened', (s) => s.tornTailsCut);
+  counter('log_corrupt_segments_total', 'Segments found corrupt when the file log opened (catch-up does not pass them)', (s) => s.corruptSegments);
+  counter('log_segments_deleted_total', 'Segment files deleted by retention', (s) => s.segmentsDeleted);
 }

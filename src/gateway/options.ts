@@ -7,7 +7,7 @@
 import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
-import type { LogSpec } from './log-store.js';
+import type { FsyncPolicy, LogSpec } from './log-store.js';
 
 export type { HostPort } from '../core/host-port.js';
 
@@ -30,8 +30,12 @@ export interface GatewayConfig {
   log: LogSpec;
   /** The Redis password when --log names Redis without one (best from RG_REDIS_PASSWORD, off the command line). */
   redisPassword: string | null;
+  /** When a file log forces written lines to the disk (--fsync). */
+  fsync: FsyncPolicy;
   retentionRows: number;
   retentionBytes: number;
+  /** File log: segments last written longer ago are deleted (ms); null: no age limit. */
+  retentionAgeMs: number | null;
   maxQueueCommands: number;
   maxQueueBytes: number;
   maxLineBytes: number;
@@ -113,13 +117,14 @@ function streamList(text: string): string[] | Invalid {
 }
 
 const LOG_CHOICES =
-  'memory, redis://[USER:PASSWORD@]HOST[:PORT][/PREFIX], rediss://... (TLS) or unix:/PATH/TO/redis.sock[?prefix=PREFIX] (PREFIX: letters, digits, _ . : -)';
+  'memory, file:DIR (a directory for the durable file log), redis://[USER:PASSWORD@]HOST[:PORT][/PREFIX], rediss://... (TLS) or unix:/PATH/TO/redis.sock[?prefix=PREFIX] (PREFIX: letters, digits, _ . : -)';
 const REDIS_PREFIX = /^[A-Za-z0-9_.:-]+$/;
 const DEFAULT_REDIS_PREFIX = 'rg';
 
-/** `memory`, `redis://127.0.0.1:6379/rg`, `rediss://:pw@redis.internal/rg`, `unix:/run/redis/redis.sock?prefix=rg`. */
+/** `memory`, `file:/var/lib/rg`, `redis://127.0.0.1:6379/rg`, `rediss://:pw@redis.internal/rg`, `unix:/run/redis/redis.sock?prefix=rg`. */
 function logSpec(text: string): LogSpec | Invalid {
   if (text === 'memory') return { kind: 'memory' };
+  if (text.startsWith('file:') && text.length > 'file:'.length) return { kind: 'file', dir: text.slice('file:'.length) };
   let url: URL;
   try {
     url = new URL(text);
@@ -143,6 +148,26 @@ function logSpec(text: string): LogSpec | Invalid {
     password: url.password === '' ? null : decodeURIComponent(url.password),
     prefix,
   };
+}
+
+/** `always`, `interval:MS` or `never`. */
+function fsyncPolicy(text: string): FsyncPolicy | Invalid {
+  const allowed = 'always, interval:MS (MS from 1 to 60000) or never';
+  if (text === 'always' || text === 'never') return { kind: text };
+  const m = /^interval:(\d{1,5})$/.exec(text);
+  if (m === null) return new Invalid(allowed);
+  const ms = Number(m[1]);
+  return ms >= 1 && ms <= 60_000 ? { kind: 'interval', ms } : new Invalid(allowed);
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `7d`, `12h`, `90m`, `30s`, `500ms`, a bare number of ms, or `off`. */
+function duration(text: string): number | null | Invalid {
+  if (text === 'off') return null;
+  const m = /^(\d[\d_]*)(ms|s|m|h|d)?$/.exec(text);
+  const n = m === null ? NaN : Number(m[1]!.replace(/_/g, '')) * DURATION_UNITS[m[2] ?? 'ms']!;
+  return Number.isSafeInteger(n) && n >= 1 ? n : new Invalid('a duration like 7d, 12h, 90m, 30s or 500ms (a bare number is ms), or off');
 }
 
 function originList(text: string): string[] | Invalid {
@@ -240,9 +265,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'log',
     flag: '--log',
     env: 'RG_LOG',
-    valueName: 'memory|redis://HOST:PORT[/PREFIX]',
+    valueName: 'memory|file:DIR|redis://HOST:PORT[/PREFIX]',
     defaultText: 'memory',
-    help: 'where streams are kept: memory (bounded by the retention options; a restart forgets them), or Redis streams under PREFIX (default rg), shared by every gateway given the same Redis and prefix; rediss:// for TLS, unix:/PATH?prefix=PREFIX for a unix socket',
+    help: 'where streams are kept: memory (bounded by the retention options; a restart forgets them), file:DIR (segment files in DIR that survive restarts and kill -9), or Redis streams under PREFIX (default rg), shared by every gateway given the same Redis and prefix; rediss:// for TLS, unix:/PATH?prefix=PREFIX for a unix socket',
     parse: logSpec,
   },
   {
@@ -253,6 +278,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: null,
     help: 'the Redis password when --log gives none (set it in the environment, not on the command line); default: none',
     parse: (t) => t,
+  },
+  {
+    key: 'fsync',
+    flag: '--fsync',
+    env: 'RG_FSYNC',
+    valueName: 'always|interval:MS|never',
+    defaultText: 'interval:100',
+    help: 'file log: when written rows are forced to the disk: always (before a row is served), interval:MS (every MS ms; a machine crash loses at most the last MS ms), never (the OS decides)',
+    parse: fsyncPolicy,
   },
   {
     key: 'retentionRows',
@@ -271,6 +305,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '512MiB',
     help: 'bytes of lines kept per stream for catch-up',
     parse: size(1),
+  },
+  {
+    key: 'retentionAgeMs',
+    flag: '--retention-age',
+    env: 'RG_RETENTION_AGE',
+    valueName: 'DURATION|off',
+    defaultText: 'off',
+    help: 'file log: segment files last written longer ago than this are deleted (e.g. 7d, 12h; never the newest rows)',
+    parse: duration,
   },
   {
     key: 'maxQueueCommands',

@@ -36,3 +36,4 @@ export type { Command, ClientActionCommand, CommandName, RdataCommand, Sender } 
 export type { WireDialect, LineDialect, DialectName } from './core/dialect.js';
 export { v1Text, parseCommand, encodeCommand } from './core/dialects/v1-text.js';
 export { FileStreamLog, type FileLogOptions, type FsyncPolicy } from './bindings/file-log.js';
+export { EncoderPool, type EncoderPoolOptions } from './workers/encoder-pool.js';

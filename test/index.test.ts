@@ -9,6 +9,7 @@ import { projectRoot } from './support/project-root.js';
 
 /** Every value src/index.ts exports (types leave nothing at run time). */
 const VALUES = [
+  'EncoderPool',
   'FileStreamLog',
   'MemoryStreamLog',
   'ProtocolError',

@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from '../core/stream-log.js';
+import { takeEntry, TokenReservations, type LogCursor, type LogEntry, type LogListener, type LogRead, type ReadGather, type StreamLog } from '../core/stream-log.js';
 import { linePrefixes, scanSegment, type LinePrefixes } from './file-log-scan.js';
 
 /** `--fsync`: when written lines are forced to the disk. */
@@ -156,7 +156,7 @@ export class FileStreamLog implements StreamLog {
   private oldestToken: number;
   private anchored: boolean;
   private lastAppendedToken: number;
-  private reservedToken = 0;
+  private readonly reservations = new TokenReservations();
   private rowCount = 0;
   private byteCount = 0;
   private pending: Batch | null = null;
@@ -247,12 +247,11 @@ export class FileStreamLog implements StreamLog {
   }
 
   reserve(): number {
-    this.reservedToken = Math.max(this.reservedToken, this.lastAppendedToken) + 1;
-    return this.reservedToken;
+    return this.reservations.next(this.lastAppendedToken);
   }
 
   release(): void {
-    this.reservedToken = 0;
+    this.reservations.release();
   }
 
   restartAt(token: number): void {
@@ -333,34 +332,19 @@ export class FileStreamLog implements StreamLog {
   // ------------------------------------------------------------ reading
 
   private readMemory(cursor: FileCursor, start: number, maxBytes: number): LogRead {
-    const chunks: Buffer[] = [];
-    let lines = 0;
-    let bytes = 0;
+    const out: ReadGather = { chunks: [], lines: 0, bytes: 0 };
     let lastToken = -1;
     let index = start;
-    while (index < this.records.length && bytes < maxBytes) {
+    while (index < this.records.length && out.bytes < maxBytes) {
       const rec = this.records[index]!;
       const entry = rec.entry;
       if (entry === null) break; // cannot happen past memFirst; a disk read takes over next time
-      if (entry.bytes.length === 0) {
-        // An advance: nothing to send, the read still moves past its token.
-      } else if (cursor.offset > 0) {
-        const rest = entry.bytes.subarray(cursor.offset);
-        chunks.push(rest);
-        lines += entry.lines - cursor.skippedLines;
-        bytes += rest.length;
-        cursor.offset = 0;
-        cursor.skippedLines = 0;
-      } else {
-        chunks.push(entry.bytes);
-        lines += entry.lines;
-        bytes += entry.bytes.length;
-      }
+      takeEntry(entry, cursor, out);
       lastToken = rec.lastToken;
       index++;
     }
     cursor.seq = this.baseSeq + index;
-    return { chunks, lines, lastToken };
+    return { chunks: out.chunks, lines: out.lines, lastToken };
   }
 
   /**

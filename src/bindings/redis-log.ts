@@ -20,6 +20,7 @@ import {
   DEFAULT_RETENTION_ROWS,
   groupEndAtOrBelow,
   tokenNotRising,
+  TokenReservations,
   type LogCursor,
   type LogEntry,
   type LogListener,
@@ -98,7 +99,7 @@ export class RedisStreamLog implements StreamLog {
   private inFlight = 0;
   /** Tag of the last append sent: an append sent behind it requires it to be the head. */
   private lastTag = '';
-  private reserved = 0;
+  private readonly reservations = new TokenReservations();
   /** Bumped by restartAt: every earlier cursor reads null. */
   private epoch = 0;
   /** Stored appends waiting to be heard back, in token order. */
@@ -191,12 +192,11 @@ export class RedisStreamLog implements StreamLog {
 
   /** Local: the append script refuses a token another gateway stored first, so such a publish fails, never duplicates. */
   reserve(): number {
-    this.reserved = Math.max(this.reserved, this.lastAppended) + 1;
-    return this.reserved;
+    return this.reservations.next(this.lastAppended);
   }
 
   release(): void {
-    this.reserved = 0;
+    this.reservations.release();
   }
 
   restartAt(token: number): void {

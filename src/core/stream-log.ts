@@ -156,6 +156,54 @@ export interface MemoryLogOptions {
 export const DEFAULT_RETENTION_ROWS = 1_000_000;
 export const DEFAULT_RETENTION_BYTES = 512 * 1024 * 1024;
 
+/** Where a read stands in an entry: bytes and lines of it already passed (a catch-up that began after one of its groups). */
+export interface EntryPosition {
+  offset: number;
+  skippedLines: number;
+}
+
+/** What one read gathers, entry by entry. */
+export interface ReadGather {
+  chunks: Buffer[];
+  lines: number;
+  bytes: number;
+}
+
+/**
+ * Adds what `entry` holds past `at` to `out` (an advance adds nothing) and
+ * moves `at` to the start of the next entry: every log's reads take entries
+ * this one way.
+ */
+export function takeEntry(entry: LogEntry, at: EntryPosition, out: ReadGather): void {
+  if (entry.bytes.length === 0) return;
+  if (at.offset > 0) {
+    const rest = entry.bytes.subarray(at.offset);
+    out.chunks.push(rest);
+    out.lines += entry.lines - at.skippedLines;
+    out.bytes += rest.length;
+    at.offset = 0;
+    at.skippedLines = 0;
+  } else {
+    out.chunks.push(entry.bytes);
+    out.lines += entry.lines;
+    out.bytes += entry.bytes.length;
+  }
+}
+
+/** In-process publish tokens (reserve/release): above what was appended and every token reserved since the last release. */
+export class TokenReservations {
+  private reserved = 0;
+
+  next(lastAppended: number): number {
+    this.reserved = Math.max(this.reserved, lastAppended) + 1;
+    return this.reserved;
+  }
+
+  release(): void {
+    this.reserved = 0;
+  }
+}
+
 /** The memory log's cursor: the next entry's sequence number and where in it to start. */
 class MemoryCursor {
   constructor(
@@ -179,7 +227,7 @@ export class MemoryStreamLog implements StreamLog {
   private baseSeq = 0;
   private headToken: number;
   private oldestToken: number;
-  private reservedToken = 0;
+  private readonly reservations = new TokenReservations();
   private rowCount = 0;
   private byteCount = 0;
   /** Whether the oldest token is known: a start token was given, or an entry has been appended. */
@@ -251,12 +299,11 @@ export class MemoryStreamLog implements StreamLog {
   }
 
   reserve(): number {
-    this.reservedToken = Math.max(this.reservedToken, this.headToken) + 1;
-    return this.reservedToken;
+    return this.reservations.next(this.headToken);
   }
 
   release(): void {
-    this.reservedToken = 0;
+    this.reservations.release();
   }
 
   restartAt(token: number): void {
@@ -296,31 +343,16 @@ export class MemoryStreamLog implements StreamLog {
     const cursor = logCursor as unknown as MemoryCursor;
     let index = cursor.seq - this.baseSeq;
     if (index < this.first) return null;
-    const chunks: Buffer[] = [];
-    let lines = 0;
-    let bytes = 0;
+    const out: ReadGather = { chunks: [], lines: 0, bytes: 0 };
     let lastToken = -1;
-    while (index < this.entries.length && bytes < maxBytes) {
+    while (index < this.entries.length && out.bytes < maxBytes) {
       const entry = this.entries[index]!;
-      if (entry.bytes.length === 0) {
-        // An advance: nothing to send, the read still moves past its token.
-      } else if (cursor.offset > 0) {
-        const rest = entry.bytes.subarray(cursor.offset);
-        chunks.push(rest);
-        lines += entry.lines - cursor.skippedLines;
-        bytes += rest.length;
-        cursor.offset = 0;
-        cursor.skippedLines = 0;
-      } else {
-        chunks.push(entry.bytes);
-        lines += entry.lines;
-        bytes += entry.bytes.length;
-      }
+      takeEntry(entry, cursor, out);
       lastToken = entry.lastToken;
       index++;
     }
     cursor.seq = this.baseSeq + index;
-    return { chunks, lines, lastToken };
+    return { chunks: out.chunks, lines: out.lines, lastToken };
   }
 }
 

@@ -10,7 +10,9 @@
  *     ERROR not permitted to read stream events
  *
  * A client that gets one stops (src/core/session-loop.ts) instead of
- * reconnecting to the same answer forever.
+ * reconnecting to the same answer forever. Two more refusals the server
+ * writes sit here too, though no client reads them back: a browser page's
+ * client command, and an HTTP request on the replication port.
  */
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
 
@@ -40,3 +42,21 @@ export function accessRefusal(message: string): AccessRefusalCode | null {
   for (const [prefix, code] of READ_BACK) if (message.startsWith(prefix)) return code;
   return null;
 }
+
+/** A page's commands would reach the homeserver's writers (presence, federation acks): pages only read. */
+export function fromPage(command: string): ProtocolError {
+  return new ProtocolError('WRONG_DIRECTION', `${command} may not be sent from a browser page: pages only read streams`);
+}
+
+/** `GET /metrics HTTP/1.1`: someone pointed an HTTP client (curl, a browser, a probe) at the replication port. */
+const HTTP_REQUEST_LINE = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/;
+
+/** The refusal of a line that is an HTTP request line, or null for any other line. */
+export function httpRequestRefusal(buf: Buffer, start: number, end: number): ProtocolError | null {
+  if (!HTTP_REQUEST_LINE.test(buf.toString('latin1', start, Math.min(end, start + 256)))) return null;
+  return new ProtocolError(
+    'UNKNOWN_COMMAND',
+    "this is the replication port (Synapse's TCP replication protocol), not HTTP: send HTTP requests to the gateway's --http listener",
+  );
+}
+

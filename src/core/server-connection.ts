@@ -15,7 +15,7 @@
  *     < AUTH <writer secret>                 (a writer may then send RDATA/POSITION)
  */
 import { assertNever, type ClientActionCommand, type Command, type UserSyncCommand } from './commands.js';
-import { authFailed, authRequired, notPermitted } from './access-refusal.js';
+import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted } from './access-refusal.js';
 import { RowRoute } from './dialect.js';
 import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
@@ -29,18 +29,6 @@ import type { ConnectionHost, Peer } from './connection-host.js';
 import type { ConnectionRole, DisconnectReason } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
-
-/** A page's commands would reach the homeserver's writers (presence, federation acks): pages only read. */
-function fromPage(command: string): ProtocolError {
-  return new ProtocolError('WRONG_DIRECTION', `${command} may not be sent from a browser page: pages only read streams`);
-}
-
-/** `GET /metrics HTTP/1.1`: someone pointed an HTTP client (curl, a browser, a probe) at the replication port. */
-const HTTP_REQUEST_LINE = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/;
-const NOT_HTTP = new ProtocolError(
-  'UNKNOWN_COMMAND',
-  "this is the replication port (Synapse's TCP replication protocol), not HTTP: send HTTP requests to the gateway's --http listener",
-);
 
 export class ServerConnection implements Peer, LineSink {
   name: string | undefined;
@@ -153,7 +141,7 @@ export class ServerConnection implements Peer, LineSink {
       this.handle(cmd, buf, start, end);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.fail(err.code === 'UNKNOWN_COMMAND' && HTTP_REQUEST_LINE.test(buf.toString('latin1', start, Math.min(end, start + 256))) ? NOT_HTTP : err);
+      this.fail(err.code === 'UNKNOWN_COMMAND' ? (httpRequestRefusal(buf, start, end) ?? err) : err);
     }
   }
 

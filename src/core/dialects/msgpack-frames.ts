@@ -205,6 +205,9 @@ function commandFrame(cmd: Exclude<Command, RdataCommand | PositionCommand>): un
       return [cmd.name, cmd.userId, JSON.parse(cmd.infoJson) as unknown];
     case 'AUTH':
       return [cmd.name, cmd.credential];
+    case 'GENERATION':
+      // Words as on the v1 line (a log without a generation answers `none`).
+      return cmd.id === undefined ? [cmd.name] : [cmd.name, cmd.id ?? 'none'];
   }
 }
 

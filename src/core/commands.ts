@@ -129,6 +129,9 @@ export interface AuthCommand { readonly name: 'AUTH'; readonly credential: strin
  */
 export interface GenerationCommand { readonly name: 'GENERATION'; readonly id?: string | null }
 
+/** The word a server without a log generation (memory, Redis) answers GENERATION with. */
+export const GENERATION_NONE = 'none';
+
 export type Command =
   | ServerCommand
   | RdataCommand

@@ -12,7 +12,7 @@
  *
  * Connections reach the hub only through ConnectionHost (connection-host.ts).
  */
-import type { ClientActionCommand, CommandName } from './commands.js';
+import { GENERATION_NONE, type ClientActionCommand, type CommandName } from './commands.js';
 import { unknownStream } from './access-refusal.js';
 import { v1Text } from './dialects/v1-text.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
@@ -57,8 +57,8 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     this.clock = options.clock;
     this.catchUpChunkBytes = options.catchUpChunkBytes;
     this.generation = options.generation ?? null;
-    if (this.generation !== null && (!/^[\x21-\x7e]+$/.test(this.generation) || this.generation === 'none')) {
-      throw new Error(`invalid generation id '${this.generation}': use one word of printable ASCII (not 'none', which means no generation)`);
+    if (this.generation !== null && (!/^[\x21-\x7e]+$/.test(this.generation) || this.generation === GENERATION_NONE)) {
+      throw new Error(`invalid generation id '${this.generation}': use one word of printable ASCII (not '${GENERATION_NONE}', which means no generation)`);
     }
     for (const s of options.streams) {
       const config: StreamConfig = typeof s === 'string' ? { name: s } : s;

@@ -19,6 +19,7 @@
  */
 import {
   COMMAND_NAMES,
+  GENERATION_NONE,
   MAX_TOKEN,
   RdataCommand,
   SENT_BY,
@@ -148,9 +149,6 @@ function parseGeneration(rest: string, from: Sender): Command {
   if (id.includes(' ')) throw new ProtocolError('BAD_ARGUMENT', `bad generation id ${printable(id)} in GENERATION: expected one word (or none)`);
   return { name: 'GENERATION', id: id === GENERATION_NONE ? null : id };
 }
-
-/** The answer of a server whose log has no generation (memory, Redis). */
-const GENERATION_NONE = 'none';
 
 /** Whether `buf[start, end)` is an RDATA line with arguments, from its first bytes alone. */
 function isRow(buf: Buffer, start: number, end: number): boolean {

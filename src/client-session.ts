@@ -98,6 +98,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
         position: (stream, token, before) => this.onPosition(stream, token, before),
         sync: (data) => this.fire('sync', data),
         forwarded: (cmd) => this.onForwarded(cmd),
+        generation: (previous, current) => this.onGeneration(previous, current),
         open: () => this.onOpen(),
         drain: () => this.onDrain(),
         transportClosed: () => this.onDisconnected(),
@@ -150,6 +151,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
   protected abstract onRows(batch: RowBatch): void;
   protected abstract onPosition(stream: string, token: number, before: number | null): void;
   protected onForwarded(_cmd: ClientActionCommand): void {}
+  protected onGeneration(_previous: string | null, _current: string | null): void {}
   protected onOpen(): void {}
   protected onDrain(): void {}
   protected onDisconnected(): void {}

@@ -14,6 +14,12 @@ export interface ReplicationClientOptions extends SessionOptions {
   syncingUsers?: readonly string[];
   /** Batches a stream() iterator holds before the client stops reading the socket (default 1000). */
   maxBufferedBatches?: number;
+  /**
+   * Ask the gateway for its log's generation on every connect, and emit
+   * 'generation' when a reconnect brings another (a gateway extension: a
+   * Synapse master would refuse it with ERROR and a close). Default false.
+   */
+  followGeneration?: boolean;
 }
 
 /** An async-iterator view's buffer (see ReplicationClient.stream). */
@@ -35,6 +41,14 @@ export interface ReplicationClientEvents extends SessionEvents {
    * on come again, under tokens this client may have seen with other rows. Also logged.
    */
   rewound: [stream: string, before: number, token: number];
+  /**
+   * With followGeneration: the gateway's log is another generation than on
+   * the last connection (wiped or replaced; null: a log without one). Its
+   * tokens started over: positions are kept, so a stream above the new head
+   * is 'rewound' to it, and rows of the new log at or below a kept position
+   * are not sent; follow(stream, 0) to read a stream's new log from its start. Also logged.
+   */
+  generation: [previous: string | null, current: string | null];
 }
 
 /** Follows streams; its events are ReplicationClientEvents. */
@@ -43,7 +57,7 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
   private readonly maxBufferedBatches: number;
 
   constructor(options: ReplicationClientOptions) {
-    super(options, {});
+    super(options, { followGeneration: options.followGeneration ?? false });
     this.maxBufferedBatches = options.maxBufferedBatches ?? 1000;
     const streams = options.streams ?? [];
     const now = Date.now();
@@ -58,6 +72,11 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
    */
   follow(stream: string, from?: number | 'NOW'): void {
     this.conn.follow(stream, from, Date.now());
+  }
+
+  /** The gateway's log generation as last answered (null: none); undefined until one is, or without followGeneration. */
+  get generation(): string | null | undefined {
+    return this.conn.generation;
   }
 
   /** The last token delivered per stream (a batch's token, or a POSITION), null before any. */
@@ -146,6 +165,10 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
       this.emit('rewound', stream, before, token);
     }
     this.emit('position', stream, token);
+  }
+
+  protected override onGeneration(previous: string | null, current: string | null): void {
+    this.emit('generation', previous, current);
   }
 
   protected override onClosed(): void {

@@ -59,6 +59,8 @@ export interface ReplicationServerOptions {
   catchUpChunkBytes?: number;
   /** Per-stream log factory (default: in-memory, bounded by the retention options). */
   createLog?: (stream: string) => StreamLog;
+  /** Those logs' generation id, answered to a client's GENERATION (docs/protocol.md); default null (`none`). */
+  generation?: string | null;
   clock?: () => number;
   /** How `publish()` turns rows into RDATA bytes: inline (default) or an EncoderPool from src/workers. */
   encoder?: RowEncoder;
@@ -137,6 +139,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       catchUpChunkBytes: options.catchUpChunkBytes ?? DEFAULT_CATCH_UP_CHUNK_BYTES,
       clock: options.clock ?? Date.now,
       createLog: options.createLog ?? (() => new MemoryStreamLog(retention)),
+      generation: options.generation ?? null,
       scheduleFlush: () => setImmediate(() => this.hub.flush()),
       events,
     });

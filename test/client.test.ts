@@ -5,7 +5,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { pino } from 'pino';
-import { ReplicationServer } from '../src/server.js';
+import { ReplicationServer, hubOf } from '../src/server.js';
+import { tcpClientTransport } from '../src/bindings/tcp-client-transport.js';
 import { ReplicationClient, ReplicationWriter, type ReplicationClientEvents, type RowBatch } from '../src/index.js';
 import type { ClientActionCommand } from '../src/core/commands.js';
 import { startCuttableProxy } from './support/cuttable-proxy.js';
@@ -337,4 +338,51 @@ test("says so when the server goes back on a stream (a wiped log, a new generati
   await until(() => got.length === 1, 5_000, 'the row after the head');
   assert.deepEqual(got, [1]);
   assert.equal(client.positions()['events'], 1);
+});
+
+test("with followGeneration: a reconnect to a log of another generation emits 'generation' (previous, current) and a warning, before 'rewound'", { timeout: 10_000 }, async (t) => {
+  const first = await startServer(t, { generation: 'aaa' });
+  for (let i = 1; i <= 3; i++) await first.server.publish('events', [[`$${i}`]]);
+  const second = await startServer(t, { generation: 'bbb' });
+  // The client's transport goes wherever `port` points: the gateway "restarted" on another port.
+  let port = first.port;
+  const warnings: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line) as Record<string, unknown>) });
+  const client = stopLater(
+    t,
+    new ReplicationClient({ transport: () => tcpClientTransport({ host: '127.0.0.1', port })(), streams: { events: 0 }, followGeneration: true, logger, ...FAST }),
+  );
+  const order: string[] = [];
+  const generations: [string | null, string | null][] = [];
+  client.on('generation', (previous: string | null, current: string | null) => {
+    generations.push([previous, current]);
+    order.push('generation');
+  });
+  client.on('rewound', (stream: string) => order.push(`rewound ${stream}`));
+  const { deliveries } = collect(client);
+  client.start();
+  await until(() => deliveries.length === 3, 5_000, 'the first log rows');
+  assert.equal(client.generation, 'aaa');
+  assert.deepEqual(generations, [], 'the first answer is no change');
+  port = second.port;
+  await first.server.close();
+  await until(() => generations.length === 1 && order.length === 2, 5_000, "'generation' and 'rewound'");
+  assert.deepEqual(generations, [['aaa', 'bbb']]);
+  assert.deepEqual(order, ['generation', 'rewound events']);
+  assert.equal(client.generation, 'bbb');
+  assert.equal(warnings.filter((w) => w['previous'] === 'aaa' && w['current'] === 'bbb').length, 1);
+  // Positions are kept (the 'rewound' behaviour): the new log's rows after its head come through.
+  await second.server.publish('events', [['new']]);
+  await until(() => deliveries.length === 4, 5_000, 'the new log row');
+  assert.deepEqual(deliveries.at(-1), { stream: 'events', token: 1, rows: [['new']] });
+});
+
+test('without followGeneration the client never sends GENERATION', { timeout: 10_000 }, async (t) => {
+  const { server, port } = await startServer(t, { generation: 'aaa' });
+  const client = stopLater(t, new ReplicationClient({ port, streams: ['events'], ...FAST }));
+  const { positions } = collect(client);
+  client.start();
+  await until(() => positions.length === 1, 5_000, 'POSITION');
+  assert.equal(hubOf(server).commandsIn.GENERATION, 0);
+  assert.equal(client.generation, undefined);
 });

@@ -39,6 +39,8 @@ export interface BrowserClientOptions {
   transport?: TransportFactory;
   /** The WebSocket class (default: globalThis.WebSocket). */
   WebSocket?: WebSocketConstructor;
+  /** Ask the gateway for its log's generation on every connect; 'generation' when a reconnect brings another. */
+  followGeneration?: boolean;
 }
 
 export interface RowsEvent {
@@ -58,6 +60,8 @@ export interface ClientEvents {
   error: (event: { code: string; message: string }) => void;
   /** A refusal retrying cannot cure stopped the client (onRefused 'stop'). */
   stopped: (event: { code: string; message: string }) => void;
+  /** With followGeneration: the gateway's log is another generation (its tokens started over; null: none). */
+  generation: (event: { previous: string | null; current: string | null }) => void;
 }
 
 type Listeners = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
@@ -72,6 +76,7 @@ export class ReplicationClient {
     disconnected: new Set(),
     error: new Set(),
     stopped: new Set(),
+    generation: new Set(),
   };
   /** Connections made, for pages and tests that show it. */
   connects = 0;
@@ -83,7 +88,13 @@ export class ReplicationClient {
       scheduler: systemScheduler,
       backoff: options.backoff,
       onRefused: options.onRefused,
-      connection: { name: options.name, auth: options.auth, pingIntervalMs: options.pingIntervalMs, pingTimeoutMs: options.pingTimeoutMs },
+      connection: {
+        name: options.name,
+        auth: options.auth,
+        pingIntervalMs: options.pingIntervalMs,
+        pingTimeoutMs: options.pingTimeoutMs,
+        followGeneration: options.followGeneration ?? false,
+      },
       events: {
         connecting: () => {
           this.connects++;
@@ -94,6 +105,7 @@ export class ReplicationClient {
         stopped: (err) => this.emit('stopped', { code: err.code, message: err.message }),
         rows: (batch) => this.emit('rows', { stream: batch.stream, token: batch.token, rows: batch.values(), batch }),
         position: (stream, token) => this.emit('position', { stream, token }),
+        generation: (previous, current) => this.emit('generation', { previous, current }),
       },
     });
     const streams = options.streams ?? [];

@@ -7,11 +7,13 @@
  *
  *     < AUTH <credential>                 only when configured (a v1 master would refuse it)
  *     < NAME <name>                       optional
+ *     < GENERATION                        only when asked to follow it (a v1 master would refuse it)
  *     < PING <now>
  *     < REPLICATE <stream> <token|NOW>    per followed stream, from its stored token
  *     < USER_SYNC <user> start <now>      per syncing user
  *     < ...                               commands queued while disconnected
  *     > SERVER <name>                     a different expected name: < ERROR Wrong remote, close
+ *     > GENERATION <id|none>              another id than the last connection's: the log started over
  *     > RDATA <stream> batch <json>       held per stream...
  *     > RDATA <stream> <token> <json>     ...and delivered with this row as one batch
  *     > POSITION <stream> <token>
@@ -55,6 +57,8 @@ export interface ClientConnectionOptions {
   maxLineBytes?: number;
   /** A writer: accept the client commands the gateway forwards to it. */
   acceptForwarded?: boolean;
+  /** Ask a gateway for its log's generation on every connect (GENERATION; a v1 master would refuse it). */
+  followGeneration?: boolean;
 }
 
 /** Where a session's output goes: the binding implements it. */
@@ -76,6 +80,12 @@ export interface ClientConnectionSink {
   sync(data: string): void;
   /** A client command the gateway forwarded to this writer. */
   forwarded(cmd: ClientActionCommand): void;
+  /**
+   * The server's log has another generation than on the last connection
+   * (null: a log without one): its tokens started over, so the positions
+   * this session resumes from belong to the old log.
+   */
+  generationChanged(previous: string | null, current: string | null): void;
 }
 
 type State = 'disconnected' | 'open' | 'closing';
@@ -117,6 +127,8 @@ export class ClientConnection {
   droppedCommands = 0;
   /** Rows received again (after a reconnect, or Synapse's repeat after a POSITION) and not delivered twice. */
   skippedReplays = 0;
+  /** The generation the server last answered (null: its log has none); undefined before any answer. */
+  private generationId: string | null | undefined = undefined;
 
   constructor(
     private readonly sink: ClientConnectionSink,
@@ -132,6 +144,7 @@ export class ClientConnection {
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
       maxLineBytes: options.maxLineBytes ?? 1024 * 1024,
       acceptForwarded: options.acceptForwarded ?? false,
+      followGeneration: options.followGeneration ?? false,
     };
     this.queue = new RingQueue(this.options.maxQueuedCommands, this.options.maxQueuedBytes);
     this.scanner = new LineScanner(
@@ -157,6 +170,11 @@ export class ClientConnection {
     return this.wrongRemoteNow;
   }
 
+  /** The server's log generation as last answered (null: none); undefined until one is (followGeneration). */
+  get generation(): string | null | undefined {
+    return this.generationId;
+  }
+
   /** Commands waiting for the next connection. */
   get queuedCommands(): number {
     return this.queue.commands;
@@ -175,6 +193,8 @@ export class ClientConnection {
     const { auth, name } = this.options;
     if (auth !== undefined) out.push(v1Text.encode({ name: 'AUTH', credential: auth }));
     if (name !== undefined) out.push(v1Text.encode({ name: 'NAME', clientName: name }));
+    // Before the REPLICATEs: the answer comes ahead of their rows.
+    if (this.options.followGeneration) out.push(v1Text.encode({ name: 'GENERATION' }));
     out.push(v1Text.encode({ name: 'PING', data: String(now) }));
     for (const [stream, st] of this.streams) {
       st.openSeen = 0;
@@ -327,6 +347,9 @@ export class ClientConnection {
       case 'SYNC':
         this.sink.sync(cmd.data);
         return;
+      case 'GENERATION':
+        this.onGeneration(cmd.id);
+        return;
       default:
         // decode returns a client action only to a writer ('gateway'): the rest a server may not send.
         if (CLIENT_ACTION_COMMANDS.has(cmd.name)) this.sink.forwarded(cmd as ClientActionCommand);
@@ -343,6 +366,17 @@ export class ClientConnection {
     }
     this.serverSeenNow = true;
     this.sink.server(serverName);
+  }
+
+  private onGeneration(id: string | null | undefined): void {
+    if (id === undefined) {
+      // The parser gives a server's GENERATION an id; the question form is a client's.
+      this.fail(new ProtocolError('WRONG_DIRECTION', 'GENERATION without an id may not be sent by a server'));
+      return;
+    }
+    const previous = this.generationId;
+    this.generationId = id;
+    if (previous !== undefined && previous !== id) this.sink.generationChanged(previous, id);
   }
 
   private onRdata(row: RdataCommand, buf: Buffer, start: number, end: number): void {

@@ -1,5 +1,6 @@
 /**
- * The protocol's vocabulary (PROTOCOL.md section 2) plus AUTH: each command
+ * The protocol's vocabulary (PROTOCOL.md section 2) plus the gateway's
+ * extensions AUTH and GENERATION (docs/protocol.md section 9): each command
  * as a typed value, and which side may send which. How a command looks on
  * the wire is its dialect's business (dialect.ts): v1 text lines
  * (dialects/v1-text.ts) or MessagePack frames (dialects/msgpack-frames.ts).
@@ -23,7 +24,8 @@ export type CommandName =
   | 'REMOVE_PUSHER'
   | 'INVALIDATE_CACHE'
   | 'USER_IP'
-  | 'AUTH';
+  | 'AUTH'
+  | 'GENERATION';
 
 /**
  * Who sent a line: the master side, a worker, a worker authenticated as a
@@ -41,8 +43,8 @@ export const CLIENT_ACTION_COMMANDS: ReadonlySet<CommandName> = new Set<CommandN
   'USER_IP',
 ]);
 
-const SERVER_SENDS: CommandName[] = ['SERVER', 'RDATA', 'POSITION', 'ERROR', 'PING', 'SYNC'];
-const CLIENT_SENDS: CommandName[] = ['ERROR', 'PING', 'NAME', 'REPLICATE', 'AUTH', ...CLIENT_ACTION_COMMANDS];
+const SERVER_SENDS: CommandName[] = ['SERVER', 'RDATA', 'POSITION', 'ERROR', 'PING', 'SYNC', 'GENERATION'];
+const CLIENT_SENDS: CommandName[] = ['ERROR', 'PING', 'NAME', 'REPLICATE', 'AUTH', 'GENERATION', ...CLIENT_ACTION_COMMANDS];
 
 /** Which side may send which command (a writer is a client that may also publish). */
 export const SENT_BY: Readonly<Record<Sender, ReadonlySet<CommandName>>> = {
@@ -120,6 +122,15 @@ export interface UserIpCommand {
   readonly infoJson: string;
 }
 export interface AuthCommand { readonly name: 'AUTH'; readonly credential: string }
+/**
+ * A client's question `GENERATION` (no `id`), or a gateway's answer
+ * `GENERATION <id|none>`: its log's generation id, null for a log without
+ * one. Only a client that opted in asks: a Synapse master would refuse it.
+ */
+export interface GenerationCommand { readonly name: 'GENERATION'; readonly id?: string | null }
+
+/** The word a server without a log generation (memory, Redis) answers GENERATION with. */
+export const GENERATION_NONE = 'none';
 
 export type Command =
   | ServerCommand
@@ -135,7 +146,8 @@ export type Command =
   | RemovePusherCommand
   | InvalidateCacheCommand
   | UserIpCommand
-  | AuthCommand;
+  | AuthCommand
+  | GenerationCommand;
 
 export type ClientActionCommand =
   | UserSyncCommand

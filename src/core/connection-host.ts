@@ -60,6 +60,8 @@ export interface ConnectionHost {
   /** Commands received, by name: plain counters, bumped per line. */
   readonly commandsIn: Record<CommandName, number>;
   readonly events: Partial<HubEvents>;
+  /** The log's generation id, answered to GENERATION; null for a log without one. */
+  readonly generation: string | null;
   now(): number;
   /** The peer has output pending: flush it soon (once per tick). */
   markDirty(peer: Peer): void;

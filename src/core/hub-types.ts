@@ -133,6 +133,12 @@ export interface HubOptions {
   clock: () => number;
   /** One log per stream (the StreamLog contract); the hub listens to each for stored entries. */
   createLog: (stream: string) => StreamLog;
+  /**
+   * The log's generation id (a durable log's: a new id means its tokens
+   * started over), answered to a client's GENERATION; null or absent for a
+   * log without one (memory, Redis), answered `none`.
+   */
+  generation?: string | null;
   /** Called when output is pending; the binding calls `hub.flush()` soon (once per tick). */
   scheduleFlush: () => void;
   events: Partial<HubEvents>;

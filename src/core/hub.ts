@@ -12,7 +12,7 @@
  *
  * Connections reach the hub only through ConnectionHost (connection-host.ts).
  */
-import type { ClientActionCommand, CommandName } from './commands.js';
+import { GENERATION_NONE, type ClientActionCommand, type CommandName } from './commands.js';
 import { unknownStream } from './access-refusal.js';
 import { v1Text } from './dialects/v1-text.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
@@ -46,8 +46,9 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   /** Commands received from all connections, by name (plain counters: read by metrics, bumped per line). */
   readonly commandsIn: Record<CommandName, number> = {
     SERVER: 0, RDATA: 0, POSITION: 0, ERROR: 0, PING: 0, SYNC: 0, NAME: 0, REPLICATE: 0,
-    USER_SYNC: 0, FEDERATION_ACK: 0, REMOVE_PUSHER: 0, INVALIDATE_CACHE: 0, USER_IP: 0, AUTH: 0,
+    USER_SYNC: 0, FEDERATION_ACK: 0, REMOVE_PUSHER: 0, INVALIDATE_CACHE: 0, USER_IP: 0, AUTH: 0, GENERATION: 0,
   };
+  readonly generation: string | null;
 
   constructor(options: HubOptions) {
     this.currentOptions = Object.freeze({ ...options });
@@ -55,6 +56,10 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     this.events = options.events;
     this.clock = options.clock;
     this.catchUpChunkBytes = options.catchUpChunkBytes;
+    this.generation = options.generation ?? null;
+    if (this.generation !== null && (!/^[\x21-\x7e]+$/.test(this.generation) || this.generation === GENERATION_NONE)) {
+      throw new Error(`invalid generation id '${this.generation}': use one word of printable ASCII (not '${GENERATION_NONE}', which means no generation)`);
+    }
     for (const s of options.streams) {
       const config: StreamConfig = typeof s === 'string' ? { name: s } : s;
       if (!/^[A-Za-z0-9_.-]+$/.test(config.name) || config.name === 'ALL') {

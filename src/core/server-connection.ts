@@ -13,6 +13,8 @@
  *     > POSITION events 5                    and the live head from here on
  *     < USER_SYNC @a:hs start 1490197670513  (forwarded to writers)
  *     < AUTH <writer secret>                 (a writer may then send RDATA/POSITION)
+ *     < GENERATION                           (a gateway extension: only our own clients ask)
+ *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
 import { assertNever, type ClientActionCommand, type Command, type UserSyncCommand } from './commands.js';
 import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted } from './access-refusal.js';
@@ -166,6 +168,8 @@ export class ServerConnection implements Peer, LineSink {
         return;
       case 'AUTH':
         return this.authenticate(cmd.credential);
+      case 'GENERATION':
+        return this.enqueue(v1Text.encode({ name: 'GENERATION', id: this.host.generation }), 1);
       case 'REPLICATE':
         if (cmd.stream === 'ALL') return this.host.subscribeAll(this, this.readable);
         return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.readable });

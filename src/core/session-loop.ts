@@ -60,6 +60,8 @@ export interface SessionLoopEvents {
   sync?(data: string): void;
   /** A client command the gateway forwarded (a writer's connection only). */
   forwarded?(cmd: ClientActionCommand): void;
+  /** The gateway's log has another generation than on the last connection (followGeneration; null: none). */
+  generation?(previous: string | null, current: string | null): void;
   /** A connection attempt starts (a new transport). */
   connecting?(): void;
   /** The transport opened; the handshake is written. */
@@ -147,6 +149,13 @@ export class SessionLoop {
         },
         sync: (data) => this.events.sync?.(data),
         forwarded: (cmd) => this.events.forwarded?.(cmd),
+        generationChanged: (previous, current) => {
+          this.log?.warn(
+            { previous, current, positions: this.conn.positions() },
+            "the gateway's log is a new generation (wiped or replaced): its tokens started over, and this client's positions are those of the old log",
+          );
+          this.events.generation?.(previous, current);
+        },
       },
       { ...options.connection, pingIntervalMs },
     );

@@ -103,6 +103,7 @@ export class Gateway {
       // `T` or `T:events,typing` (a token limited to those streams).
       ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
       createLog: (stream) => store.createLog(stream),
+      generation: store.health().generation?.id ?? null,
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
       maxLineBytes: config.maxLineBytes,

@@ -34,6 +34,7 @@ const OUT_NAMES = [
   'NAME',
   'REPLICATE',
   'AUTH',
+  'GENERATION',
   'OTHER',
 ] as const;
 const OTHER = OUT_NAMES.length - 1;
@@ -87,6 +88,8 @@ function lineKind(b: Buffer, i: number): number {
       return 11;
     case 0x41: // A
       return 13;
+    case 0x47: // G
+      return 14;
     default:
       return OTHER;
   }

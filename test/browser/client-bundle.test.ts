@@ -17,13 +17,18 @@ interface BundleClient {
   connects: number;
 }
 type ClientCtor = new (options: Record<string, unknown>) => BundleClient;
+type TransportFactoryMaker = (options: { url: string; WebSocket: unknown }) => () => unknown;
 
 describeEachEngine('the /client.js bundle', (edge) => {
   let gw: Gateway;
   let ReplicationClient: ClientCtor;
+  let wsClientTransport: TransportFactoryMaker;
   before(async () => {
     const { clientJs } = await ensureBrowserBuild();
-    ({ ReplicationClient } = (await import(pathToFileURL(clientJs).href)) as { ReplicationClient: ClientCtor });
+    ({ ReplicationClient, wsClientTransport } = (await import(pathToFileURL(clientJs).href)) as {
+      ReplicationClient: ClientCtor;
+      wsClientTransport: TransportFactoryMaker;
+    });
     gw = await edge.start({ subscriberToken: 'tab' });
   });
   after(() => gw.close());
@@ -64,5 +69,37 @@ describeEachEngine('the /client.js bundle', (edge) => {
     assert.ok(client.connects >= 2);
     assert.deepEqual(client.positions(), { events: t3 });
     await client.close();
+  });
+
+  it("with followGeneration: asks over WebSocket, and a reconnect to a log of another generation emits 'generation'", async () => {
+    const first = await edge.start({ generation: 'aaa' });
+    const second = await edge.start({ generation: 'bbb' });
+    try {
+      // Where the client's next connection goes: the "restarted" gateway is on another port.
+      let url = first.wsUrl;
+      const generations: unknown[] = [];
+      const client = new ReplicationClient({
+        transport: () => wsClientTransport({ url, WebSocket })(),
+        name: 'bundle-generation',
+        streams: ['events'],
+        followGeneration: true,
+        backoff: { initialMs: 20, maxMs: 50 },
+      });
+      let positions = 0;
+      client.on('generation', (e: { previous: string | null; current: string | null }) => generations.push(e));
+      client.on('position', () => positions++);
+      client.start();
+      // The answer comes ahead of the POSITION of the REPLICATE sent after the question.
+      await waitUntil('the first POSITION', () => (positions === 1 ? true : undefined));
+      assert.equal(hubOf(first.server).commandsIn.GENERATION, 1);
+      url = second.wsUrl;
+      await first.close();
+      await waitUntil("'generation'", () => (generations.length === 1 ? true : undefined));
+      assert.deepEqual(generations, [{ previous: 'aaa', current: 'bbb' }]);
+      await client.close();
+    } finally {
+      await first.close();
+      await second.close();
+    }
   });
 });

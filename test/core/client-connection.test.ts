@@ -11,7 +11,8 @@ type Seen =
   | ['close', string]
   | ['remoteError', string]
   | ['sync', string]
-  | ['forwarded', string];
+  | ['forwarded', string]
+  | ['generation', string | null, string | null];
 
 interface Harness {
   conn: ClientConnection;
@@ -56,6 +57,9 @@ function harness(options: ClientConnectionOptions = {}): Harness {
       },
       forwarded(cmd: ClientActionCommand) {
         seen.push(['forwarded', cmd.name]);
+      },
+      generationChanged(previous, current) {
+        seen.push(['generation', previous, current]);
       },
     },
     options,
@@ -125,6 +129,51 @@ test('sends AUTH before anything else when it has a credential', () => {
   h.conn.followHead('events', 0);
   h.conn.connected(7);
   assert.deepEqual(h.take(), ['AUTH s3cret', 'PING 7', 'REPLICATE events NOW']);
+});
+
+test('with followGeneration: asks GENERATION after NAME on every connect, and reports only a change of generation', () => {
+  const h = harness({ name: 'w', followGeneration: true });
+  h.conn.follow('events', 5, 0);
+  h.conn.connected(10);
+  assert.deepEqual(h.take(), ['NAME w', 'GENERATION', 'PING 10', 'REPLICATE events 5']);
+  h.feed('SERVER gw\nGENERATION aaa\nPOSITION events 5\n');
+  assert.equal(h.conn.generation, 'aaa');
+  assert.deepEqual(h.seen, [['server', 'gw'], ['position', 'events', 5]], 'the first answer is no change');
+  h.conn.disconnected();
+  h.conn.connected(20);
+  assert.deepEqual(h.take(), ['NAME w', 'GENERATION', 'PING 20', 'REPLICATE events 5']);
+  h.feed('SERVER gw\nGENERATION aaa\n');
+  assert.equal(h.seen.length, 3, 'the same generation again: nothing reported');
+  h.conn.disconnected();
+  h.conn.connected(30);
+  h.feed('SERVER gw\nGENERATION bbb\nPOSITION events 0\n');
+  h.conn.disconnected();
+  h.conn.connected(40);
+  h.feed('SERVER gw\nGENERATION none\n');
+  assert.deepEqual(h.seen.slice(4), [
+    ['generation', 'aaa', 'bbb'],
+    ['position', 'events', 0],
+    ['server', 'gw'],
+    ['generation', 'bbb', null],
+  ]);
+  assert.equal(h.conn.generation, null);
+});
+
+test('without followGeneration the handshake is v1: no GENERATION is sent', () => {
+  const h = harness({ name: 'w' });
+  h.conn.follow('events', 5, 0);
+  h.conn.connected(10);
+  assert.deepEqual(h.take(), ['NAME w', 'PING 10', 'REPLICATE events 5']);
+  assert.equal(h.conn.generation, undefined);
+});
+
+test("a server's GENERATION without an id is an ERROR and a close", () => {
+  const h = harness({ followGeneration: true });
+  h.conn.connected(0);
+  h.take();
+  h.feed('SERVER gw\nGENERATION\n');
+  assert.deepEqual(h.take(), ['ERROR missing arguments for GENERATION: expected GENERATION <id|none>']);
+  assert.deepEqual(h.seen.at(-1), ['close', 'MISSING_ARGUMENTS']);
 });
 
 test('delivers batches, rows and positions the same whole and byte by byte', () => {

@@ -21,7 +21,7 @@
  * so a bad frame gets the ERROR the bad line would.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { RdataCommand, parseJson, type Command, type PositionCommand } from '../commands.js';
+import { GENERATION_NONE, RdataCommand, parseJson, type Command, type PositionCommand } from '../commands.js';
 import type { WireDialect } from '../dialect.js';
 import { ProtocolError } from '../errors.js';
 import { LineScanner } from '../line-scanner.js';
@@ -205,6 +205,9 @@ function commandFrame(cmd: Exclude<Command, RdataCommand | PositionCommand>): un
       return [cmd.name, cmd.userId, JSON.parse(cmd.infoJson) as unknown];
     case 'AUTH':
       return [cmd.name, cmd.credential];
+    case 'GENERATION':
+      // Words as on the v1 line.
+      return cmd.id === undefined ? [cmd.name] : [cmd.name, cmd.id ?? GENERATION_NONE];
   }
 }
 

@@ -10,7 +10,7 @@
  *     FEDERATION_ACK <token>               REMOVE_PUSHER <app_id> <push_key> <user_id>
  *     INVALIDATE_CACHE <cache_func> <keys_json>
  *     USER_IP <user_id> <[access_token, ip, user_agent, device_id, last_seen]>
- *     AUTH <credential>
+ *     AUTH <credential>                    GENERATION (client)  GENERATION <id|none> (server)
  *
  * The name runs to the first space; the last argument keeps the rest of the
  * line whole (names and JSON may contain spaces). An RDATA row stays bytes
@@ -19,6 +19,7 @@
  */
 import {
   COMMAND_NAMES,
+  GENERATION_NONE,
   MAX_TOKEN,
   RdataCommand,
   SENT_BY,
@@ -70,10 +71,10 @@ export function parseCommand(buf: Buffer, start: number, end: number, from: Send
   const command = name as CommandName;
   if (!SENT_BY[from].has(command)) throw wrongDirection(command, from);
   const rest = nameEnd < end ? buf.toString('utf8', nameEnd + 1, end) : '';
-  return parseArguments(command, rest, buf, start, end);
+  return parseArguments(command, rest, buf, start, end, from);
 }
 
-function parseArguments(name: CommandName, rest: string, buf: Buffer, lineStart: number, end: number): Command {
+function parseArguments(name: CommandName, rest: string, buf: Buffer, lineStart: number, end: number, from: Sender): Command {
   switch (name) {
     case 'SERVER':
       return { name, serverName: required(name, rest, '<server_name>') };
@@ -133,7 +134,20 @@ function parseArguments(name: CommandName, rest: string, buf: Buffer, lineStart:
     }
     case 'AUTH':
       return { name, credential: required(name, rest, '<token>') };
+    case 'GENERATION':
+      return parseGeneration(rest, from);
   }
+}
+
+/** A client asks with the bare name; a server answers with its log's id, or `none`. */
+function parseGeneration(rest: string, from: Sender): Command {
+  if (from === 'client' || from === 'writer') {
+    if (rest.length > 0) throw new ProtocolError('BAD_ARGUMENT', 'GENERATION from a client takes no arguments: send GENERATION alone');
+    return { name: 'GENERATION' };
+  }
+  const id = required('GENERATION', rest, '<id|none>');
+  if (id.includes(' ')) throw new ProtocolError('BAD_ARGUMENT', `bad generation id ${printable(id)} in GENERATION: expected one word (or none)`);
+  return { name: 'GENERATION', id: id === GENERATION_NONE ? null : id };
 }
 
 /** Whether `buf[start, end)` is an RDATA line with arguments, from its first bytes alone. */
@@ -340,6 +354,8 @@ function commandText(cmd: Exclude<Command, RdataCommand | PositionCommand>): str
       return `USER_IP ${cmd.userId} ${cmd.infoJson}`;
     case 'AUTH':
       return `AUTH ${cmd.credential}`;
+    case 'GENERATION':
+      return cmd.id === undefined ? 'GENERATION' : `GENERATION ${cmd.id ?? GENERATION_NONE}`;
     default:
       return assertNever(cmd);
   }

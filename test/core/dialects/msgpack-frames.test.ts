@@ -18,7 +18,7 @@ test('server lines become frames, JSON arguments decoded', () => {
   const lines = Buffer.from(
     'SERVER hs\nPING 123\nPOSITION events 7\nERROR Failed to keep up\n' +
       'RDATA caches batch ["f",["@a:hs"],1]\nRDATA caches 54 ["f",["@b:hs"],2]\n' +
-      'INVALIDATE_CACHE f ["k"]\n',
+      'INVALIDATE_CACHE f ["k"]\nGENERATION 9f2c\nGENERATION none\n',
   );
   assert.deepEqual(unpackMultiple(frames.fromLines(lines)), [
     ['SERVER', 'hs'],
@@ -28,6 +28,8 @@ test('server lines become frames, JSON arguments decoded', () => {
     ['RDATA', 'caches', 'batch', ['f', ['@a:hs'], 1]],
     ['RDATA', 'caches', 54, ['f', ['@b:hs'], 2]],
     ['INVALIDATE_CACHE', 'f', ['k']],
+    ['GENERATION', '9f2c'],
+    ['GENERATION', 'none'],
   ]);
 });
 
@@ -54,12 +56,14 @@ test('client frames become the v1 lines they stand for', () => {
     pack(['NAME', 'a tab']),
     pack(['RDATA', 'events', 'batch', { k: [1, 'x'] }]),
     pack(['USER_IP', '@u:hs', ['tok', '1.2.3.4', 'UA', null, 5]]),
+    pack(['GENERATION']),
   ]);
   assert.equal(
     frames.toLines(message).toString(),
     'AUTH tok\nREPLICATE events 12\nREPLICATE ALL NOW\nNAME a tab\nRDATA events batch {"k":[1,"x"]}\n' +
-      'USER_IP @u:hs ["tok","1.2.3.4","UA",null,5]\n',
+      'USER_IP @u:hs ["tok","1.2.3.4","UA",null,5]\nGENERATION\n',
   );
+  sameBytes(frames.encode({ name: 'GENERATION' }), pack(['GENERATION']));
 });
 
 test('frames that would split or shift a line, or are no command, are refused with BAD_ARGUMENT', () => {
@@ -123,6 +127,8 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     ([userId, info]): Command => ({ name: 'USER_IP', userId, infoJson: JSON.stringify(info) }),
   ),
   word.map((credential): Command => ({ name: 'AUTH', credential })),
+  // The gateway's answer; the client's bare question has its own test below.
+  fc.option(word).map((id): Command => ({ name: 'GENERATION', id: id === 'none' ? null : id })),
 );
 
 test('property: a command encoded as a frame reads back as its v1 line, and a line a gateway sends translates to the same frame', () => {

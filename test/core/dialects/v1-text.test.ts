@@ -184,6 +184,11 @@ const bad: [string, Sender, ProtocolErrorCode, RegExp?][] = [
   ['INVALIDATE_CACHE f [1,', 'client', 'BAD_JSON', /^bad JSON in INVALIDATE_CACHE/],
   ['USER_IP @a:hs {"a":1}', 'client', 'BAD_JSON'],
   ['USER_IP @a:hs [1,2', 'client', 'BAD_JSON'],
+  ['GENERATION 9f2c', 'client', 'BAD_ARGUMENT', /^GENERATION from a client takes no arguments/],
+  ['GENERATION x', 'writer', 'BAD_ARGUMENT'],
+  ['GENERATION', 'server', 'MISSING_ARGUMENTS', /expected GENERATION <id\|none>$/],
+  ['GENERATION a b', 'server', 'BAD_ARGUMENT', /^bad generation id 'a b'/],
+  ['GENERATION a\x01', 'gateway', 'BAD_ARGUMENT', /^control character/],
 ];
 
 for (const [line, from, code, message] of bad) {
@@ -194,6 +199,17 @@ test('error texts quote untrusted input safely and briefly', () => {
   expectError(`FOO${'x'.repeat(200)}`, 'client', 'UNKNOWN_COMMAND', /^unknown command: 'FOOx+\.\.\.'$/);
   expectError('REPLICATE events \x1b[31m', 'client', 'BAD_ARGUMENT', /^control character '\\x1b' in REPLICATE/);
   expectError(`REPLICATE events ${'9'.repeat(100)}`, 'client', 'BAD_TOKEN', /'9{64}\.\.\.'/);
+});
+
+test('GENERATION: a bare question from a client, an id or none from a server', () => {
+  const parse = (text: string, from: Sender): Command => parseCommand(Buffer.from(text), 0, text.length, from);
+  assert.deepEqual(parse('GENERATION', 'client'), { name: 'GENERATION' });
+  assert.deepEqual(parse('GENERATION', 'writer'), { name: 'GENERATION' });
+  assert.deepEqual(parse('GENERATION 9f2c01', 'server'), { name: 'GENERATION', id: '9f2c01' });
+  assert.deepEqual(parse('GENERATION none', 'gateway'), { name: 'GENERATION', id: null });
+  assert.equal(encodeCommand({ name: 'GENERATION' }).toString(), 'GENERATION\n');
+  assert.equal(encodeCommand({ name: 'GENERATION', id: '9f2c01' }).toString(), 'GENERATION 9f2c01\n');
+  assert.equal(encodeCommand({ name: 'GENERATION', id: null }).toString(), 'GENERATION none\n');
 });
 
 test('encodeCommand keeps an ERROR on one line', () => {
@@ -251,6 +267,8 @@ const commandArb: fc.Arbitrary<[Command, Sender]> = fc.oneof(
     'client',
   ]),
   word.map((credential): [Command, Sender] => [{ name: 'AUTH', credential }, 'client']),
+  fc.constant<[Command, Sender]>([{ name: 'GENERATION' }, 'client']),
+  fc.option(word).map((id): [Command, Sender] => [{ name: 'GENERATION', id }, 'server']),
 );
 
 test('property: encode(parse(encode(cmd))) is the identity on valid commands', () => {
@@ -268,7 +286,7 @@ test('property: encode(parse(encode(cmd))) is the identity on valid commands', (
 });
 
 test('property: arbitrary bytes never make the parser throw anything but a ProtocolError', () => {
-  const prefix = fc.constantFrom('', 'RDATA ', 'REPLICATE ', 'USER_SYNC ', 'USER_IP ', 'INVALIDATE_CACHE ', 'POSITION ', 'AUTH ');
+  const prefix = fc.constantFrom('', 'RDATA ', 'REPLICATE ', 'USER_SYNC ', 'USER_IP ', 'INVALIDATE_CACHE ', 'POSITION ', 'AUTH ', 'GENERATION ');
   fc.assert(
     fc.property(prefix, fc.uint8Array({ maxLength: 60 }), fc.constantFrom<Sender>('server', 'client', 'writer', 'gateway'), (p, bytes, from) => {
       const buf = Buffer.concat([Buffer.from(p), Buffer.from(bytes)]);

@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { takeEntry, TokenReservations, type LogCursor, type LogEntry, type LogListener, type LogRead, type ReadGather, type StreamLog } from '../core/stream-log.js';
+import { groupEndAtOrBelow, takeEntry, TokenReservations, type LogCursor, type LogEntry, type LogListener, type LogRead, type ReadGather, type StreamLog } from '../core/stream-log.js';
 import { linePrefixes, scanSegment, type LinePrefixes } from './file-log-scan.js';
 
 /** `--fsync`: when written lines are forced to the disk. */
@@ -849,18 +849,6 @@ class SpanBuilder {
 
 export function segmentName(startsAfter: number): string {
   return `${String(startsAfter).padStart(20, '0')}${SEGMENT_SUFFIX}`;
-}
-
-/** Index (into the triples) of the last group whose token is at or below `token`, -1 when none. */
-function groupEndAtOrBelow(groups: Float64Array, token: number): number {
-  let lo = 0;
-  let hi = groups.length / 3;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (groups[mid * 3 + 1]! > token) hi = mid;
-    else lo = mid + 1;
-  }
-  return (lo - 1) * 3;
 }
 
 /** writev until every byte is written (a file write may be short, e.g. just before ENOSPC). */

@@ -43,6 +43,11 @@ export function accessRefusal(message: string): AccessRefusalCode | null {
   return null;
 }
 
+/** Too many failed AUTHs from one host: not an access refusal (a right token works again later), so clients retry. */
+export function tooManyAuthFailures(host: string, waitMs: number): ProtocolError {
+  return new ProtocolError('AUTH_FAILED', `too many failed AUTH attempts from ${host}: try again in ${Math.ceil(waitMs / 1000)} s`);
+}
+
 /** A page's commands would reach the homeserver's writers (presence, federation acks): pages only read. */
 export function fromPage(command: string): ProtocolError {
   return new ProtocolError('WRONG_DIRECTION', `${command} may not be sent from a browser page: pages only read streams`);

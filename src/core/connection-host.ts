@@ -3,6 +3,7 @@
  * narrow host, never on the hub's insides, and the hub sees a connection
  * only as a Peer. Limits are one immutable object, read by both.
  */
+import type { AuthFailures } from './auth-failures.js';
 import type { ClientActionCommand, CommandName } from './commands.js';
 import type { ProtocolError } from './errors.js';
 import type { KeepAliveTimings } from './keep-alive.js';
@@ -62,6 +63,8 @@ export interface ConnectionHost {
   readonly events: Partial<HubEvents>;
   /** The log's generation id, answered to GENERATION; null for a log without one. */
   readonly generation: string | null;
+  /** Failed AUTHs per peer host, shared by every connection (a rate limit on guessing tokens). */
+  readonly authFailures: AuthFailures;
   now(): number;
   /** The peer has output pending: flush it soon (once per tick). */
   markDirty(peer: Peer): void;

@@ -14,6 +14,7 @@
  */
 import { GENERATION_NONE, type ClientActionCommand, type CommandName } from './commands.js';
 import { unknownStream } from './access-refusal.js';
+import { AuthFailures } from './auth-failures.js';
 import { v1Text } from './dialects/v1-text.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
@@ -36,6 +37,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   private nextId = 1;
   private currentOptions: Readonly<HubOptions>;
   private currentLimits: ConnectionLimits;
+  readonly authFailures = new AuthFailures();
   readonly events: Partial<HubEvents>;
   private readonly clock: () => number;
   readonly catchUpChunkBytes: number;

@@ -17,7 +17,8 @@
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
 import { assertNever, type ClientActionCommand, type Command, type UserSyncCommand } from './commands.js';
-import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted } from './access-refusal.js';
+import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted, tooManyAuthFailures } from './access-refusal.js';
+import { hostOf } from './auth-failures.js';
 import { RowRoute } from './dialect.js';
 import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
@@ -200,8 +201,15 @@ export class ServerConnection implements Peer, LineSink {
 
   private authenticate(secret: string): void {
     if (this.role !== 'anonymous') throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
+    const host = hostOf(this.remoteAddress);
+    const now = this.host.now();
+    const wait = this.host.authFailures.retryAfter(host, now);
+    if (wait > 0) throw tooManyAuthFailures(host, wait);
     const credential = this.host.limits.credentials.find((c) => c.secret === secret);
-    if (!credential) throw authFailed();
+    if (!credential) {
+      this.host.authFailures.failed(host, now);
+      throw authFailed();
+    }
     this.role = credential.role;
     const streams = credential.streams ? new Set(credential.streams) : null;
     if (credential.role === 'writer') {

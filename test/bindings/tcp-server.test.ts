@@ -237,3 +237,23 @@ test('close() sends ERROR server shutting down to every connection and resolves 
   assert.equal(f.server.connections().length, 0);
   await assert.rejects(greeted(f), 'no longer listening');
 });
+
+test('failed AUTHs are rate-limited per host: past ten in a minute every AUTH is refused until the minute is over', { timeout: 15_000 }, async (t) => {
+  let now = 1_000_000;
+  const f = await startServer({ subscriberToken: 's', clock: () => now });
+  t.after(() => f.close());
+  const tryAuth = async (secret: string): Promise<string> => {
+    const p = await f.peer();
+    p.send(`AUTH ${secret}`, 'REPLICATE events NOW');
+    await p.until(() => p.lines.some((l) => l.startsWith('ERROR') || l.startsWith('POSITION')), 'an answer to AUTH');
+    const answer = p.lines.find((l) => l.startsWith('ERROR') || l.startsWith('POSITION'))!;
+    p.destroy();
+    return answer;
+  };
+  for (let i = 0; i < 10; i++) assert.equal(await tryAuth(`guess-${i}`), 'ERROR AUTH failed: the token matches no configured credential');
+  now += 1_000;
+  assert.equal(await tryAuth('guess-10'), 'ERROR too many failed AUTH attempts from 127.0.0.1: try again in 59 s');
+  assert.equal(await tryAuth('s'), 'ERROR too many failed AUTH attempts from 127.0.0.1: try again in 59 s', 'even the right token waits');
+  now += 59_000;
+  assert.equal(await tryAuth('s'), 'POSITION events 0', 'the right token works once the minute is over');
+});

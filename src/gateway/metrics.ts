@@ -9,7 +9,7 @@ import type { ConnectionInfo, DisconnectReason, SlowConsumerDetails } from '../c
 import type { ServerView } from '../core/server-view.js';
 import type { ReplicationRelay } from '../relay.js';
 import type { LogStore } from './log-store.js';
-import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
+import { METRIC_PREFIX as PREFIX, perStreamGauge, scrapedCounter } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
 import { subscriptionLags } from './connections-report.js';
 import type { StreamTimeline } from './stream-timeline.js';
@@ -260,27 +260,6 @@ export class GatewayMetrics {
 
     const perStream = (name: string, help: string, value: (s: ReturnType<typeof streamsOf>[number]) => number): void =>
       perStreamGauge(this.registry, name, help, () => streamsOf(server).map((s) => [s.name, value(s)] as const));
-    new Gauge({
-      name: `${PREFIX}log_store_up`,
-      help: 'Whether the --log store works (1) or not (0), by kind',
-      labelNames: ['kind'],
-      registers,
-      collect() {
-        this.reset();
-        const health = sources.store.health();
-        this.set({ kind: health.kind }, health.ok ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}log_store_link_up`,
-      help: 'Whether each connection of the --log store (Redis: commands, reader) is up (1) or not (0)',
-      labelNames: ['link'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [link, up] of Object.entries(sources.store.health().links)) this.set({ link }, up ? 1 : 0);
-      },
-    });
     perStream('stream_head_token', 'Current token of each stream', (s) => s.head);
     perStream('stream_oldest_token', 'Oldest token a catch-up can start from', (s) => s.oldest);
     perStream('stream_retained_rows', 'Rows held in each stream\'s log', (s) => s.retainedRows);
@@ -470,25 +449,27 @@ function streamsOf(server: ServerView): { name: string; head: number; oldest: nu
 /** The --log store's series, read from its counters at scrape time. */
 function registerStoreMetrics(store: LogStore, registry: Registry): void {
   const registers = [registry];
-  const counter = (name: string, help: string, read: (s: ReturnType<LogStore['stats']>) => number): void => {
-    new Counter({
-      name: `${PREFIX}${name}`,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        this.inc(read(store.stats()));
-      },
-    });
-  };
+  const counter = (name: string, help: string, read: (s: ReturnType<LogStore['stats']>) => number): void =>
+    scrapedCounter(registry, name, help, () => read(store.stats()));
   new Gauge({
-    name: `${PREFIX}log_ok`,
-    help: '1 while the --log store works (no disk error, corrupt segment or lost link)',
+    name: `${PREFIX}log_store_up`,
+    help: 'Whether the --log store works (1) or not (0), by kind',
     labelNames: ['kind'],
     registers,
     collect() {
-      const h = store.health();
-      this.set({ kind: h.kind }, h.ok ? 1 : 0);
+      this.reset();
+      const health = store.health();
+      this.set({ kind: health.kind }, health.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}log_store_link_up`,
+    help: 'Whether each connection of the --log store (Redis: commands, reader) is up (1) or not (0)',
+    labelNames: ['link'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [link, up] of Object.entries(store.health().links)) this.set({ link }, up ? 1 : 0);
     },
   });
   new Gauge({

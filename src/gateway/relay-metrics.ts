@@ -3,7 +3,7 @@
  * what came from it and what went to it, and how far the relay is behind.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { METRIC_PREFIX as PREFIX, perStreamGauge } from './metric-series.js';
+import { METRIC_PREFIX as PREFIX, perStreamGauge, scrapedCounter } from './metric-series.js';
 import type { ReplicationRelay, StreamLag, UpstreamState } from '../relay.js';
 
 export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry, clock: () => number): void {
@@ -44,17 +44,7 @@ export function registerRelayMetrics(relay: ReplicationRelay, registry: Registry
       else this.set(Math.max(0, (clock() - relay.lastReceivedAt) / 1000));
     },
   });
-  const counter = (name: string, help: string, value: () => number): void => {
-    new Counter({
-      name: `${PREFIX}${name}`,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        this.inc(value());
-      },
-    });
-  };
+  const counter = (name: string, help: string, value: () => number): void => scrapedCounter(registry, name, help, value);
   counter('relay_upstream_connects_total', 'Connections to the upstream that reached SERVER', () => relay.counters.connects);
   counter('relay_upstream_disconnects_total', 'Upstream connections lost after SERVER', () => relay.counters.disconnects);
   counter('relay_upstream_received_bytes_total', 'Bytes received from the upstream', () => relay.counters.bytesIn);

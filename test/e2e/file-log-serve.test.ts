@@ -132,7 +132,7 @@ describe('serve --log file:DIR', () => {
     const h = await health(gw);
     assert.equal(h['status'], 'log_failing');
     assert.match(h['log']['problem'] as string, /is gone or changed under the running gateway \(the directory was wiped or replaced\)/);
-    assert.equal(await metric(gw, 'replication_gateway_log_ok{kind="file"}'), 0);
+    assert.equal(await metric(gw, 'replication_gateway_log_store_up{kind="file"}'), 0);
     assert.equal((await gw.stop()).code, 0);
   });
 

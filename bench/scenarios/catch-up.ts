@@ -10,7 +10,7 @@
 //
 // data: { rows, storeSeconds, storeRowsPerSec, rssWithLogBytes, rowsPerSec, mbPerSec, seconds, peakRssBytes, peakGrowthBytes }
 import { formatBytes, formatRate, ratio } from './format.js';
-import { startSubscriber, startWriter, subscriberResult, usageStart, waitForHead, writerResult } from './load.js';
+import { catchUpFromZero, catchUpRetention, startWriter, waitForHead, writerResult } from './load.js';
 import { startServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput } from './types.js';
 
@@ -19,7 +19,7 @@ const RSS_GROWTH_AIM_BYTES = 64 * 1024 * 1024;
 
 export async function runCatchUp(ctx: ScenarioContext): Promise<ScenarioOutput> {
   const rows = ctx.sizes.catchUpRows;
-  const settings = { retentionRows: Math.max(rows, 1_000_000), retentionBytes: Math.max(512 * 1024 ** 2, rows * 400) };
+  const settings = catchUpRetention(rows);
   const server = await startServer('gateway', ctx.workDir, settings);
   try {
     const store = ctx.progress.phase(`W3 storing ${rows.toLocaleString('en-US')} rows`, rows);
@@ -27,18 +27,7 @@ export async function runCatchUp(ctx: ScenarioContext): Promise<ScenarioOutput> 
     await waitForHead(server.port, rows);
     store.end(`stored at ${formatRate(writer.rowsPerSec)} rows/s`);
 
-    const phase = ctx.progress.phase('W3 catch-up from token 0, one subscriber', rows);
-    const usage = usageStart(server.pid);
-    const sub = startSubscriber(ctx, server, { count: 1, expect: rows, extra: ['--from', '0'], phase, timeoutS: 600 });
-    let result;
-    try {
-      result = await subscriberResult(sub);
-    } catch (err) {
-      phase.end('FAILED');
-      throw err;
-    }
-    const used = usage();
-    phase.end(`${formatRate(result.rowsPerSec)} rows/s, peak RSS growth ${formatBytes(used.peakGrowthBytes)}`);
+    const { result, usage: used } = await catchUpFromZero(ctx, server, rows, 'W3 catch-up from token 0, one subscriber');
 
     const rateRatio = ratio(result.rowsPerSec, RATE_AIM);
     const rssRatio = ratio(RSS_GROWTH_AIM_BYTES, used.peakGrowthBytes);

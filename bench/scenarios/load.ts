@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readCpu, readMemory, resetPeakRss } from '../load/proc-stats.js';
 import { waitForReadyFile } from '../../src/bindings/ready-file.js';
 import { benchScript, lastJsonLine, spawnNode, withTimeout, type Child } from './children.js';
+import { formatBytes, formatRate } from './format.js';
 import { subscriberRows, writerRows, type Phase } from './progress.js';
 import type { RunningServer } from './servers.js';
 import { DeliveryError, type ScenarioContext } from './types.js';
@@ -271,4 +272,34 @@ export async function waitForHead(port: number, token: number, timeoutMs = 60_00
     if (Date.now() > deadline) throw new Error(`the gateway's head is ${head} after ${timeoutMs} ms, expected ${token}`);
     await sleep(50);
   }
+}
+
+/** Retention that keeps every row of a catch-up of `rows` (W3, W7): at least the gateway's defaults. */
+export function catchUpRetention(rows: number): { retentionRows: number; retentionBytes: number } {
+  return { retentionRows: Math.max(rows, 1_000_000), retentionBytes: Math.max(512 * 1024 ** 2, rows * 400) };
+}
+
+/**
+ * One subscriber reads `rows` rows from token 0 (checking every row), with the
+ * gateway's peak RSS growth over the catch-up: the measurement W3 and W7 share.
+ */
+export async function catchUpFromZero(
+  ctx: ScenarioContext,
+  server: RunningServer,
+  rows: number,
+  title: string,
+): Promise<{ result: SubscriberResult; usage: ServerUsage }> {
+  const phase = ctx.progress.phase(title, rows);
+  const measure = usageStart(server.pid);
+  const sub = startSubscriber(ctx, server, { count: 1, expect: rows, extra: ['--from', '0'], phase, timeoutS: 600 });
+  let result: SubscriberResult;
+  try {
+    result = await subscriberResult(sub);
+  } catch (err) {
+    phase.end('FAILED');
+    throw err;
+  }
+  const usage = measure();
+  phase.end(`${formatRate(result.rowsPerSec)} rows/s, peak RSS growth ${formatBytes(usage.peakGrowthBytes)}`);
+  return { result, usage };
 }

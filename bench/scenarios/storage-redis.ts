@@ -14,7 +14,7 @@
 //         fanOut: [{ setup, subscribers, rows, rowsPerSec, writerRowsPerSec, gatewayPeakRssBytes }] }
 import { peerAvailable, startPeer, type RunningPeer } from '../peers/peers.js';
 import { formatBytes, formatRate, ratio } from './format.js';
-import { runWriterToSubscribers, startSubscriber, startWriter, subscriberResult, usageStart, waitForHead, writerResult } from './load.js';
+import { catchUpFromZero, catchUpRetention, runWriterToSubscribers, startWriter, waitForHead, writerResult } from './load.js';
 import { startServer, type GatewaySettings, type RunningServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
@@ -94,25 +94,14 @@ async function redisGateway(ctx: ScenarioContext, redis: RunningPeer, prefix: st
 
 async function catchUpFromRedis(ctx: ScenarioContext, redis: RunningPeer) {
   const rows = ctx.sizes.catchUpRows;
-  const settings = { retentionRows: Math.max(rows, 1_000_000), retentionBytes: Math.max(512 * 1024 ** 2, rows * 400) };
+  const settings = catchUpRetention(rows);
   const server = await redisGateway(ctx, redis, `w7-catch-up-${++prefixes}`, settings);
   try {
     const store = ctx.progress.phase(`W7 storing ${rows.toLocaleString('en-US')} rows in the Redis log`, rows);
     const writer = await writerResult(startWriter(server, { rows, phase: store }));
     await waitForHead(server.port, rows, 120_000);
     store.end(`stored at ${formatRate(writer.rowsPerSec)} rows/s`);
-    const phase = ctx.progress.phase('W7 catch-up from the Redis log, one subscriber', rows);
-    const usage = usageStart(server.pid);
-    const sub = startSubscriber(ctx, server, { count: 1, expect: rows, extra: ['--from', '0'], phase, timeoutS: 600 });
-    let result;
-    try {
-      result = await subscriberResult(sub);
-    } catch (err) {
-      phase.end('FAILED');
-      throw err;
-    }
-    const used = usage();
-    phase.end(`${formatRate(result.rowsPerSec)} rows/s, peak RSS growth ${formatBytes(used.peakGrowthBytes)}`);
+    const { result, usage: used } = await catchUpFromZero(ctx, server, rows, 'W7 catch-up from the Redis log, one subscriber');
     return {
       rows,
       storeRowsPerSec: writer.rowsPerSec,

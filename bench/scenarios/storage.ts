@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatBytes, formatRate, ratio } from './format.js';
-import { startSubscriber, startWriter, streamHead, subscriberResult, usageStart, writerResult, type ServerUsage, type SubscriberResult } from './load.js';
+import { catchUpFromZero, catchUpRetention, startWriter, streamHead, usageStart, writerResult, type ServerUsage } from './load.js';
 import { startServer, type GatewaySettings, type RunningServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
@@ -82,18 +82,7 @@ async function catchUp(ctx: ScenarioContext, kind: LogKind, dir: string, rows: n
       await server.stop();
       server = await startServer('gateway', ctx.workDir, settings);
     }
-    const phase = ctx.progress.phase(`W7 catch-up from the ${kind.name} log, token 0`, rows);
-    const usage = usageStart(server.pid);
-    const sub = startSubscriber(ctx, server, { count: 1, expect: rows, extra: ['--from', '0'], phase, timeoutS: 600 });
-    let result: SubscriberResult;
-    try {
-      result = await subscriberResult(sub);
-    } catch (err) {
-      phase.end('FAILED');
-      throw err;
-    }
-    const used = usage();
-    phase.end(`${formatRate(result.rowsPerSec)} rows/s, peak RSS growth ${formatBytes(used.peakGrowthBytes)}`);
+    const { result, usage: used } = await catchUpFromZero(ctx, server, rows, `W7 catch-up from the ${kind.name} log, token 0`);
     return { storeRowsPerSec: stored.rowsPerSec, storeCpuSeconds: stored.cpuSeconds, rowsPerSec: result.rowsPerSec, seconds: result.seconds, usage: used };
   } finally {
     await server.stop();
@@ -102,7 +91,7 @@ async function catchUp(ctx: ScenarioContext, kind: LogKind, dir: string, rows: n
 
 export async function runStorage(ctx: ScenarioContext): Promise<ScenarioOutput> {
   const rows = ctx.sizes.catchUpRows;
-  const base: GatewaySettings = { retentionRows: Math.max(rows, 1_000_000), retentionBytes: Math.max(512 * 1024 ** 2, rows * 400) };
+  const base: GatewaySettings = catchUpRetention(rows);
   const summary: SummaryRow[] = [];
   const catchUps: Record<string, CatchUpFigures> = {};
   const ingests: Record<string, IngestFigures> = {};

@@ -18,6 +18,8 @@ import { ProtocolError } from './errors.js';
 import { advanceEntry, tokenNotRising, type LogEntry, type StreamLog } from './stream-log.js';
 
 const LF = 0x0a;
+/** Triples per slab of group ends: 8,192 groups, 192 KiB. */
+const GROUP_SLAB = 3 * 8192;
 
 /** A run of contiguous lines of one stream in one chunk: stored as one slice. */
 interface WriterRun {
@@ -30,7 +32,7 @@ interface WriterRun {
   committedEnd: number;
   committedLines: number;
   lines: number;
-  /** Complete groups so far; their ends are in the ingest's scratch triples. */
+  /** Complete groups so far; their ends are in the ingest's slab, from `slabAt`. */
   groups: number;
   firstToken: number;
   lastToken: number;
@@ -52,8 +54,14 @@ export interface IngestOptions {
 export class WriterIngest {
   private run: WriterRun | null = null;
   private readonly pendingBatches = new Map<string, PendingBatch>();
-  /** Group ends of the current run, `[end, token, lines]` each; reused, copied once per entry of several groups. */
-  private scratch = new Float64Array(3 * 64);
+  /**
+   * Group ends, `[end, token, lines]` each, written in place: an entry of
+   * several groups keeps a view of its stretch, so entries share one
+   * allocation per slab instead of copying theirs out one by one. The
+   * current run's groups start at `slabAt`.
+   */
+  private slab = new Float64Array(GROUP_SLAB);
+  private slabAt = 0;
   private readonly logOf: (stream: string) => StreamLog;
   /** Made once: the rejection handler of every append that answers later. */
   private readonly onAppendFailed: (err: unknown) => void;
@@ -125,12 +133,12 @@ export class WriterIngest {
     run.lastToken = token;
     run.committedEnd = run.end;
     run.committedLines = run.lines;
-    let at = run.groups * 3;
-    if (at === this.scratch.length) this.growScratch();
-    const scratch = this.scratch;
-    scratch[at++] = run.end - run.start;
-    scratch[at++] = token;
-    scratch[at] = run.lines;
+    let at = this.slabAt + run.groups * 3;
+    if (at === this.slab.length) at = this.newSlab(run.groups);
+    const slab = this.slab;
+    slab[at++] = run.end - run.start;
+    slab[at++] = token;
+    slab[at] = run.lines;
     run.groups++;
   }
 
@@ -156,13 +164,19 @@ export class WriterIngest {
     if (run === null) return;
     this.run = null;
     if (run.committedEnd > run.start) {
+      let groups: Float64Array | undefined;
+      if (run.groups > 1) {
+        const end = this.slabAt + run.groups * 3;
+        groups = this.slab.subarray(this.slabAt, end);
+        this.slabAt = end;
+      }
       this.append(run.log, {
         firstToken: run.firstToken,
         lastToken: run.lastToken,
         bytes: run.buf.subarray(run.start, run.committedEnd),
         lines: run.committedLines,
         rows: run.committedLines,
-        groups: run.groups > 1 ? this.scratch.slice(0, run.groups * 3) : undefined,
+        groups,
       });
     }
     if (run.end > run.committedEnd) {
@@ -221,10 +235,13 @@ export class WriterIngest {
     if (answer !== undefined) answer.then(undefined, this.onAppendFailed);
   }
 
-  private growScratch(): void {
-    const bigger = new Float64Array(this.scratch.length * 2);
-    bigger.set(this.scratch);
-    this.scratch = bigger;
+  /** The slab is full: the current run's `groups` triples move to a fresh one (big enough for them). Returns where the next triple goes. */
+  private newSlab(groups: number): number {
+    const kept = this.slab.subarray(this.slabAt, this.slabAt + groups * 3);
+    this.slab = new Float64Array(Math.max(GROUP_SLAB, kept.length * 2));
+    this.slab.set(kept);
+    this.slabAt = 0;
+    return kept.length;
   }
 }
 

@@ -64,8 +64,6 @@ export interface ReplicationServerOptions {
   clock?: () => number;
   /** How `publish()` turns rows into RDATA bytes: inline (default) or an EncoderPool from src/workers. */
   encoder?: RowEncoder;
-  /** Sees every write to every connection (metrics: bytes and commands out); transports are wrapped only when set. */
-  onSent?: (chunks: readonly Buffer[], transportKind: string) => void;
 }
 
 export interface ReplicationServerEvents {
@@ -123,7 +121,6 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       tokenAhead: (conn, stream, token, head) => this.emit('tokenAhead', conn, stream, token, head),
       slowConsumer: (conn, details) => this.emit('slowConsumer', conn, details),
       written: (stream, rows, head) => this.emit('written', stream, rows, head),
-      ...(options.onSent !== undefined ? { sent: options.onSent } : {}),
     };
     this.hub = new ReplicationHub({
       serverName: options.serverName ?? 'localhost',

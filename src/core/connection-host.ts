@@ -42,10 +42,10 @@ export interface Peer extends ConnectionInfo, MasterLink {
   readonly open: boolean;
   /** The transport asked to wait for drain: catch-up stops reading until it drains. */
   readonly blocked: boolean;
-  /** Queues bytes holding `lines` commands for the next flush; crossing a queue limit cuts the connection. */
-  enqueue(bytes: Buffer, lines: number, stream?: string): void;
-  /** Hands catch-up chunks straight to the transport (the queue is empty when catch-up runs). */
-  writeOut(chunks: Buffer[]): void;
+  /** Queues bytes holding `lines` commands, all `command`, for the next flush; crossing a queue limit cuts the connection. */
+  enqueue(bytes: Buffer, lines: number, command: CommandName, stream?: string): void;
+  /** Hands catch-up chunks (`lines` commands, all `command`) straight to the transport (the queue is empty when catch-up runs). */
+  writeOut(chunks: Buffer[], lines: number, command: CommandName): void;
   fail(err: ProtocolError, reason?: DisconnectReason): void;
 }
 
@@ -60,6 +60,8 @@ export interface ConnectionHost {
   readonly limits: ConnectionLimits;
   /** Commands received, by name: plain counters, bumped per line. */
   readonly commandsIn: Record<CommandName, number>;
+  /** Commands handed to transports, by name: plain counters, bumped per write (the bytes are never re-read to count them). */
+  readonly commandsOut: Record<CommandName, number>;
   readonly events: Partial<HubEvents>;
   /** The log's generation id, answered to GENERATION; null for a log without one. */
   readonly generation: string | null;

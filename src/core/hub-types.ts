@@ -105,11 +105,6 @@ export interface HubEvents {
   slowConsumer(conn: ConnectionInfo, details: SlowConsumerDetails): void;
   /** Rows stored and sent out. */
   written(stream: string, rows: number, head: number): void;
-  /**
-   * Bytes handed to a connection's transport (metrics: bytes and commands
-   * out). Only when set does the hub wrap transports to report it.
-   */
-  sent(chunks: readonly Buffer[], transportKind: string): void;
 }
 
 /** What a hub is built with; it keeps a frozen copy, and its connections a frozen ConnectionLimits. */

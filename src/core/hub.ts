@@ -46,10 +46,9 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   /** REPLICATE tokens ahead of the head, answered with the head. */
   tokensAhead = 0;
   /** Commands received from all connections, by name (plain counters: read by metrics, bumped per line). */
-  readonly commandsIn: Record<CommandName, number> = {
-    SERVER: 0, RDATA: 0, POSITION: 0, ERROR: 0, PING: 0, SYNC: 0, NAME: 0, REPLICATE: 0,
-    USER_SYNC: 0, FEDERATION_ACK: 0, REMOVE_PUSHER: 0, INVALIDATE_CACHE: 0, USER_IP: 0, AUTH: 0, GENERATION: 0,
-  };
+  readonly commandsIn = commandCounters();
+  /** Commands handed to connections' transports, by name (the same kind of counters). */
+  readonly commandsOut = commandCounters();
   readonly generation: string | null;
 
   constructor(options: HubOptions) {
@@ -123,11 +122,8 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     return this.connectionSet.size;
   }
 
-  /** A new connection: greets the peer, or refuses it past the connection limit. */
-  /** A new connection; `fromPage`: a browser page opened it (read-only: its commands would reach the writers). */
+  /** A new connection: greets the peer, or refuses it past the connection limit. `fromPage`: a browser page opened it (read-only: its commands would reach the writers). */
   accept(transport: Transport, transportKind: string, remoteAddress: string, origin: { fromPage: boolean } = NOT_FROM_PAGE): ServerConnection {
-    const sent = this.events.sent;
-    if (sent !== undefined) transport = observedTransport(transport, transportKind, sent);
     const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName, origin.fromPage);
     this.connectionSet.add(conn);
     this.subscriptions.add(conn);
@@ -180,7 +176,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     const bytes = v1Text.encodePosition(stream.name, token);
     for (const sub of stream.live) {
       sub.lastToken = token;
-      sub.peer.enqueue(bytes, 1, stream.name);
+      sub.peer.enqueue(bytes, 1, 'POSITION', stream.name);
     }
     this.events.written?.(stream.name, 0, token);
   }
@@ -322,18 +318,10 @@ export class ReplicationHub implements ConnectionHost, ServerView {
 
 
 /** A transport that reports what is written to it (only built when someone listens). */
-function observedTransport(
-  inner: Transport,
-  transportKind: string,
-  sent: (chunks: readonly Buffer[], transportKind: string) => void,
-): Transport {
+function commandCounters(): Record<CommandName, number> {
   return {
-    write(chunks) {
-      sent(chunks, transportKind);
-      return inner.write(chunks);
-    },
-    end: () => inner.end(),
-    destroy: () => inner.destroy(),
+    SERVER: 0, RDATA: 0, POSITION: 0, ERROR: 0, PING: 0, SYNC: 0, NAME: 0, REPLICATE: 0,
+    USER_SYNC: 0, FEDERATION_ACK: 0, REMOVE_PUSHER: 0, INVALIDATE_CACHE: 0, USER_IP: 0, AUTH: 0, GENERATION: 0,
   };
 }
 

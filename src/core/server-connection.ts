@@ -16,7 +16,7 @@
  *     < GENERATION                           (a gateway extension: only our own clients ask)
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
-import { assertNever, type ClientActionCommand, type Command, type UserSyncCommand } from './commands.js';
+import { assertNever, type ClientActionCommand, type Command, type CommandName, type UserSyncCommand } from './commands.js';
 import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted, tooManyAuthFailures } from './access-refusal.js';
 import { hostOf } from './auth-failures.js';
 import { RowRoute } from './dialect.js';
@@ -81,8 +81,8 @@ export class ServerConnection implements Peer, LineSink {
     this.lastProgressAt = now;
     this.scanner = new LineScanner(this, { maxLineBytes: limits.maxLineBytes });
     this.queue = new RingQueue(limits.maxQueueCommands, limits.maxQueueBytes);
-    this.enqueue(v1Text.encode({ name: 'SERVER', serverName }), 1);
-    this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1);
+    this.enqueue(v1Text.encode({ name: 'SERVER', serverName }), 1, 'SERVER');
+    this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1, 'PING');
   }
 
   get open(): boolean {
@@ -170,7 +170,7 @@ export class ServerConnection implements Peer, LineSink {
       case 'AUTH':
         return this.authenticate(cmd.credential);
       case 'GENERATION':
-        return this.enqueue(v1Text.encode({ name: 'GENERATION', id: this.host.generation }), 1);
+        return this.enqueue(v1Text.encode({ name: 'GENERATION', id: this.host.generation }), 1, 'GENERATION');
       case 'REPLICATE':
         if (cmd.stream === 'ALL') return this.host.subscribeAll(this, this.readable);
         return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.readable });
@@ -245,14 +245,15 @@ export class ServerConnection implements Peer, LineSink {
   // ------------------------------------------------------------ output
 
   /** As a writer: a subscriber's command for the master, sent as its line. */
-  masterCommand(_cmd: ClientActionCommand, line: Buffer): void {
-    this.enqueue(line, 1);
+  masterCommand(cmd: ClientActionCommand, line: Buffer): void {
+    this.enqueue(line, 1, cmd.name);
   }
 
-  /** Queues bytes holding `lines` commands; crossing a queue limit cuts the connection. */
-  enqueue(bytes: Buffer, lines: number, stream?: string): void {
+  /** Queues bytes holding `lines` commands, all `command`; crossing a queue limit cuts the connection. */
+  enqueue(bytes: Buffer, lines: number, command: CommandName, stream?: string): void {
     if (this.state !== 'open') return;
     if (this.queue.push(bytes, lines)) {
+      this.host.commandsOut[command] += lines;
       this.host.markDirty(this);
       return;
     }
@@ -260,22 +261,30 @@ export class ServerConnection implements Peer, LineSink {
       // The socket is taking bytes: an entry larger than the queue's limits goes straight to it.
       this.flush();
       if (!this.isBlocked) {
-        this.writeOut([bytes]);
+        this.writeOut([bytes], lines, command);
         return;
       }
-      if (this.queue.push(bytes, lines)) return;
+      if (this.queue.push(bytes, lines)) {
+        this.host.commandsOut[command] += lines;
+        return;
+      }
     }
     this.cutSlowConsumer(this.queue.commands + lines > this.queue.maxCommands ? 'commands' : 'bytes', stream);
   }
 
-  /** Writes what is queued, then lets the host read catch-ups while the transport takes them. */
+  /** Writes what is queued (counted when queued), then lets the host read catch-ups while the transport takes them. */
   flush(): void {
     if (this.state !== 'open' || this.isBlocked) return;
-    if (this.queue.length > 0) this.writeOut(this.queue.takeAll());
+    if (this.queue.length > 0) this.write(this.queue.takeAll());
     if (!this.isBlocked) this.host.catchUp(this);
   }
 
-  writeOut(chunks: Buffer[]): void {
+  writeOut(chunks: Buffer[], lines: number, command: CommandName): void {
+    this.host.commandsOut[command] += lines;
+    this.write(chunks);
+  }
+
+  private write(chunks: Buffer[]): void {
     const now = this.host.now();
     this.lastSentAt = now;
     this.lastProgressAt = now;
@@ -317,7 +326,7 @@ export class ServerConnection implements Peer, LineSink {
       this.cutSlowConsumer('stall');
     } else if (due === 'ping' && !this.isBlocked) {
       // A blocked socket has rows queued: a PING behind them would tell the peer nothing sooner.
-      this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1);
+      this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1, 'PING');
     }
   }
 
@@ -346,6 +355,7 @@ export class ServerConnection implements Peer, LineSink {
     this.scanner.reset();
     const error = v1Text.encode({ name: 'ERROR', message });
     this.bytesOut += error.length;
+    this.host.commandsOut.ERROR++;
     this.transport.write([error]);
     this.transport.end();
     this.host.events.closed?.(this, reason, message);

@@ -30,6 +30,8 @@ export interface ServerView {
   readonly connectionCount: number;
   /** Commands received from all connections, by name. */
   readonly commandsIn: Readonly<Record<CommandName, number>>;
+  /** Commands handed to all connections' transports, by name. */
+  readonly commandsOut: Readonly<Record<CommandName, number>>;
   streams(): Iterable<StreamView>;
   connections(): Iterable<ConnectionInfo>;
   /** Users syncing on any connection. */

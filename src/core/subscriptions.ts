@@ -47,9 +47,10 @@ export class StreamState implements LogListener {
       const empty = entry.bytes.length === 0;
       const bytes = empty ? v1Text.encodePosition(this.name, token) : entry.bytes;
       const lines = empty ? 1 : entry.lines;
+      const command = empty ? 'POSITION' : 'RDATA';
       for (const sub of this.live) {
         sub.lastToken = token;
-        sub.peer.enqueue(bytes, lines, this.name);
+        sub.peer.enqueue(bytes, lines, command, this.name);
       }
     }
     this.events.written?.(this.name, entry.rows, token);
@@ -232,7 +233,7 @@ export class Subscriptions {
       }
       if (read.chunks.length > 0) {
         sub.lastToken = read.lastToken;
-        peer.writeOut(read.chunks);
+        peer.writeOut(read.chunks, read.lines, 'RDATA');
         continue;
       }
       if (later) {
@@ -245,14 +246,14 @@ export class Subscriptions {
       sub.cursor = null;
       sub.lastToken = log.head;
       sub.stream.live.add(sub);
-      peer.writeOut([v1Text.encodePosition(sub.stream.name, log.head)]);
+      peer.writeOut([v1Text.encodePosition(sub.stream.name, log.head)], 1, 'POSITION');
     }
   }
 
   private subscribeAtHead(peer: Peer, subs: PeerSubscriptions, stream: StreamState): void {
     this.unsubscribe(subs, stream.name);
     const head = stream.log.head;
-    peer.enqueue(v1Text.encodePosition(stream.name, head), 1);
+    peer.enqueue(v1Text.encodePosition(stream.name, head), 1, 'POSITION');
     if (!peer.open) return;
     const sub = new Subscription(peer, stream, head);
     subs.byStream.set(stream.name, sub);

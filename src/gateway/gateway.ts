@@ -109,7 +109,6 @@ export class Gateway {
       maxLineBytes: config.maxLineBytes,
       maxConnections: config.maxConnections,
       clock,
-      onSent: (chunks, transportKind) => this.metrics.sent(chunks, transportKind),
     });
     this.view = hubOf(this.server);
     this.relay =

@@ -18,35 +18,6 @@ import { VERSION } from '../version.js';
 /** Per-subscriber (and per-connection) series past this many are left out (the most lagging or queued are kept): bounded cardinality. */
 export const MAX_SUBSCRIBER_SERIES = 1000;
 
-/** Commands by the first letters of their line, for counting what goes out without making strings. */
-const OUT_NAMES = [
-  'RDATA',
-  'POSITION',
-  'PING',
-  'SERVER',
-  'SYNC',
-  'ERROR',
-  'USER_SYNC',
-  'USER_IP',
-  'FEDERATION_ACK',
-  'REMOVE_PUSHER',
-  'INVALIDATE_CACHE',
-  'NAME',
-  'REPLICATE',
-  'AUTH',
-  'GENERATION',
-  'OTHER',
-] as const;
-const OTHER = OUT_NAMES.length - 1;
-const RDATA = 0;
-/** Smaller buffers are scanned on every write: cheaper than remembering them. */
-const CACHE_FROM_BYTES = 2048;
-
-function onlyRdata(counts: Float64Array): boolean {
-  for (let i = 1; i < counts.length; i++) if (counts[i] !== 0) return false;
-  return true;
-}
-
 export interface MetricsSources {
   server: ServerView;
   relay: ReplicationRelay | null;
@@ -57,59 +28,13 @@ export interface MetricsSources {
   clock?: () => number;
 }
 
-/** Counts the commands of each line in a buffer of complete lines. */
-export function classifyLines(buf: Buffer, into: Float64Array): void {
-  let start = 0;
-  while (start < buf.length) {
-    into[lineKind(buf, start)]!++;
-    const lf = buf.indexOf(0x0a, start);
-    if (lf === -1) break;
-    start = lf + 1;
-  }
-}
-
-function lineKind(b: Buffer, i: number): number {
-  switch (b[i]) {
-    case 0x52: // R
-      return b[i + 1] === 0x44 ? 0 : b[i + 2] === 0x4d ? 9 : b[i + 2] === 0x50 ? 12 : OTHER; // RDATA, REMOVE_PUSHER, REPLICATE
-    case 0x50: // P
-      return b[i + 1] === 0x4f ? 1 : b[i + 1] === 0x49 ? 2 : OTHER; // POSITION, PING
-    case 0x53: // S
-      return b[i + 1] === 0x45 ? 3 : b[i + 1] === 0x59 ? 4 : OTHER; // SERVER, SYNC
-    case 0x45: // E
-      return 5;
-    case 0x55: // U
-      return b[i + 5] === 0x53 ? 6 : b[i + 5] === 0x49 ? 7 : OTHER; // USER_SYNC, USER_IP
-    case 0x46: // F
-      return 8;
-    case 0x49: // I
-      return 10;
-    case 0x4e: // N
-      return 11;
-    case 0x41: // A
-      return 13;
-    case 0x47: // G
-      return 14;
-    default:
-      return OTHER;
-  }
-}
-
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly clock: () => number;
-  /** Filled on the hot path, copied into counters at scrape time. */
-  private readonly out = new Float64Array(OUT_NAMES.length);
-  private readonly bytesOut = new Map<string, number>();
-  /** Bytes received by connections already closed, by transport; open ones are read at scrape time. */
+  /** Bytes received and sent by connections already closed, by transport; open ones are read at scrape time. */
   private readonly closedBytesIn = new Map<string, number>();
+  private readonly closedBytesOut = new Map<string, number>();
   private readonly closedCounted = new WeakSet<ConnectionInfo>();
-  /**
-   * Line counts of large shared buffers (a fan-out writes one Buffer to every
-   * subscriber, so each is scanned once): a number when every line is RDATA
-   * (the common case, and the smallest entry), else the counts by command.
-   */
-  private readonly classified = new WeakMap<Buffer, number | Float64Array>();
   private readonly connectionsOpened: Counter<'transport'>;
   private readonly disconnects: Counter<'reason'>;
   private readonly slowConsumerCuts: Counter<'limit'>;
@@ -191,7 +116,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        for (let i = 0; i < OUT_NAMES.length; i++) if (self.out[i]! > 0) this.inc({ command: OUT_NAMES[i]! }, self.out[i]!);
+        for (const [command, n] of Object.entries(server.commandsOut)) if (n > 0) this.inc({ command }, n);
       },
     });
     new Counter({
@@ -201,7 +126,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [transport, n] of self.bytesOut) this.inc({ transport }, n);
+        for (const [transport, n] of self.bytesByTransport(self.closedBytesOut, (c) => c.bytesOut)) this.inc({ transport }, n);
       },
     });
     new Counter({
@@ -211,11 +136,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        const bytes = new Map(self.closedBytesIn);
-        for (const c of server.connections()) {
-          if (!self.closedCounted.has(c)) bytes.set(c.transportKind, (bytes.get(c.transportKind) ?? 0) + c.bytesIn);
-        }
-        for (const [transport, n] of bytes) this.inc({ transport }, n);
+        for (const [transport, n] of self.bytesByTransport(self.closedBytesIn, (c) => c.bytesIn)) this.inc({ transport }, n);
       },
     });
 
@@ -350,38 +271,24 @@ export class GatewayMetrics {
     registerStoreMetrics(sources.store, this.registry);
   }
 
-  // ---------------------------------------------------------------- hot-path hooks
-
-  /** Everything written to a connection (the server's onSent hook). */
-  sent(chunks: readonly Buffer[], transportKind: string): void {
-    let bytes = 0;
-    for (const chunk of chunks) {
-      bytes += chunk.length;
-      if (chunk.length < CACHE_FROM_BYTES) {
-        classifyLines(chunk, this.out);
-        continue;
-      }
-      let counts = this.classified.get(chunk);
-      if (counts === undefined) {
-        const c = new Float64Array(OUT_NAMES.length);
-        classifyLines(chunk, c);
-        counts = onlyRdata(c) ? c[RDATA]! : c;
-        this.classified.set(chunk, counts);
-      }
-      if (typeof counts === 'number') this.out[RDATA]! += counts;
-      else for (let i = 0; i < counts.length; i++) this.out[i]! += counts[i]!;
-    }
-    this.bytesOut.set(transportKind, (this.bytesOut.get(transportKind) ?? 0) + bytes);
-  }
-
   connectionOpened(transport: string): void {
     this.connectionsOpened.inc({ transport });
   }
 
-  /** A connection closed (the server's disconnect event): it receives nothing more, so its bytes in are final. */
+  /** Bytes by transport: those of closed connections (`closed`) plus `pick` of each open one. */
+  private bytesByTransport(closed: ReadonlyMap<string, number>, pick: (c: ConnectionInfo) => number): Map<string, number> {
+    const bytes = new Map(closed);
+    for (const c of this.sources.server.connections()) {
+      if (!this.closedCounted.has(c)) bytes.set(c.transportKind, (bytes.get(c.transportKind) ?? 0) + pick(c));
+    }
+    return bytes;
+  }
+
+  /** A connection closed (the server's disconnect event): it sends and receives nothing more, so its byte counts are final. */
   disconnected(conn: ConnectionInfo, reason: DisconnectReason): void {
     this.disconnects.inc({ reason });
     this.closedBytesIn.set(conn.transportKind, (this.closedBytesIn.get(conn.transportKind) ?? 0) + conn.bytesIn);
+    this.closedBytesOut.set(conn.transportKind, (this.closedBytesOut.get(conn.transportKind) ?? 0) + conn.bytesOut);
     this.closedCounted.add(conn);
   }
 

@@ -3,20 +3,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/gateway/config.js';
 import { Gateway } from '../../src/gateway/gateway.js';
-import { classifyLines } from '../../src/gateway/metrics.js';
 import { LineClient, parseMetrics } from '../e2e/support/gateway-process.js';
-
-describe('classifyLines', () => {
-  it('counts the commands in a buffer of lines by name', () => {
-    const counts = new Float64Array(16);
-    classifyLines(
-      Buffer.from('SERVER hs\nPING 1\nRDATA e batch []\nRDATA e 1 []\nPOSITION e 1\nERROR x\nSYNC 1\nUSER_SYNC u start 1\nUSER_IP u []\nREMOVE_PUSHER a b c\nREPLICATE e 1\nFEDERATION_ACK 1\nINVALIDATE_CACHE f []\nGENERATION none\nAUTH x\n'),
-      counts,
-    );
-    // RDATA POSITION PING SERVER SYNC ERROR USER_SYNC USER_IP FEDERATION_ACK REMOVE_PUSHER INVALIDATE_CACHE NAME REPLICATE AUTH GENERATION OTHER
-    assert.deepEqual([...counts], [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0]);
-  });
-});
 
 describe('the gateway metrics, over TCP on 127.0.0.1', () => {
   const start = async (argv: string[]): Promise<{ gateway: Gateway; port: number }> => {
@@ -70,6 +57,43 @@ describe('the gateway metrics, over TCP on 127.0.0.1', () => {
     const writerBytes = await waitForReceived(gateway, Buffer.byteLength(firstLines) + Buffer.byteLength(stuckLines));
     assert.ok(writerBytes > 64 * 1024, `${writerBytes} bytes from the writer counted`);
     assert.equal(m.get('replication_gateway_outbound_queue_bytes'), queued());
+  });
+
+  it('counts exactly the commands and bytes each connection received, live, caught up and cut, closed or open', async (t) => {
+    const { gateway, port } = await start(['--writer-token', 'w']);
+    t.after(() => gateway.stop(2_000));
+    const writer = await LineClient.connect(port);
+    t.after(() => writer.close());
+    writer.send('AUTH w');
+    for (let token = 1; token <= 3; token++) writer.send(`RDATA events ${token} ["r${token}"]`);
+    writer.send('RDATA events batch ["b1"]');
+    writer.send('RDATA events 4 ["b2"]');
+    const live = await LineClient.connect(port);
+    t.after(() => live.close());
+    live.send('REPLICATE events NOW');
+    await live.waitFor((l) => l.startsWith('POSITION events'));
+    // A catch-up of all five rows, then one live row, then a cut for an unknown command.
+    const late = await LineClient.connect(port);
+    late.send('REPLICATE events 0');
+    await late.waitFor((l) => l === 'POSITION events 4');
+    writer.send('RDATA events 5 ["r5"]');
+    await late.waitFor((l) => l.startsWith('RDATA events 5'));
+    await live.waitFor((l) => l.startsWith('RDATA events 5'));
+    late.send('BOGUS');
+    await late.closed;
+    const received = (c: LineClient): { bytes: number; by: Map<string, number> } => {
+      const by = new Map<string, number>();
+      for (const l of c.lines) by.set(l.split(' ')[0]!, (by.get(l.split(' ')[0]!) ?? 0) + 1);
+      return { bytes: c.lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0), by };
+    };
+    const all = [received(writer), received(live), received(late)];
+    const m = await scrape(gateway);
+    for (const command of ['SERVER', 'PING', 'POSITION', 'RDATA', 'ERROR']) {
+      const expected = all.reduce((n, r) => n + (r.by.get(command) ?? 0), 0);
+      assert.equal(m.get(`replication_gateway_commands_out_total{command="${command}"}`) ?? 0, expected, command);
+    }
+    assert.ok(m.get('replication_gateway_commands_out_total{command="RDATA"}')! >= 6, 'the late subscriber had five rows caught up and one live');
+    assert.equal(m.get('replication_gateway_sent_bytes_total{transport="tcp"}'), all.reduce((n, r) => n + r.bytes, 0));
   });
 
   it('has no relay last-received sample before the upstream sent anything (no -1)', async () => {

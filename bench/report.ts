@@ -19,6 +19,7 @@ import {
   catchUpSection,
   fanOutSection,
   idleSection,
+  busySubscribersSection,
   latencySection,
   massReconnectSection,
   microSection,
@@ -42,6 +43,7 @@ const SECTIONS: Record<string, (r: ScenarioResultFile, chart: string | null) => 
   W7: storageSection,
   W7R: storageRedisSection,
   W8: massReconnectSection,
+  W10: busySubscribersSection,
 };
 
 function main(): void {

@@ -99,6 +99,38 @@ export function latencySection(r: ScenarioResultFile): string {
   ].join('\n');
 }
 
+export function busySubscribersSection(r: ScenarioResultFile): string {
+  const f = failed(r);
+  if (f !== null) return f;
+  const s = r.settings as { rate: number; seconds: number; subscribers: number };
+  const recs = r.data.systems as LatencyRecord[];
+  return [
+    header(r),
+    '',
+    `${s.rate.toLocaleString('en-US')} rows/s for ${s.seconds} s to S = ${s.subscribers.toLocaleString('en-US')} TCP subscribers held by one process: every row read by every subscriber, with its latency.`,
+    '',
+    renderTable(
+      ['system', 'delivered rows/s', 'p50', 'p99', 'p99.9', 'max', 'server CPU per delivered row', 'server peak RSS', 'reader CPU'],
+      recs.map((x) => [
+        x.system === 'gateway' ? `**${label(x.system)}**` : label(x.system),
+        formatRate(x.deliveredRowsPerSec),
+        formatMs(x.p50),
+        formatMs(x.p99),
+        formatMs(x.p999),
+        formatMs(x.max),
+        x.samples > 0 ? `${((x.serverCpuSeconds / x.samples) * 1e6).toFixed(2)} µs` : 'n/a',
+        formatBytes(x.serverPeakRssBytes),
+        formatSeconds(x.readerCpuSeconds),
+      ]),
+      'markdown',
+    ),
+    '',
+    notes(r),
+    '- *reader CPU*: the subscriber process\'s CPU over the run; when it nears the run\'s length, the one reading core, not the server, set the pace.',
+    '',
+  ].join('\n');
+}
+
 export function catchUpSection(r: ScenarioResultFile): string {
   const f = failed(r);
   if (f !== null) return f;

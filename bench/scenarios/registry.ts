@@ -5,7 +5,7 @@
 import { runCatchUp } from './catch-up.js';
 import { runFanOut } from './fan-out.js';
 import { runIdle } from './idle.js';
-import { runLatency } from './latency.js';
+import { runBusySubscribers, runLatency } from './latency.js';
 import { runMassReconnect } from './mass-reconnect.js';
 import { runSlowConsumer } from './slow-consumer.js';
 import { runStorage } from './storage.js';
@@ -23,6 +23,7 @@ export const SCENARIOS: Scenario[] = [
   { id: 'W7', title: 'storage: catch-up from each log, writer ingest per --fsync setting, vs the memory log', run: runStorage },
   { id: 'W7R', title: 'storage, W7\'s Redis rows: catch-up from the Redis log; W1 S=10 through two gateways on one Redis', run: runStorageRedis },
   { id: 'W8', title: 'mass reconnect while a writer goes on', run: runMassReconnect },
+  { id: 'W10', title: '1,000 busy subscribers at a steady rate', run: runBusySubscribers },
 ];
 
 export const SIZES: Record<Mode, Sizes> = {
@@ -34,6 +35,9 @@ export const SIZES: Record<Mode, Sizes> = {
     latencyRate: 20_000,
     latencySeconds: 10,
     latencySubscribers: 10,
+    busyRate: 2_000,
+    busySeconds: 20,
+    busySubscribers: 1_000,
     catchUpRows: 1_000_000,
     idleConnections: 10_000,
     idleRows: 5,
@@ -55,6 +59,9 @@ export const SIZES: Record<Mode, Sizes> = {
     latencyRate: 20_000,
     latencySeconds: 0.5,
     latencySubscribers: 10,
+    busyRate: 2_000,
+    busySeconds: 1,
+    busySubscribers: 200,
     catchUpRows: 200_000,
     idleConnections: 500,
     idleRows: 2,
@@ -76,6 +83,9 @@ export const SIZES: Record<Mode, Sizes> = {
     latencyRate: 2_000,
     latencySeconds: 1,
     latencySubscribers: 2,
+    busyRate: 200,
+    busySeconds: 1,
+    busySubscribers: 5,
     catchUpRows: 5_000,
     idleConnections: 20,
     idleRows: 2,

@@ -33,6 +33,10 @@ export interface Sizes {
   latencyRate: number;
   latencySeconds: number;
   latencySubscribers: number;
+  /** W10: writer rate (rows/s), seconds at that rate, subscribers (all busy). */
+  busyRate: number;
+  busySeconds: number;
+  busySubscribers: number;
   /** W3: rows stored before the catch-up. */
   catchUpRows: number;
   /** W4: idle connections, rows written at idleRate rows/s (1 in the full run). */

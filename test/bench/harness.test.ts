@@ -122,6 +122,26 @@ test('W7 in the tiny run: every log kind caught up with delivery checked, and ev
   assert.match(run.stdout, /W7\s+ingest of 5\.0 k rows, file log, --fsync interval:100\s+writer rows\/s stored/);
 });
 
+test('W10 in the tiny run: every subscriber read every row at the steady rate, with latency, CPU per delivered row and the report section', { timeout: 90_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const run = await runBench(['--tiny', '--only', 'W10', '--results-dir', dir]);
+  assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
+  const w10 = await readJson(dir, 'W10');
+  assert.equal(w10.ok, true);
+  assert.deepEqual(w10.settings, { rate: 200, seconds: 1, rows: 200, subscribers: 5, gatewayFlags: 'defaults' });
+  const gateway = (w10.data.systems as Record<string, any>[]).find((x) => x.system === 'gateway')!;
+  assert.equal(gateway.samples, 200 * 5, 'every row at every subscriber');
+  assert.ok(gateway.p99 > 0 && gateway.p999 >= gateway.p99 && gateway.deliveredRowsPerSec > 0 && gateway.serverPeakRssBytes > 0);
+  assert.match(run.stdout, /W10\s+0\.2k rows\/s, S=5\s+server CPU per delivered row/);
+  const report = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, [path.join(ROOT, 'dist/bench/report.js'), '--results-dir', dir, '--out', path.join(dir, 'report.md'), '--svg', path.join(dir, 'chart.svg')], { cwd: ROOT }, (err) =>
+      err ? reject(err) : resolve(readFile(path.join(dir, 'report.md'), 'utf8')),
+    ),
+  );
+  assert.match(report, /\| system \| delivered rows\/s \| p50 \| p99 \| p99\.9 \|/);
+});
+
 test('a subscriber that drops a row fails the run with a message naming the gap', { timeout: 60_000 }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
   t.after(() => rm(dir, { recursive: true, force: true }));

@@ -213,7 +213,7 @@ export function idleSection(r: ScenarioResultFile): string {
     header(r),
     '',
     renderTable(
-      ['system', 'connections', 'RSS before', 'RSS connected', 'per connection', 'connect + subscribe', 'p50', 'p99', 'max'],
+      ['system', 'connections', 'RSS before', 'RSS connected', 'per connection', 'connect + subscribe', 'p50', 'p99', 'p99.9', 'max'],
       recs.map((x) => [
         x.system === 'gateway' ? `**${label(x.system)}**` : label(x.system),
         x.connections.toLocaleString('en-US'),
@@ -223,6 +223,7 @@ export function idleSection(r: ScenarioResultFile): string {
         formatSeconds(x.connectSeconds),
         formatMs(x.p50),
         formatMs(x.p99),
+        formatMs(x.p999 ?? null),
         formatMs(x.max),
       ]),
       'markdown',

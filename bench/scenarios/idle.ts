@@ -8,7 +8,7 @@
 // (bare Node sockets), nats-server and redis-server hold the same
 // connections as the baselines.
 //
-// data.systems: [{ system, connections, rssBeforeBytes, rssConnectedBytes, bytesPerConnection, p50, p99, max, connectSeconds }]
+// data.systems: [{ system, connections, rssBeforeBytes, rssConnectedBytes, bytesPerConnection, p50, p99, p999, max, connectSeconds }]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readMemory } from '../load/proc-stats.js';
 import { formatBytes, formatMs, ratio } from './format.js';
@@ -30,6 +30,7 @@ export interface IdleRecord {
   connectSeconds: number;
   p50: number | null;
   p99: number | null;
+  p999: number | null;
   max: number | null;
 }
 
@@ -67,10 +68,11 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutput> {
         connectSeconds: Math.round(connectSeconds * 1000) / 1000,
         p50: l?.p50 ?? null,
         p99: l?.p99 ?? null,
+        p999: l?.p999 ?? null,
         max: l?.max ?? null,
       };
       records.push(rec);
-      phase.end(`${formatBytes(rec.bytesPerConnection)} per connection, p99 ${formatMs(rec.p99)}`);
+      phase.end(`${formatBytes(rec.bytesPerConnection)} per connection, p99 ${formatMs(rec.p99)}, p99.9 ${formatMs(rec.p999)}`);
     } catch (err) {
       phase.end('FAILED');
       throw err;

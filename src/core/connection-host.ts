@@ -21,7 +21,7 @@ export interface ConnectionLimits extends KeepAliveTimings {
   readonly maxLineBytes: number;
   readonly maxQueueCommands: number;
   readonly maxQueueBytes: number;
-  /** A subscriber whose socket makes no write progress this long, with rows queued, is cut. */
+  /** A connection whose socket makes no write progress this long, with bytes waiting, is cut. */
   readonly maxStallMs: number;
 }
 
@@ -43,7 +43,9 @@ export interface Peer extends ConnectionInfo, MasterLink {
   /** The transport asked to wait for drain: catch-up stops reading until it drains. */
   readonly blocked: boolean;
   /** Queues bytes holding `lines` commands for the next flush; crossing a queue limit cuts the connection. */
-  enqueue(bytes: Buffer, lines: number, stream?: string): void;
+  enqueue(bytes: Buffer, lines: number): void;
+  /** Queues a stream's entry as enqueue does, but answers false (nothing queued) where enqueue would cut. */
+  offer(bytes: Buffer, lines: number): boolean;
   /** Hands catch-up chunks straight to the transport (the queue is empty when catch-up runs). */
   writeOut(chunks: Buffer[]): void;
   fail(err: ProtocolError, reason?: DisconnectReason): void;

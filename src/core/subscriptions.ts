@@ -113,8 +113,6 @@ export interface SubscriptionHost {
 
 export class Subscriptions implements FallBehind {
   private readonly peers = new Map<Peer, PeerSubscriptions>();
-  /** Live subscriptions that fell behind to the log (a counter for metrics). */
-  fellBehind = 0;
 
   constructor(
     private readonly streams: ReadonlyMap<string, StreamState>,
@@ -175,7 +173,6 @@ export class Subscriptions implements FallBehind {
     stream.live.delete(sub);
     const subs = this.peers.get(sub.peer);
     if (subs === undefined) return;
-    this.fellBehind++;
     const log = stream.log;
     let cursor = log.cursorAfter(sub.lastToken);
     if (cursor === null && stream.tooOld === 'jump') {

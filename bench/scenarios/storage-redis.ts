@@ -20,8 +20,6 @@ import type { ScenarioContext, ScenarioOutput, SummaryRow } from './types.js';
 
 const RATE_AIM = 1_000_000;
 const RSS_GROWTH_AIM_BYTES = 64 * 1024 * 1024;
-/** The fan-out's queue limits, as W1 runs the gateway (its subscriber process reads slower than the gateway writes). */
-const FAN_OUT_QUEUES: GatewaySettings = { maxQueueCommands: 10_000_000, maxQueueBytes: 4 * 1024 ** 3 };
 
 let prefixes = 0;
 
@@ -122,14 +120,14 @@ async function fanOutThroughRedis(ctx: ScenarioContext, redis: RunningPeer) {
   const subscribers = ctx.mode === 'tiny' ? 2 : 10;
   const cells = [];
   const setups: { setup: string; start: () => Promise<RunningServer[]> }[] = [
-    { setup: 'one gateway, memory log', start: async () => [await startServer('gateway', ctx.workDir, FAN_OUT_QUEUES)] },
-    { setup: 'one gateway, Redis log', start: async () => [await redisGateway(ctx, redis, `w7-one-${++prefixes}`, FAN_OUT_QUEUES)] },
+    { setup: 'one gateway, memory log', start: async () => [await startServer('gateway', ctx.workDir)] },
+    { setup: 'one gateway, Redis log', start: async () => [await redisGateway(ctx, redis, `w7-one-${++prefixes}`)] },
     {
       setup: 'two gateways on one Redis',
       start: async () => {
         const prefix = `w7-two-${++prefixes}`;
-        const a = await redisGateway(ctx, redis, prefix, FAN_OUT_QUEUES);
-        return [a, await redisGateway(ctx, redis, prefix, FAN_OUT_QUEUES).catch(async (err: unknown) => {
+        const a = await redisGateway(ctx, redis, prefix);
+        return [a, await redisGateway(ctx, redis, prefix).catch(async (err: unknown) => {
           await a.stop();
           throw err;
         })];

@@ -3,8 +3,8 @@
 // package in the subscriber process) instead of TCP, each S run over TCP,
 // then WebSocket text mode and WebSocket msgpack mode (subprotocol
 // replication.msgpack) on each --ws-engine that runs on this Node, in turn
-// (interleaved, median of the runs). Same rows, same writer (TCP), same
-// raised queue limits as W1. An engine that cannot run here is listed as
+// (interleaved, median of the runs). Same rows, same writer (TCP), the same
+// default queue limits as W1. An engine that cannot run here is listed as
 // skipped, with why.
 //
 // The text reader scans tokens as the TCP reader does; the msgpack reader
@@ -16,7 +16,7 @@
 // ('ws' is text mode; engine is null for TCP; mbPerSec counts the bytes of each mode's own encoding)
 import type { WsEngineName } from '../../src/bindings/edge-engine.js';
 import { engineAvailability } from '../../src/bindings/engine-choice.js';
-import { gatewayFanOutSettings } from './fan-out.js';
+import { GATEWAY_FAN_OUT_FLAGS } from './fan-out.js';
 import { formatRate, median, ratio, round } from './format.js';
 import { runWriterToSubscribers } from './load.js';
 import { onFreshServer, type RunningServer } from './servers.js';
@@ -80,7 +80,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
         const { transport, engine } = channel;
         const over = engine === null ? LABELS[transport] : `${LABELS[transport]} (${engine})`;
         const phase = ctx.progress.phase(`W6 gateway over ${over} S=${s} round ${pass}/${repeat}`, rows * s);
-        const settings = { ...gatewayFanOutSettings(rows), http: true, ...(engine === null ? {} : { wsEngine: engine }) };
+        const settings = { http: true, ...(engine === null ? {} : { wsEngine: engine }) };
         await onFreshServer('gateway', ctx.workDir, settings, phase, async (server) => {
           const subscribeTo: RunningServer | undefined =
             transport === 'tcp' ? undefined : { ...server, port: server.httpPort!, subscriberArgs: ['--protocol', transport] };
@@ -142,7 +142,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
       repeat,
       modes: ['text', 'msgpack'],
       engines,
-      gatewayFlags: `${gatewayFanOutSettings(rows).maxQueueCommands} commands / ${gatewayFanOutSettings(rows).maxQueueBytes} bytes queue limits, --http 127.0.0.1:0, --ws-engine per engine`,
+      gatewayFlags: `${GATEWAY_FAN_OUT_FLAGS}, --http 127.0.0.1:0, --ws-engine per engine`,
     },
     summary,
     skipped,

@@ -21,7 +21,7 @@ export interface ConnectionLimits extends KeepAliveTimings {
   readonly maxLineBytes: number;
   readonly maxQueueCommands: number;
   readonly maxQueueBytes: number;
-  /** A subscriber whose socket makes no write progress this long, with rows queued, is cut. */
+  /** A connection whose socket makes no write progress this long, with bytes waiting, is cut. */
   readonly maxStallMs: number;
 }
 
@@ -43,7 +43,9 @@ export interface Peer extends ConnectionInfo, MasterLink {
   /** The transport asked to wait for drain: catch-up stops reading until it drains. */
   readonly blocked: boolean;
   /** Queues bytes holding `lines` commands, all `command`, for the next flush; crossing a queue limit cuts the connection. */
-  enqueue(bytes: Buffer, lines: number, command: CommandName, stream?: string): void;
+  enqueue(bytes: Buffer, lines: number, command: CommandName): void;
+  /** Queues a stream's entry as enqueue does, but answers false (nothing queued) where enqueue would cut. */
+  offer(bytes: Buffer, lines: number, command: CommandName): boolean;
   /** Hands catch-up chunks (`lines` commands, all `command`) straight to the transport (the queue is empty when catch-up runs). */
   writeOut(chunks: Buffer[], lines: number, command: CommandName): void;
   fail(err: ProtocolError, reason?: DisconnectReason): void;

@@ -117,7 +117,7 @@ export interface HubOptions {
   maxLineBytes: number;
   maxQueueCommands: number;
   maxQueueBytes: number;
-  /** A subscriber whose socket makes no write progress this long, with rows queued, is cut. */
+  /** A connection whose socket makes no write progress this long, with bytes waiting, is cut. */
   maxStallMs: number;
   pingIntervalMs: number;
   /** Silence after which a peer that has pinged is timed out (and a hanging close aborted). */
@@ -139,5 +139,6 @@ export interface HubOptions {
   events: Partial<HubEvents>;
 }
 
-export const DEFAULT_MAX_STALL_MS = 30_000;
+/** As nats-server's write_deadline: a subscriber reading from the log is cut only by this or by retention. */
+export const DEFAULT_MAX_STALL_MS = 10_000;
 export const DEFAULT_CATCH_UP_CHUNK_BYTES = 256 * 1024;

@@ -61,15 +61,16 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     if (this.generation !== null && (!/^[\x21-\x7e]+$/.test(this.generation) || this.generation === GENERATION_NONE)) {
       throw new Error(`invalid generation id '${this.generation}': use one word of printable ASCII (not '${GENERATION_NONE}', which means no generation)`);
     }
+    // Before the streams: each stream hands it the subscriptions that fall behind.
+    this.subscriptions = new Subscriptions(this.streamMap, this);
     for (const s of options.streams) {
       const config: StreamConfig = typeof s === 'string' ? { name: s } : s;
       if (!/^[A-Za-z0-9_.-]+$/.test(config.name) || config.name === 'ALL') {
         throw new Error(`invalid stream name '${config.name}': use letters, digits, '_', '.', '-' (and not ALL)`);
       }
       const log = options.createLog(config.name);
-      this.streamMap.set(config.name, new StreamState(config.name, log, config.tooOld ?? 'error', this.events));
+      this.streamMap.set(config.name, new StreamState(config.name, log, config.tooOld ?? 'error', this.events, this.subscriptions));
     }
-    this.subscriptions = new Subscriptions(this.streamMap, this);
   }
 
   /** The options the hub runs with, frozen (setServerName makes a new object). */
@@ -175,8 +176,9 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     stream.log.restartAt(token);
     const bytes = v1Text.encodePosition(stream.name, token);
     for (const sub of stream.live) {
+      // One that cannot take it reads the restarted log from `token`: its catch-up's POSITION carries it.
       sub.lastToken = token;
-      sub.peer.enqueue(bytes, 1, 'POSITION', stream.name);
+      if (!sub.peer.offer(bytes, 1, 'POSITION')) this.subscriptions.fallBehind(sub);
     }
     this.events.written?.(stream.name, 0, token);
   }

@@ -250,26 +250,33 @@ export class ServerConnection implements Peer, LineSink {
   }
 
   /** Queues bytes holding `lines` commands, all `command`; crossing a queue limit cuts the connection. */
-  enqueue(bytes: Buffer, lines: number, command: CommandName, stream?: string): void {
-    if (this.state !== 'open') return;
+  enqueue(bytes: Buffer, lines: number, command: CommandName): void {
+    if (this.offer(bytes, lines, command)) return;
+    this.cutSlowConsumer(this.queue.commands + lines > this.queue.maxCommands ? 'commands' : 'bytes');
+  }
+
+  /**
+   * Queues a stream's entry unless it would cross a queue limit while the
+   * socket is full: then false, nothing queued, and the caller reads the
+   * entry from the log later instead (subscriptions.ts).
+   */
+  offer(bytes: Buffer, lines: number, command: CommandName): boolean {
+    if (this.state !== 'open') return true;
     if (this.queue.push(bytes, lines)) {
       this.host.commandsOut[command] += lines;
       this.host.markDirty(this);
-      return;
+      return true;
     }
+    if (this.isBlocked) return false;
+    // The socket is taking bytes: an entry larger than the queue's limits goes straight to it.
+    this.flush();
     if (!this.isBlocked) {
-      // The socket is taking bytes: an entry larger than the queue's limits goes straight to it.
-      this.flush();
-      if (!this.isBlocked) {
-        this.writeOut([bytes], lines, command);
-        return;
-      }
-      if (this.queue.push(bytes, lines)) {
-        this.host.commandsOut[command] += lines;
-        return;
-      }
+      this.writeOut([bytes], lines, command);
+      return true;
     }
-    this.cutSlowConsumer(this.queue.commands + lines > this.queue.maxCommands ? 'commands' : 'bytes', stream);
+    if (!this.queue.push(bytes, lines)) return false;
+    this.host.commandsOut[command] += lines;
+    return true;
   }
 
   /** Writes what is queued (counted when queued), then lets the host read catch-ups while the transport takes them. */
@@ -322,7 +329,8 @@ export class ServerConnection implements Peer, LineSink {
     );
     if (due === 'time-out') {
       this.close('ping_timeout', 'ping timeout');
-    } else if (this.isBlocked && this.queue.length > 0 && now - this.lastProgressAt > limits.maxStallMs) {
+    } else if (this.isBlocked && now - this.lastProgressAt > limits.maxStallMs) {
+      // Blocked: the transport holds bytes the peer has not taken (queued rows, or a catch-up's chunk).
       this.cutSlowConsumer('stall');
     } else if (due === 'ping' && !this.isBlocked) {
       // A blocked socket has rows queued: a PING behind them would tell the peer nothing sooner.
@@ -332,12 +340,11 @@ export class ServerConnection implements Peer, LineSink {
 
   // ------------------------------------------------------------ closing
 
-  private cutSlowConsumer(limit: 'commands' | 'bytes' | 'stall', stream?: string): void {
+  private cutSlowConsumer(limit: 'commands' | 'bytes' | 'stall'): void {
     this.host.events.slowConsumer?.(this, {
       queuedCommands: this.queue.commands,
       queuedBytes: this.queue.bytes,
       limit,
-      ...(stream !== undefined ? { stream } : {}),
     });
     this.close('slow_consumer', 'Failed to keep up');
   }

@@ -8,6 +8,12 @@
  *     > RDATA events 41 [...]      (the stored bytes themselves)
  *     > POSITION events 57         at the head: live from here on
  *
+ * A live subscription whose connection cannot queue an entry (its socket is
+ * full and the queue at its limit) falls behind instead of being cut: it
+ * reads the log again from its last token, paced by the socket, and rejoins
+ * the head with a POSITION as a catch-up does. Nothing is queued for it
+ * meanwhile; only retention (the too-old ERROR) or the stall limit ends it.
+ *
  * A log may answer a cursor or a read later (a promise): the subscription
  * waits, and a read that comes back is sent on the connection's next flush.
  */
@@ -18,6 +24,11 @@ import { ProtocolError } from './errors.js';
 import { isPending, type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from './stream-log.js';
 import type { Peer, SubscribeRequest } from './connection-host.js';
 import type { HubEvents } from './hub-types.js';
+
+/** Where a live subscription goes when its connection cannot take an entry: back to the log. */
+export interface FallBehind {
+  fallBehind(sub: Subscription): void;
+}
 
 /** One declared stream: its log, and the subscriptions at its head. Told by the log of every stored entry. */
 export class StreamState implements LogListener {
@@ -30,6 +41,7 @@ export class StreamState implements LogListener {
     readonly log: StreamLog,
     readonly tooOld: 'error' | 'jump',
     private readonly events: Partial<HubEvents>,
+    private readonly behind: FallBehind,
   ) {
     log.listen(this);
   }
@@ -49,8 +61,9 @@ export class StreamState implements LogListener {
       const lines = empty ? 1 : entry.lines;
       const command = empty ? 'POSITION' : 'RDATA';
       for (const sub of this.live) {
-        sub.lastToken = token;
-        sub.peer.enqueue(bytes, lines, command, this.name);
+        // lastToken moves only with what was queued: a subscription that falls behind reads on after it.
+        if (sub.peer.offer(bytes, lines, command)) sub.lastToken = token;
+        else this.behind.fallBehind(sub);
       }
     }
     this.events.written?.(this.name, entry.rows, token);
@@ -99,7 +112,7 @@ export interface SubscriptionHost {
   tokenAhead(peer: Peer, stream: string, token: number, head: number): void;
 }
 
-export class Subscriptions {
+export class Subscriptions implements FallBehind {
   private readonly peers = new Map<Peer, PeerSubscriptions>();
 
   constructor(
@@ -142,11 +155,42 @@ export class Subscriptions {
       return;
     }
     const cursor = log.cursorAfter(token);
+    if (cursor === null) {
+      if (stream.tooOld === 'jump') return this.subscribeAtHead(peer, subs, stream);
+      throw tooOld(stream.name, token, log.oldest, head);
+    }
+    const sub = new Subscription(peer, stream, token);
+    subs.byStream.set(stream.name, sub);
+    this.readFrom(subs, sub, cursor);
+  }
+
+  /**
+   * A live subscription whose connection could not queue an entry (told
+   * while the log tells its listener, so it refuses by failing the peer,
+   * never by throwing): it reads the log after the last token it queued.
+   */
+  fallBehind(sub: Subscription): void {
+    const stream = sub.stream;
+    stream.live.delete(sub);
+    const subs = this.peers.get(sub.peer);
+    if (subs === undefined) return;
+    const log = stream.log;
+    let cursor = log.cursorAfter(sub.lastToken);
+    if (cursor === null && stream.tooOld === 'jump') {
+      // A jump stream's reader accepts a jump: the catch-up's POSITION at the head says where it landed.
+      sub.lastToken = log.head;
+      cursor = log.cursorAfter(log.head);
+    }
+    if (cursor === null) return sub.peer.fail(tooOld(stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
+    this.readFrom(subs, sub, cursor);
+  }
+
+  /** Makes `sub` a catch-up reading from `cursor` (or once the log answers it), after the connection's earlier ones. */
+  private readFrom(subs: PeerSubscriptions, sub: Subscription, cursor: LogCursor | Promise<LogCursor | null>): void {
+    const peer = sub.peer;
+    subs.catchUps.push(sub);
     if (isPending(cursor)) {
-      const sub = new Subscription(peer, stream, token);
       sub.waiting = true;
-      subs.byStream.set(stream.name, sub);
-      subs.catchUps.push(sub);
       cursor.then(
         (c) => {
           sub.waiting = false;
@@ -163,14 +207,7 @@ export class Subscriptions {
       );
       return;
     }
-    if (cursor === null) {
-      if (stream.tooOld === 'jump') return this.subscribeAtHead(peer, subs, stream);
-      throw tooOld(stream.name, token, log.oldest, head);
-    }
-    const sub = new Subscription(peer, stream, token);
     sub.cursor = cursor;
-    subs.byStream.set(stream.name, sub);
-    subs.catchUps.push(sub);
     this.host.markDirty(peer);
   }
 
@@ -228,15 +265,16 @@ export class Subscriptions {
       }
       const log = sub.stream.log;
       if (read === null) {
-        peer.fail(tooOld(sub.stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
-        return;
-      }
-      if (read.chunks.length > 0) {
+        if (sub.stream.tooOld === 'error') {
+          peer.fail(tooOld(sub.stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
+          return;
+        }
+        // Rows it needed left retention: a jump stream's reader jumps to the head.
+      } else if (read.chunks.length > 0) {
         sub.lastToken = read.lastToken;
         peer.writeOut(read.chunks, read.lines, 'RDATA');
         continue;
-      }
-      if (later) {
+      } else if (later) {
         // Entries stored while the read was on its way reached only live subscribers: read on.
         if (read.lastToken >= 0) sub.lastToken = read.lastToken;
         if (log.head > sub.lastToken) continue;

@@ -106,6 +106,7 @@ export class Gateway {
       generation: store.health().generation?.id ?? null,
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
+      maxStallMs: config.maxStallMs,
       maxLineBytes: config.maxLineBytes,
       maxConnections: config.maxConnections,
       clock,
@@ -186,6 +187,7 @@ export class Gateway {
       ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
+      maxStallMs: config.maxStallMs,
       maxConnections: config.maxConnections,
     });
     this.log.level = config.logLevel;

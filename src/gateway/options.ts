@@ -38,6 +38,8 @@ export interface GatewayConfig {
   retentionAgeMs: number | null;
   maxQueueCommands: number;
   maxQueueBytes: number;
+  /** A connection whose socket takes nothing this long, with bytes waiting for it, is cut. */
+  maxStallMs: number;
   maxLineBytes: number;
   maxConnections: number;
   /** Worker threads encoding large in-process publishes and MessagePack frames; null: cores - 1, at least 1. */
@@ -322,7 +324,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'RG_MAX_QUEUE_COMMANDS',
     valueName: 'N',
     defaultText: '10000',
-    help: "commands queued for a live subscriber before it is cut ('ERROR Failed to keep up')",
+    help: 'commands queued for a live subscriber whose socket is full; past it, it reads from the log instead',
     parse: count(1, 'commands'),
   },
   {
@@ -332,8 +334,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'RG_MAX_QUEUE_BYTES',
     valueName: 'N',
     defaultText: '64MiB',
-    help: 'bytes queued for a live subscriber before it is cut',
+    help: 'bytes queued for a live subscriber whose socket is full; past it, it reads from the log instead',
     parse: size(1),
+  },
+  {
+    key: 'maxStallMs',
+    live: true,
+    flag: '--max-stall-ms',
+    env: 'RG_MAX_STALL_MS',
+    valueName: 'MS',
+    defaultText: '10000',
+    help: "a connection whose socket takes no bytes for this long is cut ('ERROR Failed to keep up')",
+    parse: count(1, 'milliseconds'),
   },
   {
     key: 'maxLineBytes',

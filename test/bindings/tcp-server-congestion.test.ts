@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { DisconnectReason, SlowConsumerDetails } from '../../src/core/hub-types.js';
+import { hubOf } from '../../src/server.js';
 import { eventually, greeted, startServer, type Fixture } from './support/raw-peer.js';
 import { TokenCounter } from './support/token-counter.js';
 
@@ -32,57 +33,101 @@ async function readers(f: Fixture, n: number): Promise<TokenCounter[]> {
   return out;
 }
 
-test('a subscriber that stops reading is cut at the queue limit while two others get every row, and the heap stays bounded', { timeout: 40_000 }, async (t) => {
-  const f = await startServer({ maxQueueCommands: 2_000, maxQueueBytes: 8 * MiB, retentionRows: 10_000, pingIntervalMs: 60_000 });
-  const [a, b] = await readers(f, 2);
+/** Publishes `rows` rows paced by `readers` (never by a paused one), sampling `conn`'s queue each tick; returns the largest it saw. */
+async function publishPaced(f: Fixture, rows: number, readers: TokenCounter[], conn: { queuedCommands: number; queuedBytes: number }) {
+  let token = 0;
+  let queuedCommands = 0;
+  let queuedBytes = 0;
+  while (token < rows) {
+    for (let i = 0; i < 500; i++) token = await f.server.publish('events', [[token + 1, PAD]]);
+    queuedCommands = Math.max(queuedCommands, conn.queuedCommands);
+    queuedBytes = Math.max(queuedBytes, conn.queuedBytes);
+    while (Math.min(...readers.map((r) => r.last)) < token - 1_500) {
+      assert.ok(readers.every((r) => !r.closed), `a reader was closed: ${readers.map((r) => r.other).join(' ')}`);
+      await tick();
+    }
+  }
+  return { queuedCommands, queuedBytes };
+}
+
+test('a subscriber that pauses its socket past the queue limit is not cut: it reads the rest from the log, every row once and in order, with no ERROR, and memory stays bounded', { timeout: 60_000 }, async (t) => {
+  const rows = 100_000;
+  const f = await startServer({ maxQueueCommands: 2_000, maxQueueBytes: 8 * MiB, retentionRows: rows, pingIntervalMs: 60_000 });
+  const [a, b, slow] = await readers(f, 3);
   t.after(async () => {
-    a!.socket.destroy();
-    b!.socket.destroy();
+    for (const r of [a!, b!, slow!]) r.socket.destroy();
     await f.close();
   });
   const cuts: SlowConsumerDetails[] = [];
   f.server.on('slowConsumer', (_c, d) => cuts.push(d));
-  const slow = await greeted(f);
-  slow.send('REPLICATE events NOW');
-  await slow.line('POSITION events 0');
-  slow.socket.pause();
+  const conn = f.server.connections()[2]!;
+  slow!.socket.pause();
 
   const before = memory();
-  const rows = 200_000;
-  let token = 0;
-  while (token < rows) {
-    for (let i = 0; i < 500; i++) token = await f.server.publish('events', [[token + 1, PAD]]);
-    // Pace the writer by the readers that read, never by the one that stopped.
-    while (Math.min(a!.last, b!.last) < token - 1_500) {
-      assert.ok(!a!.closed && !b!.closed, `a reader was closed: ${a!.other} ${b!.other}`);
-      await tick();
-    }
-  }
+  const queued = await publishPaced(f, rows, [a!, b!], conn);
   await a!.until(() => a!.last === rows, 'every row', 20_000);
   await b!.until(() => b!.last === rows, 'every row', 20_000);
   const after = memory();
-  const published = rows * (PAD.length + 30);
-  t.diagnostic(`heap+arrayBuffers grew ${((after - before) / MiB).toFixed(1)} MiB; ${(published / MiB).toFixed(0)} MiB published; cut at ${JSON.stringify(cuts[0])}`);
-  assert.ok(after - before < 32 * MiB, `heap grew by ${((after - before) / MiB).toFixed(1)} MiB while ${(published / MiB).toFixed(0)} MiB were published`);
+  const logBytes = hubOf(f.server).stream('events')!.log.retainedBytes;
+  t.diagnostic(`largest queue ${JSON.stringify(queued)}; heap+arrayBuffers grew ${((after - before) / MiB).toFixed(1)} MiB, the log holds ${(logBytes / MiB).toFixed(1)} MiB; slow reader at ${slow!.last}`);
+  assert.ok(queued.queuedCommands <= 2_000 && queued.queuedBytes <= 8 * MiB, 'its queue stayed within the limits');
+  assert.ok(slow!.last < rows / 2, `the paused reader was behind (at ${slow!.last})`);
+  assert.ok(after - before < logBytes + 24 * MiB, `heap grew by ${((after - before) / MiB).toFixed(1)} MiB beyond the log's ${(logBytes / MiB).toFixed(1)} MiB`);
 
-  for (const r of [a!, b!]) {
+  slow!.socket.resume();
+  await slow!.until(() => slow!.last === rows && slow!.positions.length === 2, 'every row, then POSITION at the head', 20_000);
+  await f.server.publish('events', [[rows + 1, PAD]]);
+  await slow!.until(() => slow!.last === rows + 1, 'a live row after it caught up', 5_000);
+  for (const r of [a!, b!, slow!]) {
     assert.deepEqual(r.problems, []);
-    assert.equal(r.rows, rows);
     assert.deepEqual(r.other, []);
+    assert.ok(!r.closed);
   }
-  assert.equal(cuts.length, 1);
-  assert.equal(cuts[0]!.limit, 'commands');
-  assert.ok(cuts[0]!.queuedCommands <= 2_000);
+  assert.equal(slow!.rows, rows + 1);
+  assert.deepEqual(slow!.positions.at(-1), [rows, rows]);
+  assert.equal(conn.subscriptions()[0]!.catchingUp, false, 'live again');
+  assert.deepEqual(cuts, []);
+});
 
-  // Once it reads again: the rows the sockets held, in order, then the ERROR, then EOF.
-  slow.socket.resume();
-  await slow.closed(10_000);
-  const lines = slow.content();
-  assert.equal(lines.at(-1), 'ERROR Failed to keep up');
-  assert.equal(slow.closedBy, 'eof');
-  const got = lines.slice(1, -1).map((l) => Number(l.split(' ')[2]));
-  assert.ok(got.length > 0 && got.length < rows);
-  assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i + 1));
+test('a paused subscriber whose rows leave retention while it is behind gets the too-old ERROR once it reads, after the rows it was sent', { timeout: 40_000 }, async (t) => {
+  const f = await startServer({ maxQueueCommands: 1_000, retentionRows: 5_000, pingIntervalMs: 60_000 });
+  const [a, slow] = await readers(f, 2);
+  t.after(async () => {
+    for (const r of [a!, slow!]) r.socket.destroy();
+    await f.close();
+  });
+  slow!.socket.pause();
+  await publishPaced(f, 50_000, [a!], f.server.connections()[1]!);
+  assert.ok(!slow!.closed);
+  slow!.socket.resume();
+  await slow!.until(() => slow!.closed, 'the close', 20_000);
+  assert.deepEqual(slow!.problems, [], 'no gap before the ERROR');
+  assert.ok(slow!.last > 0 && slow!.last < 45_000, `got ${slow!.last}`);
+  assert.deepEqual(slow!.other, [`ERROR token ${slow!.last} is older than the oldest retained token ${hubOf(f.server).stream('events')!.log.oldest} (stream=events oldest=${hubOf(f.server).stream('events')!.log.oldest} head=50000)`]);
+});
+
+test('a stopped reader that fell behind to the log is cut after maxStallMs with nothing queued, while the other keeps reading', { timeout: 30_000 }, async (t) => {
+  const f = await startServer({ maxQueueCommands: 1_000, maxStallMs: 600, pingIntervalMs: 60_000 });
+  const [a, stopped] = await readers(f, 2);
+  t.after(async () => {
+    for (const r of [a!, stopped!]) r.socket.destroy();
+    await f.close();
+  });
+  const cuts: SlowConsumerDetails[] = [];
+  f.server.on('slowConsumer', (_c, d) => cuts.push(d));
+  stopped!.socket.pause();
+  const pausedAt = Date.now();
+  await publishPaced(f, 20_000, [a!], f.server.connections()[1]!);
+  await eventually(() => cuts.length === 1, 'the stall cut', 10_000);
+  assert.ok(Date.now() - pausedAt >= 600);
+  assert.deepEqual(cuts[0], { queuedCommands: cuts[0]!.queuedCommands, queuedBytes: cuts[0]!.queuedBytes, limit: 'stall' });
+  assert.ok(cuts[0]!.queuedCommands <= 1_000);
+  await a!.until(() => a!.last === 20_000, 'every row', 10_000);
+  assert.deepEqual(a!.problems, []);
+  stopped!.socket.resume();
+  await stopped!.until(() => stopped!.closed, 'the close', 10_000);
+  assert.deepEqual(stopped!.problems, []);
+  assert.deepEqual(stopped!.other, ['ERROR Failed to keep up']);
 });
 
 test('a subscriber whose socket makes no progress for maxStallMs is cut', { timeout: 20_000 }, async (t) => {

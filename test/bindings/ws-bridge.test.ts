@@ -265,8 +265,51 @@ describeEachEngine('WebSocket bridge limits', (edge) => {
     }
   });
 
-  it('cuts a client that stops reading with ERROR Failed to keep up, sent after what was buffered', async () => {
+  it('a client that pauses past the queue limit is not cut: it reads the rest from the log, every row once and in order, then live', async () => {
     const gw = await edge.start({ maxQueueCommands: 50 }, { sendHighWaterBytes: 64 * 1024 });
+    const cuts: string[] = [];
+    gw.server.on('slowConsumer', (_c, d) => cuts.push(d.limit));
+    try {
+      const slow = await WsPeer.open(gw.wsUrl);
+      const fast = await WsPeer.open(gw.wsUrl);
+      slow.send('REPLICATE events NOW');
+      fast.send('REPLICATE events NOW');
+      const from = Number((await slow.line(/^POSITION events /)).split(' ')[2]);
+      await fast.line(/^POSITION events /);
+      // Stop reading: the kernel buffers fill, then the engine's, then the hub's queue, then it reads the log.
+      (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const payload = 'z'.repeat(4096);
+      let last = 0;
+      let queued = 0;
+      for (let i = 0; i < 4000; i++) {
+        last = await gw.server.publish('events', [[payload, i]]);
+        if (i % 50 === 0) {
+          queued = Math.max(queued, ...gw.server.connections().map((c) => c.queuedCommands));
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      await fast.line(new RegExp(`^RDATA events ${last} `), 10_000);
+      assert.ok(queued <= 50, `queued ${queued}`);
+      const behind = gw.server.connections().filter((c) => c.subscriptions().some((sub) => sub.catchingUp));
+      assert.equal(behind.length, 1, 'the paused client reads from the log');
+      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      await slow.line(`POSITION events ${last}`, 10_000);
+      const next = await gw.server.publish('events', [[payload, 'live']]);
+      await slow.line(new RegExp(`^RDATA events ${next} `));
+      const tokens = slow.rdata('events').map((l) => Number(l.split(' ')[2]));
+      assert.deepEqual(tokens, Array.from({ length: next - from }, (_, i) => from + 1 + i));
+      assert.ok(!slow.lines.some((l) => l.startsWith('ERROR')));
+      assert.equal(slow.closeCode, null);
+      assert.deepEqual(cuts, []);
+      slow.terminate();
+      fast.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('cuts a client that stops reading after maxStallMs with ERROR Failed to keep up, sent after what was buffered', async () => {
+    const gw = await edge.start({ maxQueueCommands: 50, maxStallMs: 500 }, { sendHighWaterBytes: 64 * 1024 });
     const cuts: string[] = [];
     gw.server.on('slowConsumer', (_c, d) => cuts.push(d.limit));
     try {
@@ -276,7 +319,6 @@ describeEachEngine('WebSocket bridge limits', (edge) => {
       fast.send('REPLICATE events NOW');
       await slow.line(/^POSITION events /);
       await fast.line(/^POSITION events /);
-      // Stop reading: the kernel buffers fill, then the engine's, then the hub's queue.
       (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
       const payload = 'z'.repeat(4096);
       let last = 0;
@@ -285,7 +327,7 @@ describeEachEngine('WebSocket bridge limits', (edge) => {
         if (i % 50 === 0) await new Promise((r) => setImmediate(r));
       }
       await waitUntil('the cut', () => (cuts.length > 0 ? true : undefined));
-      assert.deepEqual(cuts, ['commands']);
+      assert.deepEqual(cuts, ['stall']);
       // The other subscriber was not held back.
       await fast.line(new RegExp(`^RDATA events ${last} `), 10_000);
       (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();

@@ -146,3 +146,37 @@ test('in-process publishes reserve tokens through the log, resolve once stored a
   assert.equal(await next, 2, 'the lost token is taken again');
   assert.deepEqual(sub.t.take(), ['RDATA caches 2 ["d"]']);
 });
+
+test('a live subscriber that falls behind on a log that answers later reads on from its last queued row, rows stored meanwhile not missed, then live', async () => {
+  const { h, logs } = asyncHub();
+  const sub = connect(h, 'REPLICATE events NOW\n');
+  const w = connect(h, 'AUTH w-secret\n');
+  sub.t.accepting = false;
+  // The fake hub queues 100 commands: row 1 goes to the socket, 2..101 are queued, 102 falls behind.
+  for (let t = 1; t <= 120; t++) {
+    send(h, w.conn, rows('events', [t]));
+    await answer(h, logs);
+  }
+  assert.equal(sub.conn.queuedCommands, 100);
+  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 101 }]);
+  sub.t.accepting = true;
+  sub.conn.drained();
+  for (let i = 0; i < 4; i++) {
+    logs.get('events')!.answer();
+    await turn();
+    h.settle();
+    send(h, w.conn, rows('events', [121 + i]));
+    logs.get('events')!.answer();
+    await turn();
+    h.settle();
+  }
+  await answer(h, logs);
+  send(h, w.conn, rows('events', [130]));
+  await answer(h, logs);
+  const got = sub.t.take().map((l) => `${l.split(' ')[0]} ${l.split(' ')[2]}`);
+  const expected = [];
+  for (let t = 1; t <= 124; t++) expected.push(`RDATA ${t}`);
+  expected.push('POSITION 124', 'RDATA 130');
+  assert.deepEqual(got, expected);
+  assert.ok(sub.conn.open);
+});

@@ -224,7 +224,7 @@ test('a peer that PINGed and then went silent gets ERROR ping timeout, and a clo
   assert.equal(h.hub.connectionCount, 0);
 });
 
-test('a subscriber whose socket is full is cut at the queue command limit with ERROR past the queue', () => {
+test('a subscriber whose socket is full falls behind to the log at the queue command limit, is not cut, and gets every row once, in order, then rejoins the head', () => {
   const h = fakeHub();
   const slow = subscriber(h, 'REPLICATE events NOW');
   const fine = subscriber(h, 'REPLICATE events NOW');
@@ -233,22 +233,30 @@ test('a subscriber whose socket is full is cut at the queue command limit with E
   slow.t.accepting = false;
   const w = writer(h);
   let token = 0;
-  for (let i = 0; i < 150 && slow.conn.open; i++) send(h, w.conn, rows('events', [++token]));
-  assert.ok(!slow.conn.open);
-  const lines = slow.t.take();
-  assert.equal(lines.at(-1), 'ERROR Failed to keep up');
-  assert.ok(slow.t.ended);
-  assert.equal(slow.conn.queuedCommands, 0, 'its queue is freed');
-  // One row was written before the socket said it was full; 100 more were queued.
-  assert.equal(lines.length, 2);
-  assert.equal(token, 102);
-  const cut = h.events.find((e) => e[0] === 'slowConsumer');
-  assert.deepEqual({ ...(cut?.[2] as object), queuedBytes: 0 }, { queuedCommands: 100, queuedBytes: 0, limit: 'commands', stream: 'events' });
-  assert.equal(fine.t.take().length, 102, 'the other subscriber got every row');
-  assert.ok(![...h.hub.stream('events')!.live].some((sub) => sub.peer === slow.conn), 'out of fan-out');
+  const queued: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    send(h, w.conn, rows('events', [++token]));
+    queued.push(slow.conn.queuedCommands);
+  }
+  assert.ok(slow.conn.open);
+  // One row was written before the socket said it was full; 100 were queued, and nothing after them.
+  assert.equal(Math.max(...queued), 100);
+  assert.equal(slow.conn.queuedCommands, 100);
+  assert.deepEqual(slow.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 101 }]);
+  assert.equal(h.events.filter((e) => e[0] === 'slowConsumer').length, 0);
+  assert.equal(fine.t.take().length, 300, 'the other subscriber got every row');
+
+  slow.t.accepting = true;
+  slow.conn.drained();
+  h.settle();
+  const all = Array.from({ length: 300 }, (_, i) => String(i + 1));
+  assert.deepEqual(tokens(slow.t.take()), [...all, 'P300']);
+  send(h, w.conn, rows('events', [301]));
+  assert.deepEqual(tokens(slow.t.take()), ['301'], 'live again');
+  assert.deepEqual(slow.conn.subscriptions(), [{ stream: 'events', catchingUp: false, lastToken: 301 }]);
 });
 
-test('the byte limit cuts the same way, and a row larger than the queue goes straight to a socket that takes it', () => {
+test('the byte limit makes a subscriber fall behind the same way, and a row larger than the queue goes straight to a socket that takes it', () => {
   const h = fakeHub({ maxQueueBytes: 1000 });
   const s = subscriber(h, 'REPLICATE events NOW');
   s.t.take();
@@ -256,13 +264,94 @@ test('the byte limit cuts the same way, and a row larger than the queue goes str
   const big = `RDATA events 1 ["${'x'.repeat(2000)}"]\n`;
   send(h, w.conn, big);
   assert.deepEqual(s.t.take(), [big.trimEnd()]);
-  assert.ok(s.conn.open);
   s.t.accepting = false;
   send(h, w.conn, rows('events', [2]));
   send(h, w.conn, `RDATA events 3 ["${'y'.repeat(990)}"]\n`);
+  send(h, w.conn, rows('events', [4]));
+  assert.ok(s.conn.open);
+  assert.equal(s.conn.queuedCommands, 0, 'row 2 went to the socket, which then said it was full; rows 3 and 4 wait in the log');
+  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 2 }]);
+  s.t.accepting = true;
+  s.conn.drained();
+  h.settle();
+  assert.deepEqual(tokens(s.t.take()), ['2', '3', '4', 'P4']);
+  assert.equal(h.events.filter((e) => e[0] === 'slowConsumer').length, 0);
+});
+
+test('a batch that arrives as the subscriber falls behind is read from the log whole, never split or repeated', () => {
+  const h = fakeHub({ maxQueueCommands: 4 });
+  const s = subscriber(h, 'REPLICATE caches NOW');
+  s.t.take();
+  s.t.accepting = false;
+  const w = writer(h);
+  send(h, w.conn, rows('caches', [1]));
+  send(h, w.conn, rows('caches', [2, 3]));
+  // A batch split across the writer's chunks: stored (and offered) as one entry of 4 lines, which does not fit.
+  send(h, w.conn, 'RDATA caches batch ["a"]\nRDATA caches batch ["b"]\n');
+  send(h, w.conn, 'RDATA caches batch ["c"]\nRDATA caches 4 ["d"]\n');
+  send(h, w.conn, rows('caches', [5]));
+  assert.equal(s.conn.queuedCommands, 2);
+  s.t.accepting = true;
+  s.conn.drained();
+  h.settle();
+  assert.deepEqual(tokens(s.t.take()), ['1', '2', '3', 'batch', 'batch', 'batch', '4', '5', 'P5']);
+});
+
+test('a subscriber behind the log whose rows leave retention gets the too-old ERROR when it reads again', () => {
+  const h = fakeHub({}, 150);
+  const s = subscriber(h, 'REPLICATE events NOW');
+  s.t.take();
+  s.t.accepting = false;
+  const w = writer(h);
+  for (let token = 1; token <= 400; token++) send(h, w.conn, rows('events', [token]));
+  assert.ok(s.conn.open, 'waiting for its socket');
+  s.t.accepting = true;
+  s.conn.drained();
+  h.settle();
+  assert.ok(!s.conn.open);
+  const lines = s.t.take();
+  assert.deepEqual(tokens(lines.slice(0, -1)), Array.from({ length: 101 }, (_, i) => String(i + 1)), 'the queued rows, then nothing skipped');
+  assert.match(lines.at(-1)!, /^ERROR token 101 is older than the oldest retained token \d+ \(stream=events /);
+  assert.equal(h.events.find((e) => e[0] === 'closed')?.[2], 'too_old');
+});
+
+test('a jump stream\'s subscriber whose rows left retention while behind jumps to the head with POSITION', () => {
+  const h = fakeHub({ maxQueueCommands: 2 }, 3);
+  const s = subscriber(h, 'REPLICATE typing NOW');
+  s.t.take();
+  s.t.accepting = false;
+  const w = writer(h);
+  // Row 1 goes to the socket, 2 and 3 are queued, 4 finds the queue full; by 12 retention holds 10 to 12.
+  for (let token = 1; token <= 12; token++) send(h, w.conn, rows('typing', [token]));
+  s.t.accepting = true;
+  s.conn.drained();
+  h.settle();
+  assert.ok(s.conn.open);
+  assert.deepEqual(tokens(s.t.take()), ['1', '2', '3', 'P12']);
+});
+
+test('a subscriber behind the log with nothing queued is still cut when its socket makes no progress for maxStallMs', () => {
+  const h = fakeHub({ maxQueueCommands: 1, maxStallMs: 3_000, pingIntervalMs: 60_000, pingTimeoutMs: 120_000 });
+  const s = subscriber(h, 'REPLICATE events NOW');
+  s.t.take();
+  const w = writer(h);
+  s.t.accepting = false;
+  send(h, w.conn, rows('events', [1]));
+  send(h, w.conn, rows('events', [2]));
+  s.conn.drained(); // progress: row 2 goes out, and the socket is full again
+  h.settle();
+  send(h, w.conn, rows('events', [3]));
+  send(h, w.conn, rows('events', [4]));
+  assert.equal(s.conn.queuedCommands, 1);
+  s.conn.drained(); // row 3 goes out, row 4 is read from the log: nothing is queued
+  h.settle();
+  assert.equal(s.conn.queuedCommands, 0);
+  h.advance(2_500);
+  assert.ok(s.conn.open, 'progress 2.5 s ago');
+  h.advance(1_000);
   assert.ok(!s.conn.open);
   assert.equal(s.t.take().at(-1), 'ERROR Failed to keep up');
-  assert.equal((h.events.find((e) => e[0] === 'slowConsumer')?.[2] as { limit: string }).limit, 'bytes');
+  assert.equal((h.events.find((e) => e[0] === 'slowConsumer')?.[2] as { limit: string }).limit, 'stall');
 });
 
 test('a subscriber whose socket makes no progress for maxStallMs is cut', () => {

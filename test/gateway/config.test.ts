@@ -20,6 +20,7 @@ describe('loadConfig', () => {
     assert.equal(config.retentionBytes, 512 * 1024 * 1024);
     assert.equal(config.maxQueueCommands, 10_000);
     assert.equal(config.maxQueueBytes, 64 * 1024 * 1024);
+    assert.equal(config.maxStallMs, 10_000);
     assert.equal(config.maxLineBytes, 1024 * 1024);
     assert.equal(config.maxConnections, 100_000);
     assert.equal(config.upstream, null);

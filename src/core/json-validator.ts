@@ -139,7 +139,7 @@ export class JsonValidator {
     if (this.tooDeep) return `nested deeper than ${this.maxDepth} arrays and objects ${at}`;
     const b = this.errorByte;
     if (b < 0) return `unexpected end of the row ${at}`;
-    if (b < SPACE) return `unexpected control character 0x${b.toString(16).padStart(2, '0')} ${at} (in a string it must be escaped)`;
+    if (b < SPACE) return `unexpected control character 0x${b.toString(16).padStart(2, '0')} ${at} (control characters in strings must be escaped)`;
     if (b >= 0x80) return `unexpected byte 0x${b.toString(16)} ${at}`;
     return `unexpected '${String.fromCharCode(b)}' ${at}`;
   }
@@ -151,11 +151,6 @@ export class JsonValidator {
     this.tooDeep = tooDeep;
     return false;
   }
-}
-
-/** Why `buf[start, end)` is not one JSON value, or null when it is (the slow path's and the tests' form). */
-export function jsonError(buf: Buffer, start = 0, end = buf.length, validator = new JsonValidator()): string | null {
-  return validator.valid(buf, start, end) ? null : validator.error;
 }
 
 function skipSpace(buf: Buffer, i: number, end: number): number {

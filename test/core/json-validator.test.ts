@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { JsonValidator, MAX_JSON_DEPTH, jsonError } from '../../src/core/json-validator.js';
+import { JsonValidator, MAX_JSON_DEPTH } from '../../src/core/json-validator.js';
+
+/** Why `buf[start, end)` is not JSON, or null when it is. */
+function jsonError(buf: Buffer, start = 0, end = buf.length, validator = new JsonValidator()): string | null {
+  return validator.valid(buf, start, end) ? null : validator.error;
+}
 
 function parses(text: string): boolean {
   try {
@@ -62,10 +67,26 @@ test('says what it found and where, counting bytes from the start of the row', (
   assert.equal(jsonError(Buffer.from('x')), "unexpected 'x' at byte 0");
   assert.equal(jsonError(Buffer.from('["a",]')), "unexpected ']' at byte 5");
   assert.equal(jsonError(Buffer.from('["a"')), 'unexpected end of the row at byte 4');
-  assert.equal(jsonError(Buffer.from('["a\tb"]')), 'unexpected control character 0x09 at byte 3 (in a string it must be escaped)');
+  assert.equal(jsonError(Buffer.from('["a\tb"]')), 'unexpected control character 0x09 at byte 3 (control characters in strings must be escaped)');
   assert.equal(jsonError(Buffer.from('"\\q"')), "unexpected 'q' at byte 2");
   assert.equal(jsonError(Buffer.from('[1]é')), 'unexpected byte 0xc3 at byte 3');
   assert.equal(jsonError(Buffer.from('[1,2]')), null);
+});
+
+test('finds a quote, backslash or control character at any place in a long string, at any alignment', () => {
+  const memory = Buffer.alloc(64);
+  for (const special of ['"', '\\', '\x00', '\x1f', '\t']) {
+    for (let at = 0; at < 24; at++) {
+      const body = 'x'.repeat(at) + special + 'y'.repeat(24 - at);
+      const text = `["${body}"]`;
+      for (let shift = 0; shift < 4; shift++) {
+        memory.write(text, shift);
+        const ok = validator.valid(memory, shift, shift + Buffer.byteLength(text));
+        assert.equal(ok, parses(text), `${JSON.stringify(text)} at offset ${shift}`);
+        if (!ok) assert.equal(validator.errorAt, special === '"' || special === '\\' ? at + 3 : at + 2, JSON.stringify(text));
+      }
+    }
+  }
 });
 
 test('refuses nesting past its depth limit and accepts it up to the limit', () => {

@@ -133,7 +133,7 @@ export class ServerConnection implements Peer, LineSink {
         const route = this.route;
         v1Text.routeRow(buf, start, end, route);
         this.host.commandsIn.RDATA++;
-        ingest.row(route.stream, route.token, buf, start, end);
+        ingest.row(route.stream, route.token, buf, start, route.rowStart, end);
         return;
       }
       cmd = v1Text.decode(buf, start, end, ingest !== null ? 'writer' : 'client');
@@ -155,7 +155,7 @@ export class ServerConnection implements Peer, LineSink {
   private handle(cmd: Command, buf: Buffer, start: number, end: number): void {
     switch (cmd.name) {
       case 'RDATA':
-        return this.writerIngest().row(cmd.stream, cmd.token, buf, start, end);
+        return this.writerIngest().row(cmd.stream, cmd.token, buf, start, end - cmd.rowJson.length, end);
       case 'POSITION':
         return this.writerIngest().position(cmd.stream, cmd.token);
       case 'PING':

@@ -13,8 +13,12 @@
  * (a batch spanning chunks, a CR LF line) is stored apart. This is the one
  * place where appends are made for writers: a log that answers later, or
  * fails, is handled here, and a second dialect's lines arrive here too.
+ * Every row's JSON is checked here before it joins a run:
+ *
+ *     < RDATA events 43 not-json       ERROR row of events at token 43 is not valid JSON: ...
  */
 import { ProtocolError } from './errors.js';
+import { JsonValidator } from './json-validator.js';
 import { advanceEntry, tokenNotRising, type LogEntry, type StreamLog } from './stream-log.js';
 
 const LF = 0x0a;
@@ -69,6 +73,7 @@ export class WriterIngest {
   /** The last stream written and its log: a writer's lines are mostly of one stream (names are interned). */
   private lastStream = '';
   private lastLog: StreamLog | undefined;
+  private readonly json = new JsonValidator();
 
   constructor(options: IngestOptions) {
     this.logOf = options.logOf;
@@ -80,10 +85,14 @@ export class WriterIngest {
     };
   }
 
-  /** An RDATA line `buf[start, end)` (end at its LF or CR) of `stream`; `token` null for a `batch` row. */
-  row(stream: string, token: number | null, buf: Buffer, start: number, end: number): void {
+  /**
+   * An RDATA line `buf[start, end)` (end at its LF or CR) of `stream`, its
+   * row's JSON from `rowStart`; `token` null for a `batch` row.
+   */
+  row(stream: string, token: number | null, buf: Buffer, start: number, rowStart: number, end: number): void {
     // Kept small so it inlines into the scanner's loop: the usual line extends the current run.
     const log = stream === this.lastStream ? this.lastLog! : this.resolve(stream);
+    if (!this.json.valid(buf, rowStart, end)) this.refuseRow(stream, log, token);
     const run = this.run;
     if (run === null || run.log !== log || run.buf !== buf || run.end !== start || buf[end] !== LF) {
       return this.rowOutsideRun(stream, log, token, buf, start, end);
@@ -191,6 +200,27 @@ export class WriterIngest {
   close(): void {
     this.endChunk();
     this.pendingBatches.clear();
+  }
+
+  /**
+   * A row that is not JSON: as for a token that does not rise, the complete
+   * groups before it are kept and the rest is not, so what is stored is
+   * still a prefix of what the writer sent and it can resend from the head.
+   * Its batch (the rows before it that wait for its token) is dropped.
+   */
+  private refuseRow(stream: string, log: StreamLog, token: number | null): never {
+    const run = this.run;
+    if (run !== null) {
+      run.end = run.committedEnd;
+      run.lines = run.committedLines;
+    }
+    this.endChunk();
+    this.pendingBatches.delete(stream);
+    const which = token === null ? `batch row of ${stream}` : `row of ${stream} at token ${token}`;
+    throw new ProtocolError(
+      'BAD_JSON',
+      `${which} is not valid JSON: ${this.json.error}; nothing from it on was stored (${stream} is at token ${log.lastAppended})`,
+    );
   }
 
   /** A stream's log, checked once (a log never changes under its stream), then kept for the next line. */

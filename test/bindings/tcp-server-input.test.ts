@@ -115,6 +115,8 @@ test('writer token violations get ERROR and a close, with nothing half-applied',
     ['a batch whose numbered row is rejected', ['RDATA events batch ["half"]', 'RDATA events batch ["applied"]', 'RDATA events 2 ["no"]'], "token 2 for events is not above the stream's head 7"],
     ['a batch line then POSITION', ['RDATA events batch ["half"]', 'POSITION events 20'], 'POSITION events inside a batch: a batch ends with a numbered RDATA'],
     ['a bad token word', ['RDATA events next ["x"]'], `bad token 'next' in RDATA: expected an integer from 0 to 9007199254740991 or batch`],
+    ['a row that is not JSON', ['RDATA events 8 not-json-at-all'], "row of events at token 8 is not valid JSON: unexpected 'o' at byte 1; nothing from it on was stored (events is at token 7)"],
+    ['a batch with a row that is not JSON', ['RDATA events batch ["half"]', 'RDATA events batch ["x",]', 'RDATA events 8 ["no"]'], "batch row of events is not valid JSON: unexpected ']' at byte 5; nothing from it on was stored (events is at token 7)"],
   ];
   for (const [what, lines, error] of cases) {
     const w = await greeted(f, 'w');

@@ -144,6 +144,33 @@ describeEachEngine('WebSocket bridge, text mode', (edge) => {
     reader.close();
   });
 
+  it("stores no half of a row a WebSocket writer split across two messages: each message is whole lines, so the half is a row that is not JSON", async () => {
+    const reader = await TcpPeer.connect(gw.tcpPort);
+    reader.send('REPLICATE typing NOW\n');
+    const head = Number((await reader.line(/^POSITION typing \d+$/)).split(' ')[2]);
+    const whole = (token: number): string => `RDATA typing ${token} ["!r:hs",["@u${token}:hs"]]`;
+
+    const writer = await WsPeer.open(gw.wsUrl);
+    writer.send(`AUTH w-secret\n${whole(head + 1)}\nRDATA typing ${head + 2} ["!r:hs",`);
+    writer.send(`["@u${head + 2}:hs"]]\n${whole(head + 3)}\n`);
+    assert.equal(
+      await writer.line(/^ERROR /),
+      `ERROR row of typing at token ${head + 2} is not valid JSON: unexpected end of the row at byte 9; nothing from it on was stored (typing is at token ${head + 1})`,
+    );
+    await writer.waitClosed();
+
+    // The writer resends from the stored head; the reader gets each row once, whole.
+    const again = await WsPeer.open(gw.wsUrl);
+    again.send(`AUTH w-secret\n${whole(head + 2)}\n${whole(head + 3)}\n`);
+    await reader.line(new RegExp(`^RDATA typing ${head + 3} `));
+    assert.deepEqual(
+      reader.lines.filter((l) => l.startsWith('RDATA ')),
+      [whole(head + 1), whole(head + 2), whole(head + 3)],
+    );
+    again.terminate();
+    reader.close();
+  });
+
   it('answers bad input with ERROR and a close, and keeps serving others', async () => {
     const cases: [string, RegExp][] = [
       ['HELLO there', /^ERROR unknown command: 'HELLO'/],

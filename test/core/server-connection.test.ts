@@ -142,6 +142,61 @@ test('a batch whose numbered row is rejected is not stored, and rows validated b
   assert.equal(h.hub.stream('caches')!.log.retainedRows, 1);
 });
 
+test("a writer's row that is not JSON gets ERROR naming the stream and token, a close, and nothing from it on is stored", () => {
+  const h = fakeHub();
+  const live = subscriber(h, 'REPLICATE events NOW');
+  live.t.take();
+  const w = writer(h);
+  send(h, w.conn, rows('events', [1, 2]) + 'RDATA events 3 not-json-at-all\n' + rows('events', [4]));
+  assert.deepEqual(w.t.take(), [
+    "ERROR row of events at token 3 is not valid JSON: unexpected 'o' at byte 1; nothing from it on was stored (events is at token 2)",
+  ]);
+  assert.ok(w.t.ended);
+  assert.equal(h.events.find((e) => e[0] === 'closed' && e[1] === w.conn)?.[2], 'protocol_error');
+  assert.deepEqual(tokens(live.t.take()), ['1', '2'], 'the rows before it, never it nor what followed');
+  assert.equal(h.hub.stream('events')!.log.head, 2);
+  assert.ok(live.conn.open);
+  // The writer resends from the stored head.
+  const again = writer(h);
+  send(h, again.conn, rows('events', [3, 4]));
+  assert.deepEqual(tokens(live.t.take()), ['3', '4']);
+});
+
+test("a batch with a row that is not JSON is stored in none of its rows, in one chunk or across chunks", () => {
+  const h = fakeHub();
+  const live = subscriber(h, 'REPLICATE caches NOW');
+  live.t.take();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches 1 ["ok"]\nRDATA caches batch ["a"]\nRDATA caches batch ["b"\nRDATA caches 2 ["c"]\n');
+  assert.deepEqual(w.t.take(), [
+    'ERROR batch row of caches is not valid JSON: unexpected end of the row at byte 4; nothing from it on was stored (caches is at token 1)',
+  ]);
+  assert.deepEqual(live.t.take(), ['RDATA caches 1 ["ok"]']);
+  const w2 = writer(h);
+  send(h, w2.conn, 'RDATA caches batch ["a"]\n');
+  send(h, w2.conn, 'RDATA caches 2 {"a":01}\n');
+  assert.deepEqual(w2.t.take(), [
+    "ERROR row of caches at token 2 is not valid JSON: unexpected '1' at byte 6; nothing from it on was stored (caches is at token 1)",
+  ]);
+  assert.deepEqual(live.t.take(), []);
+  assert.equal(h.hub.stream('caches')!.log.retainedRows, 1);
+  // Another stream's rows before the bad one in the same chunk are kept: they were whole.
+  const w3 = writer(h);
+  send(h, w3.conn, 'RDATA events 1 ["e"]\nRDATA caches 2 [1,]\n');
+  assert.match(w3.t.take()[0]!, /^ERROR row of caches at token 2 is not valid JSON: unexpected '\]' at byte 3;/);
+  assert.equal(h.hub.stream('events')!.log.head, 1);
+  assert.equal(h.hub.stream('caches')!.log.head, 1);
+});
+
+test('a row split across chunks is checked whole, and whitespace around the JSON is allowed', () => {
+  const h = fakeHub();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA events 1 ["split ');
+  send(h, w.conn, 'here",{"k":[true,null,-1.5e3]}]\nRDATA events 2  [2] \r\n');
+  assert.ok(w.conn.open, w.t.take().join('\n'));
+  assert.deepEqual(tokens(subscriber(h, 'REPLICATE events 0').t.take()), ['1', '2', 'P2']);
+});
+
 test('POSITION inside a batch is refused, and the batch is dropped', () => {
   const h = fakeHub();
   const w = writer(h);

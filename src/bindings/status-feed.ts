@@ -324,12 +324,12 @@ export class StatusSession {
         return;
       }
       const secret = space === -1 ? '' : line.slice(space + 1);
-      const credential = this.feed.server.limits.credentials.find((c) => c.secret === secret);
-      if (credential === undefined) {
+      const access = this.feed.server.limits.credentials.lookup(secret);
+      if (access === null) {
         this.refuse('AUTH failed: the token matches no configured credential');
         return;
       }
-      this.authorize(credential.streams ? new Set(credential.streams) : null);
+      this.authorize(access.readable);
     }
   }
 

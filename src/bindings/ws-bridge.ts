@@ -120,7 +120,7 @@ export class WsBridge implements EdgeBridge, LinkHost {
   }
 
   link(socket: EdgeSocket, accepted: AcceptedUpgrade): SocketEvents {
-    if (accepted.mode === 'status') return new StatusLink(this, socket, this.statusFeed!);
+    if (accepted.mode === 'status') return new StatusLink(this, socket, this.statusFeed!, accepted.cookieSecret);
     return new WsLink(this, socket, accepted);
   }
 

@@ -20,6 +20,7 @@ export type { BackoffOptions } from './core/backoff.js';
 export type { ClientTransport, TransportEvents, TransportFactory } from './core/client-transport.js';
 export {
   SYNAPSE_STREAMS,
+  type AuthFailure,
   type ConnectionInfo,
   type ConnectionRole,
   type Credential,

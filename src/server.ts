@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_STALL_MS,
   JUMP_STREAMS,
   SYNAPSE_STREAMS,
+  type AuthFailure,
   type ConnectionInfo,
   type Credential,
   type DisconnectReason,
@@ -73,6 +74,8 @@ export interface ReplicationServerEvents {
   command: [cmd: ClientActionCommand, conn: ConnectionInfo];
   presence: [change: PresenceChange];
   remoteError: [conn: ConnectionInfo, message: string];
+  /** An AUTH (or an upgrade's cookie) matched no credential, or came from a host over the failure limit; the close follows. */
+  authFailed: [conn: ConnectionInfo, failure: AuthFailure];
   tokenAhead: [conn: ConnectionInfo, stream: string, token: number, head: number];
   slowConsumer: [conn: ConnectionInfo, details: SlowConsumerDetails];
   /** Rows (or a POSITION, with rows 0) stored in a stream; `head` is its new token. */
@@ -118,6 +121,7 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       clientCommand: (conn, cmd) => this.emit('command', cmd, conn),
       presence: (change) => this.emit('presence', change),
       remoteError: (conn, message) => this.emit('remoteError', conn, message),
+      authFailed: (conn, failure) => this.emit('authFailed', conn, failure),
       tokenAhead: (conn, stream, token, head) => this.emit('tokenAhead', conn, stream, token, head),
       slowConsumer: (conn, details) => this.emit('slowConsumer', conn, details),
       written: (stream, rows, head) => this.emit('written', stream, rows, head),

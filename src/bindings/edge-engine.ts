@@ -63,6 +63,8 @@ export interface UpgradeRequest {
   host: string;
   /** Sec-WebSocket-Protocol as sent: the offered subprotocols, comma-separated. */
   protocols: string;
+  /** The Cookie header as sent (where a browser's credential may be: --auth-cookie). */
+  cookie: string;
   remoteAddress: string;
 }
 
@@ -75,6 +77,8 @@ export interface AcceptedUpgrade {
   remoteAddress: string;
   /** The upgrade carried an Origin: a browser page opened it. */
   fromPage: boolean;
+  /** The secret in the configured auth cookie: the connection starts authenticated with it. */
+  cookieSecret?: string;
 }
 
 export type UpgradeAnswer = { refused: HttpReply } | { accepted: AcceptedUpgrade };

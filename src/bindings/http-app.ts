@@ -105,7 +105,7 @@ export class HttpListener {
   /** Starts listening (port 0 picks a free port); refuses a non-loopback host without a subscriber token, and a port in use. */
   async listen(host: string, port: number): Promise<AddressInfo> {
     const { credentials, requireAuth } = hubOf(this.server).limits;
-    assertListenAllowed(host, credentials, requireAuth);
+    assertListenAllowed(host, credentials.list, requireAuth);
     let bound: number;
     try {
       bound = await this.edge.listen(host, port);

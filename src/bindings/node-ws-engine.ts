@@ -107,6 +107,8 @@ class NodeWsEngine implements EdgeEngine {
       origin: header(req, 'origin'),
       host: header(req, 'host'),
       protocols: header(req, 'sec-websocket-protocol'),
+      // Several Cookie headers (HTTP/2 style) join with '; ', as one would read.
+      cookie: Array.isArray(req.headers.cookie) ? req.headers.cookie.join('; ') : (req.headers.cookie ?? ''),
       // HOST:PORT as TCP connections are logged (uWS 20.30 gives no port).
       remoteAddress: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
     });

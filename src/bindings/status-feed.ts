@@ -13,6 +13,7 @@
  * A credential with a stream list sees only those streams and the
  * connections reading them.
  */
+import { authFailed } from '../core/access-refusal.js';
 import type { ServerView } from '../core/server-view.js';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
 import { VERSION } from '../version.js';
@@ -148,13 +149,18 @@ export class StatusFeed {
     return this.sessions.size;
   }
 
-  /** A new status socket. */
-  accept(sink: StatusSink): StatusSession {
+  /** A new status socket; `cookieSecret`: the token its upgrade's auth cookie carried, taken as its AUTH. */
+  accept(sink: StatusSink, cookieSecret?: string): StatusSession {
     const session = new StatusSession(this, sink);
     this.sessions.add(session);
-    const authRequired = this.server.limits.requireAuth;
+    const required = this.server.limits.requireAuth;
+    const byCookie = required && cookieSecret !== undefined ? this.server.limits.credentials.lookup(cookieSecret) : null;
+    // Authenticated by its cookie: the page is told no AUTH is needed.
+    const authRequired = required && byCookie === null;
     session.sendJson({ type: 'hello', server: this.server.serverName, authRequired, intervalMs: this.intervalMs });
-    if (!authRequired) session.authorize(null);
+    if (!required) session.authorize(null);
+    else if (byCookie !== null) session.authorize(byCookie.readable);
+    else if (cookieSecret !== undefined) session.refuse(AUTH_FAILED_TEXT);
     this.timer ??= setInterval(() => this.publish(), this.intervalMs);
     this.timer.unref();
     return session;
@@ -298,6 +304,9 @@ function rateOf(rows: number, ms: number): number {
   return ms > 0 ? Math.round((rows * 1000) / ms) : 0;
 }
 
+/** As the replication sockets say it (src/core/access-refusal.ts). */
+const AUTH_FAILED_TEXT = authFailed().message;
+
 /** One status socket: waits for AUTH when the hub requires it, then receives snapshots. */
 export class StatusSession {
   authorized = false;
@@ -324,12 +333,12 @@ export class StatusSession {
         return;
       }
       const secret = space === -1 ? '' : line.slice(space + 1);
-      const credential = this.feed.server.limits.credentials.find((c) => c.secret === secret);
-      if (credential === undefined) {
-        this.refuse('AUTH failed: the token matches no configured credential');
+      const access = this.feed.server.limits.credentials.lookup(secret);
+      if (access === null) {
+        this.refuse(AUTH_FAILED_TEXT);
         return;
       }
-      this.authorize(credential.streams ? new Set(credential.streams) : null);
+      this.authorize(access.readable);
     }
   }
 

@@ -56,6 +56,7 @@ class UwsEngine implements EdgeEngine {
           origin: req.getHeader('origin'),
           host: req.getHeader('host'),
           protocols: req.getHeader('sec-websocket-protocol'),
+          cookie: req.getHeader('cookie'),
           remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString('latin1'),
         });
         if ('refused' in answer) {

@@ -1,11 +1,11 @@
 /**
  * Who may open a WebSocket on the gateway's HTTP listener, decided before
  * the upgrade: the Origin allow-list, the loopback rule for listening without
- * a subscriber token, and `--subscriber-token T:events,typing` credentials.
- * What a connection may do once open (AUTH, read lists, writer commands) is
- * the hub's, exactly as on TCP.
+ * a subscriber token, and the credential a page's cookie carries. What a
+ * connection may do once open (AUTH, read lists, writer commands) is the
+ * hub's, exactly as on TCP (src/core/credentials.ts).
  */
-import type { Credential } from '../core/hub-types.js';
+import { hasSubscriberCredential, type Credential } from '../core/credentials.js';
 
 /**
  * Whether a browser page from `origin` may connect. No Origin header: not a
@@ -56,26 +56,24 @@ export function isLoopbackHost(host: string): boolean {
  */
 export function assertListenAllowed(host: string, credentials: readonly Credential[], requireAuth: boolean): void {
   if (isLoopbackHost(host)) return;
-  if (requireAuth && credentials.some((c) => c.role === 'subscriber')) return;
+  if (requireAuth && hasSubscriberCredential(credentials)) return;
   throw new Error(
     `refusing to serve WebSocket replication on ${host} without a subscriber token: ` +
       'set --subscriber-token (browsers must then AUTH), or listen on 127.0.0.1',
   );
 }
 
-const STREAM_LIST = /^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/;
-
 /**
- * `T` or `T:events,typing` as a credential: a subscriber token, optionally
- * limited to the streams listed after the last colon. A token that itself
- * ends in `:<names>` cannot be written this way (use the config file).
+ * The value of cookie `name` in a Cookie header (`a=1; rg_token=s3cret`),
+ * quotes taken off; null when it is absent or empty. The value is used as
+ * sent: set the cookie to the token itself.
  */
-export function parseTokenSpec(spec: string, role: Credential['role'] = 'subscriber'): Credential {
-  const colon = spec.lastIndexOf(':');
-  const tail = colon === -1 ? '' : spec.slice(colon + 1);
-  if (colon > 0 && STREAM_LIST.test(tail)) {
-    return { secret: spec.slice(0, colon), role, streams: tail.split(',') };
+export function cookieValue(header: string, name: string): string | null {
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1 || part.slice(0, eq).trim() !== name) continue;
+    const value = part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    return value === '' ? null : value;
   }
-  if (spec.length === 0 || colon === 0) throw new Error(`bad token '${spec}': expected TOKEN or TOKEN:stream,stream`);
-  return { secret: spec, role };
+  return null;
 }

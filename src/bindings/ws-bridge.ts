@@ -24,7 +24,7 @@ import type { ServerConnection } from '../core/server-connection.js';
 import type { Transport } from '../core/transport.js';
 import { ProtocolError } from '../core/errors.js';
 import type { AcceptedUpgrade, EdgeBridge, EdgeSocket, HttpReply, SocketEvents, SocketMode, UpgradeAnswer, UpgradeRequest } from './edge-engine.js';
-import { originAllowed } from './ws-access.js';
+import { cookieValue, originAllowed } from './ws-access.js';
 import { MsgpackCodec, type RdataTranscoder } from './ws-msgpack.js';
 import type { StatusFeed } from './status-feed.js';
 import { StatusLink } from './ws-status-link.js';
@@ -42,6 +42,8 @@ const JOIN_MAX_BYTES = 16 * 1024;
 export interface WsBridgeOptions {
   /** Origins allowed besides the listener's own; `*` allows any (default: none). */
   allowOrigins?: readonly string[];
+  /** The cookie whose value a replication socket authenticates with, as by AUTH (default: none read). */
+  authCookie?: string | null;
   /** Large RDATA runs for binary subscribers are transcoded here (an EncoderPool); default inline. */
   transcoder?: RdataTranscoder | null;
   /** The status feed served to `replication.status` sockets; without it they are refused. */
@@ -63,6 +65,7 @@ export class WsBridge implements EdgeBridge, LinkHost {
   readonly codec: MsgpackCodec;
   readonly clock: () => number;
   private readonly allowOrigins: readonly string[];
+  private readonly authCookie: string | null;
   private readonly statusFeed: StatusFeed | null;
   private readonly links = new Set<SocketLink>();
   private readonly sweepTimer: NodeJS.Timeout;
@@ -82,6 +85,7 @@ export class WsBridge implements EdgeBridge, LinkHost {
     this.pingTimeoutMs = options.pingTimeoutMs ?? hub.options.pingTimeoutMs;
     this.sendHighWaterBytes = options.sendHighWaterBytes ?? DEFAULT_SEND_HIGH_WATER_BYTES;
     this.allowOrigins = options.allowOrigins ?? [];
+    this.authCookie = options.authCookie ?? null;
     this.codec = new MsgpackCodec(options.transcoder ?? null);
     this.statusFeed = options.statusFeed ?? null;
     this.clock = options.clock ?? Date.now;
@@ -109,11 +113,14 @@ export class WsBridge implements EdgeBridge, LinkHost {
     else if (protocols.includes(STATUS_PROTOCOL)) [mode, protocol] = ['status', STATUS_PROTOCOL];
     else if (protocols.includes(TEXT_PROTOCOL)) protocol = TEXT_PROTOCOL;
     if (mode === 'status' && this.statusFeed === null) return { refused: plainReply(404, 'no status feed here\n') };
-    return { accepted: { mode, protocol, remoteAddress: request.remoteAddress, fromPage: origin !== '' } };
+    const cookieSecret = this.authCookie === null ? null : cookieValue(request.cookie, this.authCookie);
+    return {
+      accepted: { mode, protocol, remoteAddress: request.remoteAddress, fromPage: origin !== '', ...(cookieSecret !== null ? { cookieSecret } : {}) },
+    };
   }
 
   link(socket: EdgeSocket, accepted: AcceptedUpgrade): SocketEvents {
-    if (accepted.mode === 'status') return new StatusLink(this, socket, this.statusFeed!);
+    if (accepted.mode === 'status') return new StatusLink(this, socket, this.statusFeed!, accepted.cookieSecret);
     return new WsLink(this, socket, accepted);
   }
 
@@ -160,8 +167,10 @@ class WsLink extends SocketLink implements Transport {
   }
 
   protected accept(): void {
+    const { fromPage, cookieSecret } = this.accepted;
     const conn = this.bridge.hub.accept(this, this.mode === 'msgpack' ? 'ws-msgpack' : 'ws', this.accepted.remoteAddress, {
-      fromPage: this.accepted.fromPage,
+      fromPage,
+      ...(cookieSecret !== undefined ? { secret: cookieSecret } : {}),
     });
     this.conn = conn;
     // accept() may close at once (too many connections), before conn was known here.

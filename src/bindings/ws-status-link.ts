@@ -18,6 +18,8 @@ export class StatusLink extends SocketLink implements StatusSink {
     host: LinkHost,
     ws: EdgeSocket,
     private readonly feed: StatusFeed,
+    /** The token the upgrade's auth cookie carried. */
+    private readonly cookieSecret: string | undefined,
   ) {
     super(host, ws);
   }
@@ -49,6 +51,6 @@ export class StatusLink extends SocketLink implements StatusSink {
   }
 
   protected accept(): void {
-    this.session = this.feed.accept(this);
+    this.session = this.feed.accept(this, this.cookieSecret);
   }
 }

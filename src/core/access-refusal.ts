@@ -48,9 +48,12 @@ export function tooManyAuthFailures(host: string, waitMs: number): ProtocolError
   return new ProtocolError('AUTH_FAILED', `too many failed AUTH attempts from ${host}: try again in ${Math.ceil(waitMs / 1000)} s`);
 }
 
-/** A page's commands would reach the homeserver's writers (presence, federation acks): pages only read. */
+/** A page's commands would reach the homeserver's writers (presence, federation acks): pages only read, unless their token says `+page`. */
 export function fromPage(command: string): ProtocolError {
-  return new ProtocolError('WRONG_DIRECTION', `${command} may not be sent from a browser page: pages only read streams`);
+  return new ProtocolError(
+    'WRONG_DIRECTION',
+    `${command} may not be sent from a browser page: pages only read streams (a token whose spec lists +page may send it)`,
+  );
 }
 
 /** `GET /metrics HTTP/1.1`: someone pointed an HTTP client (curl, a browser, a probe) at the replication port. */

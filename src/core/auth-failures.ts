@@ -4,12 +4,15 @@
  * passed, so nobody tries tokens as fast as the gateway can answer. Bounded:
  * past `maxHosts` the oldest record is forgotten first.
  */
+export const DEFAULT_AUTH_FAILURE_LIMIT = 10;
+export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
+
 export class AuthFailures {
   private readonly byHost = new Map<string, { count: number; since: number }>();
 
   constructor(
-    private readonly limit = 10,
-    private readonly windowMs = 60_000,
+    readonly limit = DEFAULT_AUTH_FAILURE_LIMIT,
+    readonly windowMs = DEFAULT_AUTH_FAILURE_WINDOW_MS,
     private readonly maxHosts = 10_000,
   ) {}
 
@@ -25,15 +28,19 @@ export class AuthFailures {
     return rec.count >= this.limit ? left : 0;
   }
 
-  failed(host: string, now: number): void {
+  /** Failures from `host` in its current window. */
+  countOf(host: string): number {
+    return this.byHost.get(host)?.count ?? 0;
+  }
+
+  /** Counts a failure; returns how many `host` has had in its current window (1: a new burst). */
+  failed(host: string, now: number): number {
     const rec = this.byHost.get(host);
-    if (rec !== undefined && now - rec.since < this.windowMs) {
-      rec.count++;
-      return;
-    }
+    if (rec !== undefined && now - rec.since < this.windowMs) return ++rec.count;
     this.byHost.delete(host);
     this.byHost.set(host, { count: 1, since: now });
     if (this.byHost.size > this.maxHosts) this.byHost.delete(this.byHost.keys().next().value!);
+    return 1;
   }
 }
 

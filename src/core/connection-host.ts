@@ -8,14 +8,15 @@ import type { ClientActionCommand, CommandName } from './commands.js';
 import type { ProtocolError } from './errors.js';
 import type { KeepAliveTimings } from './keep-alive.js';
 import type { StreamLog } from './stream-log.js';
-import type { ConnectionInfo, Credential, DisconnectReason, HubEvents } from './hub-types.js';
+import type { CredentialSet } from './credentials.js';
+import type { ConnectionInfo, DisconnectReason, HubEvents } from './hub-types.js';
 
 /**
  * What every connection of a hub is held to; frozen, so nothing rewrites it under a connection.
  * The keep-alive timings (keep-alive.ts): pingTimeoutMs also bounds a hanging close.
  */
 export interface ConnectionLimits extends KeepAliveTimings {
-  readonly credentials: readonly Credential[];
+  readonly credentials: CredentialSet;
   /** Subscribers must AUTH before anything but PING. */
   readonly requireAuth: boolean;
   readonly maxLineBytes: number;

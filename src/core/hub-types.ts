@@ -1,5 +1,6 @@
 /** Configuration and events shared by the hub and its connections. */
 import type { ClientActionCommand } from './commands.js';
+import type { Credential } from './credentials.js';
 import type { StreamLog } from './stream-log.js';
 
 /** Synapse 2017's streams: the default set a gateway serves. */
@@ -34,12 +35,7 @@ export interface StreamConfig {
   tooOld?: 'error' | 'jump';
 }
 
-export interface Credential {
-  secret: string;
-  role: 'writer' | 'subscriber';
-  /** Streams this credential may read (subscriber) or write (writer); all when absent. */
-  streams?: readonly string[];
-}
+export type { Credential } from './credentials.js';
 
 export type ConnectionRole = 'anonymous' | 'subscriber' | 'writer';
 
@@ -92,12 +88,27 @@ export interface PresenceChange {
   connection: ConnectionInfo;
 }
 
+/** A failed AUTH (a secret matching no credential, by AUTH or by an upgrade's cookie), or one refused for too many. */
+export interface AuthFailure {
+  /** The peer's host (its address without the port): failures are counted per host. */
+  host: string;
+  /** Failures from the host in its current window, this one included. */
+  failures: number;
+  /** Past this many failures in `windowMs`, every AUTH from the host is refused until the window is over. */
+  limit: number;
+  windowMs: number;
+  /** This AUTH was not checked at all: the host is over the limit for this much longer (ms); 0 when it was checked. */
+  refusedForMs: number;
+}
+
 /** Everything the hub reports; all optional so tests and bindings take what they need. */
 export interface HubEvents {
   opened(conn: ConnectionInfo): void;
   closed(conn: ConnectionInfo, reason: DisconnectReason, detail: string): void;
   clientCommand(conn: ConnectionInfo, cmd: ClientActionCommand): void;
   presence(change: PresenceChange): void;
+  /** An AUTH failed; the connection is closed right after (reason `auth`). */
+  authFailed(conn: ConnectionInfo, failure: AuthFailure): void;
   /** An ERROR line from a client: logged, the connection stays open. */
   remoteError(conn: ConnectionInfo, message: string): void;
   /** A REPLICATE token ahead of the head: answered with POSITION at the head. */

@@ -15,6 +15,7 @@
 import { GENERATION_NONE, type ClientActionCommand, type CommandName } from './commands.js';
 import { unknownStream } from './access-refusal.js';
 import { AuthFailures } from './auth-failures.js';
+import { CredentialSet } from './credentials.js';
 import { v1Text } from './dialects/v1-text.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
@@ -123,14 +124,16 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     return this.connectionSet.size;
   }
 
-  /** A new connection: greets the peer, or refuses it past the connection limit. `fromPage`: a browser page opened it (read-only: its commands would reach the writers). */
-  accept(transport: Transport, transportKind: string, remoteAddress: string, origin: { fromPage: boolean } = NOT_FROM_PAGE): ServerConnection {
-    const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName, origin.fromPage);
+  /** A new connection: greets the peer (authenticated already when its upgrade presented a secret), or refuses it past the connection limit. */
+  accept(transport: Transport, transportKind: string, remoteAddress: string, opening: ConnectionOpening = FROM_PROGRAM): ServerConnection {
+    const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName, opening.fromPage);
     this.connectionSet.add(conn);
     this.subscriptions.add(conn);
     this.events.opened?.(conn);
     if (this.connectionSet.size > this.currentOptions.maxConnections) {
       conn.close('too_many_connections', `too many connections (limit ${this.currentOptions.maxConnections}); try again later`);
+    } else if (opening.secret !== undefined) {
+      conn.authenticateByUpgrade(opening.secret);
     }
     return conn;
   }
@@ -327,14 +330,24 @@ function commandCounters(): Record<CommandName, number> {
   };
 }
 
-const NOT_FROM_PAGE = { fromPage: false };
+/**
+ * How a connection was opened. `fromPage`: a browser page opened it (its
+ * upgrade carried an Origin), so it only reads unless its credential allows
+ * more; `secret`: the credential its upgrade presented (a cookie).
+ */
+export interface ConnectionOpening {
+  fromPage: boolean;
+  secret?: string;
+}
+
+const FROM_PROGRAM: ConnectionOpening = { fromPage: false };
 
 /** The hub options a running hub can take new values of (reconfigure). */
 export type LiveHubOption = 'credentials' | 'requireAuth' | 'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxStallMs';
 
 function limitsOf(options: Readonly<HubOptions>): ConnectionLimits {
   return Object.freeze({
-    credentials: Object.freeze([...options.credentials]),
+    credentials: new CredentialSet(Object.freeze([...options.credentials])),
     requireAuth: options.requireAuth,
     maxLineBytes: options.maxLineBytes,
     maxQueueCommands: options.maxQueueCommands,

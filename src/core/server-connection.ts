@@ -13,6 +13,7 @@
  *     > POSITION events 5                    and the live head from here on
  *     < USER_SYNC @a:hs start 1490197670513  (forwarded to writers)
  *     < AUTH <writer secret>                 (a writer may then send RDATA/POSITION)
+ *                                            (or the secret came in the WebSocket upgrade's cookie)
  *     < GENERATION                           (a gateway extension: only our own clients ask)
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
@@ -29,6 +30,7 @@ import { WriterIngest } from './writer-ingest.js';
 import type { StreamLog } from './stream-log.js';
 import type { Transport } from './transport.js';
 import type { ConnectionHost, Peer } from './connection-host.js';
+import type { Access } from './credentials.js';
 import type { ConnectionRole, DisconnectReason } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
@@ -42,9 +44,10 @@ export class ServerConnection implements Peer, LineSink {
   private readonly queue: RingQueue;
   /** The transport asked us to wait for drain. */
   private isBlocked = false;
-  /** Streams this connection may read / write; null: all. */
-  private readable: ReadonlySet<string> | null = null;
-  private writable: ReadonlySet<string> | null = null;
+  /** What its credential allows; null until it authenticates (anonymous: reads every stream). */
+  private access: Access | null = null;
+  /** The credential came with the WebSocket upgrade (a cookie), not from AUTH: an AUTH may still replace it. */
+  private authenticatedByUpgrade = false;
   /** Users syncing on this connection, with their last sync time. */
   private readonly syncingUsers = new Map<string, number>();
   /** Set once AUTH makes this a writer. */
@@ -136,7 +139,7 @@ export class ServerConnection implements Peer, LineSink {
         ingest.row(route.stream, route.token, buf, start, route.rowStart, end);
         return;
       }
-      cmd = v1Text.decode(buf, start, end, ingest !== null ? 'writer' : 'client');
+      cmd = v1Text.decode(buf, start, end, this.access?.credential.role === 'writer' ? 'writer' : 'client');
       this.host.commandsIn[cmd.name]++;
       if (this.host.limits.requireAuth && this.role === 'anonymous' && cmd.name !== 'PING' && cmd.name !== 'AUTH') {
         throw authRequired(cmd.name);
@@ -155,9 +158,9 @@ export class ServerConnection implements Peer, LineSink {
   private handle(cmd: Command, buf: Buffer, start: number, end: number): void {
     switch (cmd.name) {
       case 'RDATA':
-        return this.writerIngest().row(cmd.stream, cmd.token, buf, start, end - cmd.rowJson.length, end);
+        return this.writerIngest(cmd.name).row(cmd.stream, cmd.token, buf, start, end - cmd.rowJson.length, end);
       case 'POSITION':
-        return this.writerIngest().position(cmd.stream, cmd.token);
+        return this.writerIngest(cmd.name).position(cmd.stream, cmd.token);
       case 'PING':
         this.peerPinged = true;
         return;
@@ -175,14 +178,14 @@ export class ServerConnection implements Peer, LineSink {
         if (cmd.stream === 'ALL') return this.host.subscribeAll(this, this.readable);
         return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.readable });
       case 'USER_SYNC':
-        if (this.fromPage) throw fromPage(cmd.name);
+        this.checkNotPageOnly(cmd.name);
         this.userSync(cmd);
         return this.host.clientCommand(this, cmd);
       case 'FEDERATION_ACK':
       case 'REMOVE_PUSHER':
       case 'INVALIDATE_CACHE':
       case 'USER_IP':
-        if (this.fromPage) throw fromPage(cmd.name);
+        this.checkNotPageOnly(cmd.name);
         return this.host.clientCommand(this, cmd);
       case 'SERVER':
       case 'SYNC':
@@ -193,40 +196,77 @@ export class ServerConnection implements Peer, LineSink {
     }
   }
 
-  /** The parser lets RDATA and POSITION through only from a writer. */
-  private writerIngest(): WriterIngest {
-    if (this.ingest === null) throw new ProtocolError('WRONG_DIRECTION', 'only a writer may send rows');
-    return this.ingest;
+  /** Streams this connection may read; null: all. */
+  private get readable(): ReadonlySet<string> | null {
+    return this.access === null ? null : this.access.readable;
+  }
+
+  /** A page's commands would reach the writers: only a credential that allows it (`+page`) lets them through. */
+  private checkNotPageOnly(command: string): void {
+    if (this.fromPage && this.access?.fromPages !== true) throw fromPage(command);
+  }
+
+  /** The parser lets RDATA and POSITION through only from a writer's credential; a page's only with `+page`. */
+  private writerIngest(command: 'RDATA' | 'POSITION'): WriterIngest {
+    if (this.ingest !== null) return this.ingest;
+    if (this.fromPage) throw fromPage(command);
+    throw new ProtocolError('WRONG_DIRECTION', 'only a writer may send rows');
+  }
+
+  /** The secret the WebSocket upgrade carried (a cookie): authenticates as AUTH would, before any command. */
+  authenticateByUpgrade(secret: string): void {
+    try {
+      this.authenticate(secret);
+      this.authenticatedByUpgrade = true;
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.fail(err);
+    }
   }
 
   private authenticate(secret: string): void {
-    if (this.role !== 'anonymous') throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
+    if (this.role !== 'anonymous' && !this.mayReplaceCredential()) {
+      throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
+    }
     const host = hostOf(this.remoteAddress);
     const now = this.host.now();
-    const wait = this.host.authFailures.retryAfter(host, now);
-    if (wait > 0) throw tooManyAuthFailures(host, wait);
-    const credential = this.host.limits.credentials.find((c) => c.secret === secret);
-    if (!credential) {
-      this.host.authFailures.failed(host, now);
+    const failures = this.host.authFailures;
+    const wait = failures.retryAfter(host, now);
+    if (wait > 0) {
+      this.host.events.authFailed?.(this, { host, failures: failures.countOf(host), limit: failures.limit, windowMs: failures.windowMs, refusedForMs: wait });
+      throw tooManyAuthFailures(host, wait);
+    }
+    const access = this.host.limits.credentials.lookup(secret);
+    if (access === null) {
+      const count = failures.failed(host, now);
+      this.host.events.authFailed?.(this, { host, failures: count, limit: failures.limit, windowMs: failures.windowMs, refusedForMs: 0 });
       throw authFailed();
     }
-    this.role = credential.role;
-    const streams = credential.streams ? new Set(credential.streams) : null;
-    if (credential.role === 'writer') {
-      this.writable = streams;
+    this.access = access;
+    this.authenticatedByUpgrade = false;
+    this.role = access.credential.role;
+    // A page's writer credential without `+page` only reads: its rows are refused (writerIngest).
+    if (this.role === 'writer' && (!this.fromPage || access.fromPages)) {
       this.ingest = new WriterIngest({
         logOf: (stream) => this.writableLog(stream),
         storeFailed: (err) => this.fail(err, 'store_failed'),
       });
       this.host.addWriter(this);
-    } else {
-      this.readable = streams;
     }
+  }
+
+  /**
+   * An AUTH after a cookie's credential replaces it while that changed
+   * nothing yet: a subscriber with no subscription (a page that also AUTHs).
+   */
+  private mayReplaceCredential(): boolean {
+    return this.authenticatedByUpgrade && this.ingest === null && this.host.subscriptionsOf(this).length === 0;
   }
 
   private writableLog(name: string): StreamLog {
     const log = this.host.logOf(name);
-    if (this.writable !== null && !this.writable.has(name)) {
+    const writable = this.access === null ? null : this.access.writable;
+    if (writable !== null && !writable.has(name)) {
       throw notPermitted('write', name);
     }
     return log;

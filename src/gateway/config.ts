@@ -5,6 +5,7 @@
  * and what is allowed; the CLI prints it and exits 2.
  */
 import { readFileSync } from 'node:fs';
+import type { Credential } from '../core/credentials.js';
 import { Invalid, OPTIONS, OPTION_BY_FLAG, OPTION_BY_KEY, type GatewayConfig, type OptionSpec } from './options.js';
 
 export class ConfigError extends Error {
@@ -38,26 +39,35 @@ export function loadConfig({ argv, env, readFile = (p) => readFileSync(p, 'utf8'
   const { flags, help } = parseFlags(argv);
   if (help) return { config: undefined as unknown as GatewayConfig, help, explicit: new Set() };
 
-  const fromEnv = new Map<string, Raw>();
+  const fromEnv = new Map<string, Raw[]>();
   for (const o of OPTIONS) {
     const text = env[o.env];
     // An empty variable counts as unset, as shells make them easily.
-    if (text !== undefined && text !== '') fromEnv.set(o.key, { text, source: { kind: 'env', name: o.env } });
+    if (text === undefined || text === '') continue;
+    const source: Source = { kind: 'env', name: o.env };
+    // A repeatable option's values are words (tokens have no spaces): one variable holds several.
+    const texts = o.repeatable ? text.split(/\s+/).filter((t) => t !== '') : [text];
+    fromEnv.set(o.key, texts.map((t) => ({ text: t, source })));
   }
 
-  const configRaw = flags.get('config') ?? fromEnv.get('config');
-  const fromFile = new Map<string, Raw>();
+  const configRaw = (flags.get('config') ?? fromEnv.get('config'))?.at(-1);
+  const fromFile = new Map<string, Raw[]>();
   if (configRaw !== undefined) {
     const path = parseValue(OPTION_BY_KEY.get('config')!, configRaw) as string;
-    for (const [key, raw] of readConfigFile(path, readFile)) fromFile.set(key, raw);
+    for (const [key, raws] of readConfigFile(path, readFile)) fromFile.set(key, raws);
   }
 
   const values: Record<string, unknown> = {};
   const explicit = new Set<keyof GatewayConfig>();
   for (const o of OPTIONS) {
-    const raw = flags.get(o.key) ?? fromEnv.get(o.key) ?? fromFile.get(o.key);
-    if (raw !== undefined) explicit.add(o.key);
-    const chosen = raw ?? (o.defaultText === null ? undefined : { text: o.defaultText, source: { kind: 'default' } as Source });
+    const raws = flags.get(o.key) ?? fromEnv.get(o.key) ?? fromFile.get(o.key);
+    if (raws !== undefined) explicit.add(o.key);
+    if (o.repeatable) {
+      values[o.key] = (raws ?? []).map((raw) => parseValue(o, raw));
+      continue;
+    }
+    // Given twice, the last one counts.
+    const chosen = raws?.at(-1) ?? (o.defaultText === null ? undefined : { text: o.defaultText, source: { kind: 'default' } as Source });
     values[o.key] = chosen === undefined ? null : parseValue(o, chosen);
   }
   const config = values as unknown as GatewayConfig;
@@ -65,8 +75,8 @@ export function loadConfig({ argv, env, readFile = (p) => readFileSync(p, 'utf8'
   return { config, help: false, explicit };
 }
 
-function parseFlags(argv: readonly string[]): { flags: Map<string, Raw>; help: boolean } {
-  const flags = new Map<string, Raw>();
+function parseFlags(argv: readonly string[]): { flags: Map<string, Raw[]>; help: boolean } {
+  const flags = new Map<string, Raw[]>();
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -88,12 +98,14 @@ function parseFlags(argv: readonly string[]): { flags: Map<string, Raw>; help: b
       text = next;
       i++;
     }
-    flags.set(spec.key, { text, source: { kind: 'flag', flag } });
+    const given = flags.get(spec.key) ?? [];
+    given.push({ text, source: { kind: 'flag', flag } });
+    flags.set(spec.key, given);
   }
   return { flags, help };
 }
 
-function readConfigFile(path: string, readFile: (p: string) => string): Map<string, Raw> {
+function readConfigFile(path: string, readFile: (p: string) => string): Map<string, Raw[]> {
   let text: string;
   try {
     text = readFile(path);
@@ -110,7 +122,7 @@ function readConfigFile(path: string, readFile: (p: string) => string): Map<stri
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`--config '${path}': expected a JSON object of settings, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
   }
-  const out = new Map<string, Raw>();
+  const out = new Map<string, Raw[]>();
   for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
     const spec = OPTION_BY_KEY.get(key);
     if (spec === undefined || key === 'config') {
@@ -118,6 +130,10 @@ function readConfigFile(path: string, readFile: (p: string) => string): Map<stri
       throw new ConfigError(`--config '${path}': unknown setting '${key}'; expected one of ${known.join(', ')}`);
     }
     const source: Source = { kind: 'file', path };
+    if (spec.repeatable && Array.isArray(value) && value.every((v) => typeof v === 'string')) {
+      out.set(key, value.map((text: string) => ({ text, source })));
+      continue;
+    }
     let text: string;
     if (typeof value === 'string') text = value;
     else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
@@ -126,10 +142,10 @@ function readConfigFile(path: string, readFile: (p: string) => string): Map<stri
     else if (value === null) continue; // null: not set here
     else {
       throw new ConfigError(
-        `invalid ${describe(spec, source)}: ${JSON.stringify(value)}; expected a string or number (${spec.valueName})`,
+        `invalid ${describe(spec, source)}: ${JSON.stringify(value)}; expected a string or number (${spec.valueName})${spec.repeatable ? ', or a list of strings' : ''}`,
       );
     }
-    out.set(key, { text, source });
+    out.set(key, [{ text, source }]);
   }
   return out;
 }
@@ -160,6 +176,24 @@ function printable(text: string): string {
   return cut.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/** Every token differs from every other, and lists only declared streams. */
+function checkTokens(config: GatewayConfig): void {
+  const flagOf = (c: Credential): string => (c.role === 'writer' ? '--writer-token' : '--subscriber-token');
+  const seen = new Map<string, Credential>();
+  for (const c of [...config.writerToken, ...config.subscriberToken]) {
+    const earlier = seen.get(c.secret);
+    if (earlier !== undefined) {
+      const what = earlier.role === c.role ? `two ${flagOf(c)} values have the same token` : '--subscriber-token equals --writer-token';
+      throw new ConfigError(`${what}; expected every token to differ`);
+    }
+    seen.set(c.secret, c);
+    const undeclared = c.streams?.find((s) => !config.streams.includes(s));
+    if (undeclared !== undefined) {
+      throw new ConfigError(`${flagOf(c)} lists stream '${undeclared}', which is not declared; expected streams of --streams (${config.streams.join(',')})`);
+    }
+  }
+}
+
 /** Settings that are fine alone but not together. */
 function checkCombinations(config: GatewayConfig, explicit: ReadonlySet<keyof GatewayConfig>): void {
   if (config.upstream === null) {
@@ -168,14 +202,12 @@ function checkCombinations(config: GatewayConfig, explicit: ReadonlySet<keyof Ga
         throw new ConfigError(`${OPTION_BY_KEY.get(key)!.flag} is set but --upstream is not; expected --upstream HOST:PORT with it`);
       }
     }
-  } else if (config.writerToken !== null) {
+  } else if (config.writerToken.length > 0) {
     throw new ConfigError(
       `--writer-token cannot be combined with --upstream ${config.upstream.host}:${config.upstream.port}: in relay mode the upstream writes every stream; expected no --writer-token`,
     );
   }
-  if (config.writerToken !== null && config.writerToken === config.subscriberToken) {
-    throw new ConfigError('--subscriber-token equals --writer-token; expected two different tokens');
-  }
+  checkTokens(config);
   const { listen, http } = config;
   if (http !== null && http.port !== 0 && http.port === listen.port && http.host === listen.host) {
     throw new ConfigError(`--http ${http.host}:${http.port} is the --listen address; expected another port (or off)`);

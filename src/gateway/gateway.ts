@@ -11,7 +11,6 @@ import { chooseEngine } from '../bindings/engine-choice.js';
 import { HttpListener } from '../bindings/http-app.js';
 import { MonitorListener } from '../bindings/monitor-listener.js';
 import { EncoderPool } from '../workers/encoder-pool.js';
-import { parseTokenSpec } from '../bindings/ws-access.js';
 import { JUMP_STREAMS, type ConnectionInfo, type DisconnectReason } from '../core/hub-types.js';
 import type { ServerView } from '../core/server-view.js';
 import { ReplicationRelay } from '../relay.js';
@@ -52,6 +51,8 @@ export class Gateway {
   private readonly timeline = new StreamTimeline();
   private readonly lastWriteAt = new Map<string, number>();
   private readonly limiter = new LogLimiter();
+  /** Connections closed for a failed AUTH: the AUTH log lines speak for them (once per burst per host). */
+  private readonly authFailedConns = new WeakSet<ConnectionInfo>();
   private readonly http: HttpListener | null;
   private readonly monitor: MonitorListener | null;
   private monitorAddress: AddressInfo | null = null;
@@ -99,9 +100,7 @@ export class Gateway {
       encoder: this.encoder,
       serverName: config.serverName ?? config.upstreamName ?? 'localhost',
       streams: config.streams.map((name) => ({ name, tooOld: JUMP_STREAMS.includes(name) ? 'jump' : 'error' })),
-      ...(config.writerToken !== null ? { writerToken: config.writerToken } : {}),
-      // `T` or `T:events,typing` (a token limited to those streams).
-      ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
+      credentials: [...config.writerToken, ...config.subscriberToken],
       createLog: (stream) => store.createLog(stream),
       generation: store.health().generation?.id ?? null,
       maxQueueCommands: config.maxQueueCommands,
@@ -149,6 +148,7 @@ export class Gateway {
             engine,
             fallback: (method, path, query) => answer(routes, method, path, query),
             allowOrigins: config.allowOrigins ?? [],
+            authCookie: config.authCookie,
             status: { behind: (stream, token, now) => this.timeline.behind(stream, token, now), cuts: () => this.cuts.list(), clock },
             transcoder: this.encoder,
           });
@@ -183,8 +183,7 @@ export class Gateway {
     }
     const config = merged as unknown as GatewayConfig;
     this.server.reconfigure({
-      ...(config.writerToken !== null ? { writerToken: config.writerToken } : {}),
-      ...(config.subscriberToken !== null ? { credentials: [parseTokenSpec(config.subscriberToken)] } : {}),
+      credentials: [...config.writerToken, ...config.subscriberToken],
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
       maxStallMs: config.maxStallMs,
@@ -290,6 +289,7 @@ export class Gateway {
     server.on('disconnect', (conn, reason, detail) => {
       metrics.disconnected(conn, reason);
       if (reason === 'slow_consumer') return; // logged with its details as a cut
+      if (this.authFailedConns.has(conn)) return; // logged once per burst as a failed AUTH
       // Routine closes share one bucket; each kind of trouble has its own, so a crowd of
       // ordinary disconnects never hides a failed AUTH or a ping timeout.
       const routine = ROUTINE.has(reason);
@@ -310,6 +310,18 @@ export class Gateway {
     // The relay hears subscribers' commands from the hub, as a writer does.
     server.on('command', (cmd, conn) => {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ conn: conn.id, command: cmd.name }, 'client command');
+    });
+    server.on('authFailed', (conn, failure) => {
+      this.authFailedConns.add(conn);
+      // One line when a host's burst begins, one when it crosses the limit; the rest are counted only.
+      const { host, failures, limit, windowMs, refusedForMs } = failure;
+      if (refusedForMs > 0 || (failures !== 1 && failures !== limit) || !this.allow('auth_failed', 'warn')) return;
+      const fields = { ...describe(conn, this.clock()), host, failures, windowMs };
+      if (failures === limit) {
+        this.log.warn({ ...fields, refusedForMs: windowMs }, `${failures} failed AUTHs from ${host}: every AUTH from it is refused until its window is over`);
+      } else {
+        this.log.warn(fields, `AUTH failed from ${host}: the token matches no configured credential`);
+      }
     });
     server.on('remoteError', (conn, message) => {
       if (this.allow('remote_error', 'warn')) this.log.warn({ ...describe(conn, this.clock()), message }, 'client sent ERROR');

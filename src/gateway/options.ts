@@ -5,6 +5,7 @@
  * docs/operations.md are written from this table.
  */
 import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
+import { parseTokenSpec, type Credential } from '../core/credentials.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
 import type { FsyncPolicy, LogSpec } from './log-store.js';
@@ -20,10 +21,14 @@ export interface GatewayConfig {
   /** null: `localhost`, or in relay mode the upstream's own name. */
   serverName: string | null;
   streams: string[];
-  writerToken: string | null;
-  subscriberToken: string | null;
+  /** Every --writer-token (none: no writers). */
+  writerToken: Credential[];
+  /** Every --subscriber-token (any: every connection must AUTH). */
+  subscriberToken: Credential[];
   /** Origins (besides the --http listener's own) whose pages may open /replication; null: none. */
   allowOrigins: string[] | null;
+  /** The cookie a browser's WebSocket upgrade carries its token in; null: cookies are not read. */
+  authCookie: string | null;
   /** What serves --http: uWebSockets.js, `ws` over node:http, or auto (uWS where a native build loads). */
   wsEngine: WsEngineChoice;
   /** Where streams are kept (--log). */
@@ -72,6 +77,12 @@ export interface OptionSpec {
   help: string;
   /** Takes effect on SIGHUP without a restart (the rest need one). */
   live?: true;
+  /**
+   * Given any number of times: the value is the list of every one given
+   * (flags repeated, RG_ variable words separated by spaces, a JSON list),
+   * from the highest source that gives any; none: an empty list.
+   */
+  repeatable?: true;
   /** Text (flag, env, or a JSON string/number) to the value, or Invalid. */
   parse(text: string): unknown;
 }
@@ -108,6 +119,16 @@ function size(min: number): (text: string) => number | Invalid {
 /** A word sent on the wire (a name, a credential): no spaces or control characters. */
 function word(what: string): (text: string) => string | Invalid {
   return (text) => (/^[^\s\x00-\x1f\x7f]+$/.test(text) ? text : new Invalid(`${what}: a non-empty word without spaces`));
+}
+
+function tokenSpec(role: Credential['role']): (text: string) => Credential | Invalid {
+  return (text) => {
+    try {
+      return parseTokenSpec(text, role);
+    } catch {
+      return new Invalid('TOKEN, TOKEN:stream,stream or TOKEN:stream,+page (a non-empty word without spaces)');
+    }
+  };
 }
 
 function streamList(text: string): string[] | Invalid {
@@ -228,22 +249,24 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     key: 'writerToken',
     live: true,
+    repeatable: true,
     flag: '--writer-token',
     env: 'RG_WRITER_TOKEN',
-    valueName: 'T',
+    valueName: 'T[:STREAMS]',
     defaultText: null,
-    help: 'credential that makes a connection a writer of every stream (AUTH T); default: no writers',
-    parse: word('a token'),
+    help: 'credential that makes a connection a writer (AUTH T): of every stream, or T:events,typing of those only (it reads what it writes); ,+page lets browser pages using it write; repeatable; default: no writers',
+    parse: tokenSpec('writer'),
   },
   {
     key: 'subscriberToken',
     live: true,
+    repeatable: true,
     flag: '--subscriber-token',
     env: 'RG_SUBSCRIBER_TOKEN',
-    valueName: 'T',
+    valueName: 'T[:STREAMS]',
     defaultText: null,
-    help: 'when set, every connection must AUTH (with this or the writer token) before anything but PING; T:events,typing limits the token to those streams',
-    parse: word('a token'),
+    help: 'when set, every connection must AUTH (with a subscriber or writer token) before anything but PING; T:events,typing reads those streams only; ,+page lets browser pages using it send USER_SYNC and the other client commands; repeatable',
+    parse: tokenSpec('subscriber'),
   },
   {
     key: 'allowOrigins',
@@ -253,6 +276,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: null,
     help: "origins whose pages may open the WebSocket at /replication besides the --http listener's own (default: same origin only); * for any",
     parse: originList,
+  },
+  {
+    key: 'authCookie',
+    flag: '--auth-cookie',
+    env: 'RG_AUTH_COOKIE',
+    valueName: 'NAME',
+    defaultText: null,
+    help: 'the cookie (set HttpOnly by your site) whose value a WebSocket upgrade to /replication authenticates with, as AUTH would; default: cookies are not read',
+    parse: (t) => (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(t) ? t : new Invalid('a cookie name (letters, digits and !#$%&\'*+.^_`|~-)')),
   },
   {
     key: 'wsEngine',
@@ -466,7 +498,7 @@ export function helpText(): string {
   ];
   for (const o of OPTIONS) {
     lines.push(`  ${`${o.flag} ${o.valueName}`.padEnd(30)} ${o.help}`);
-    const dflt = o.defaultText === null ? '' : `default ${o.defaultText}; `;
+    const dflt = (o.defaultText === null ? '' : `default ${o.defaultText}; `) + (o.repeatable ? 'repeatable; ' : '');
     lines.push(`  ${''.padEnd(30)} (${dflt}env ${o.env}; config "${o.key}")`);
   }
   lines.push(`  ${'-h, --help'.padEnd(30)} this text`, '');

@@ -3,7 +3,8 @@
 // lists, read-only browser roles, the Origin allow-list, and the loopback rule.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assertListenAllowed, isLoopbackHost, originAllowed, parseTokenSpec } from '../../src/bindings/ws-access.js';
+import { assertListenAllowed, isLoopbackHost, originAllowed } from '../../src/bindings/ws-access.js';
+import { parseTokenSpec } from '../../src/core/credentials.js';
 import { HttpListener } from '../../src/bindings/http-app.js';
 import { ReplicationServer } from '../../src/server.js';
 import { describeEachEngine, waitUntil, WsPeer } from './ws-harness.js';
@@ -45,15 +46,6 @@ describe('listening off loopback', () => {
     } finally {
       await Promise.all([server.close(), http.close()]);
     }
-  });
-});
-
-describe('parseTokenSpec', () => {
-  it('reads TOKEN and TOKEN:stream,stream', () => {
-    assert.deepEqual(parseTokenSpec('s3cret'), { secret: 's3cret', role: 'subscriber' });
-    assert.deepEqual(parseTokenSpec('s3cret:events,typing'), { secret: 's3cret', role: 'subscriber', streams: ['events', 'typing'] });
-    assert.deepEqual(parseTokenSpec('a:b:events'), { secret: 'a:b', role: 'subscriber', streams: ['events'] });
-    assert.throws(() => parseTokenSpec(''), /bad token/);
   });
 });
 

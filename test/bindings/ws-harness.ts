@@ -80,6 +80,8 @@ export async function waitUntil<T>(what: string, check: () => T | undefined, ms 
 export interface WsPeerOptions {
   protocol?: string;
   origin?: string;
+  /** A Cookie header for the upgrade. */
+  cookie?: string;
   autoPong?: boolean;
 }
 
@@ -100,6 +102,7 @@ export class WsPeer {
   constructor(url: string, options: WsPeerOptions = {}) {
     this.ws = new WebSocket(url, options.protocol === undefined ? [] : [options.protocol], {
       ...(options.origin !== undefined ? { origin: options.origin } : {}),
+      ...(options.cookie !== undefined ? { headers: { cookie: options.cookie } } : {}),
       autoPong: options.autoPong ?? true,
     });
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {

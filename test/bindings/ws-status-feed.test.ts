@@ -83,6 +83,28 @@ describeEachEngine('status feed', (edge) => {
   });
 });
 
+describeEachEngine('status feed with --auth-cookie', (edge) => {
+  it('takes the cookie as its AUTH: scoped snapshots at once, a wrong cookie refused', async () => {
+    const gw = await edge.start({ credentials: [{ secret: 'ops', role: 'subscriber' }, { secret: 'tab', role: 'subscriber', streams: ['typing'] }] }, { status: { intervalMs: 50 }, authCookie: 'rg_token' });
+    try {
+      const tab = await WsPeer.open(gw.wsUrl, { protocol: STATUS, cookie: 'rg_token=tab' });
+      const scoped = await waitUntil('snapshot', () => snapshots(tab)[0]);
+      assert.deepEqual(JSON.parse(tab.messages[0]!), { type: 'hello', server: 'localhost', authRequired: false, intervalMs: 50 });
+      assert.deepEqual(scoped.streams.map((s) => s.name), ['typing']);
+
+      const wrong = await WsPeer.open(gw.wsUrl, { protocol: STATUS, cookie: 'rg_token=nope' });
+      await wrong.waitClosed();
+      assert.deepEqual(wrong.messages.map((m) => JSON.parse(m) as unknown), [
+        { type: 'hello', server: 'localhost', authRequired: true, intervalMs: 50 },
+        { type: 'error', message: 'AUTH failed: the token matches no configured credential' },
+      ]);
+      tab.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describeEachEngine('HTTP routes', (edge) => {
   it('serves /healthz, the gateway routes, and 404 elsewhere', async () => {
     const gw = await edge.start({}, { routes: { '/metrics': async () => ({ contentType: 'text/plain; version=0.0.4', body: 'rg_up 1\n' }) } });

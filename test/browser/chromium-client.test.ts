@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { parseTokenSpec } from '../../src/bindings/ws-access.js';
+import { parseTokenSpec } from '../../src/core/credentials.js';
 import { describeEachEngine, TcpPeer, waitUntil, type Gateway } from '../bindings/ws-harness.js';
 import { artifactPath, ensureBrowserBuild, launchChromium } from './browser-harness.js';
 import { hubOf } from '../../src/server.js';

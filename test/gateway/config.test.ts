@@ -58,6 +58,9 @@ describe('loadConfig', () => {
     ['a positional argument', { argv: ['now'], env: {} }, /^unexpected argument 'now'/],
     ['upstream settings without --upstream', { argv: ['--upstream-name', 'x'], env: {} }, /^--upstream-name is set but --upstream is not/],
     ['the same token twice', { argv: ['--writer-token', 't', '--subscriber-token', 't'], env: {} }, /equals --writer-token/],
+    ['one subscriber token twice', { argv: ['--subscriber-token', 't:events', '--subscriber-token', 't'], env: {} }, /^two --subscriber-token values have the same token/],
+    ['a token listing an undeclared stream', { argv: ['--streams', 'events', '--writer-token', 'w:evnets'], env: {} }, /^--writer-token lists stream 'evnets', which is not declared/],
+    ['a bad token in a file list', { argv: ['--config', 't.json'], env: {}, readFile: files({ 't.json': '{"subscriberToken": ["ok", ":events"]}' }) }, /^invalid --subscriber-token \(from "subscriberToken" in t\.json\): ':events'; expected TOKEN, TOKEN:stream,stream/],
     ['http on the replication port', { argv: ['--listen', '127.0.0.1:7000', '--http', '127.0.0.1:7000'], env: {} }, /is the --listen address/],
   ];
   for (const [name, sources, message] of bad) {
@@ -68,6 +71,31 @@ describe('loadConfig', () => {
       );
     });
   }
+
+  it('takes --writer-token and --subscriber-token several times: from flags, as words of one variable, or as a file list', () => {
+    const fromFlags = loadConfig({
+      argv: ['--writer-token', 'm', '--writer-token', 'w:events,+page', '--subscriber-token', 'a', '--subscriber-token', 'b:typing'],
+      env: { RG_SUBSCRIBER_TOKEN: 'ignored' },
+    }).config;
+    assert.deepEqual(fromFlags.writerToken, [
+      { secret: 'm', role: 'writer' },
+      { secret: 'w', role: 'writer', streams: ['events'], fromPages: true },
+    ]);
+    assert.deepEqual(fromFlags.subscriberToken, [
+      { secret: 'a', role: 'subscriber' },
+      { secret: 'b', role: 'subscriber', streams: ['typing'] },
+    ], 'flags win over the variable, as a whole');
+    const fromEnv = loadConfig({ argv: [], env: { RG_SUBSCRIBER_TOKEN: ' a  b:events,typing ' } }).config;
+    assert.deepEqual(fromEnv.subscriberToken.map((c) => [c.secret, c.streams]), [['a', undefined], ['b', ['events', 'typing']]]);
+    const fromFile = loadConfig({
+      argv: ['--config', 'c.json'],
+      env: {},
+      readFile: files({ 'c.json': JSON.stringify({ subscriberToken: ['a', 'b:events,typing'], writerToken: 'm:caches' }) }),
+    }).config;
+    assert.deepEqual(fromFile.subscriberToken.map((c) => [c.secret, c.streams]), [['a', undefined], ['b', ['events', 'typing']]]);
+    assert.deepEqual(fromFile.writerToken, [{ secret: 'm', role: 'writer', streams: ['caches'] }]);
+    assert.deepEqual(loadConfig({ argv: [], env: {} }).config.subscriberToken, [], 'none by default');
+  });
 
   it('names every option\'s RG_ variable after its flag', () => {
     for (const o of OPTIONS) assert.equal(o.env, `RG_${o.flag.slice(2).replace(/-/g, '_').toUpperCase()}`);

@@ -12,7 +12,17 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type * as uWS from 'uWebSockets.js';
-import { bodyBytes, REPLICATION_PATH, type AcceptedUpgrade, type EdgeCore, type EdgeEngine, type EdgeEngineFactory, type HttpReply, type SocketEvents } from './edge-engine.js';
+import {
+  bodyBytes,
+  REPLICATION_PATH,
+  type AcceptedUpgrade,
+  type EdgeCore,
+  type EdgeEngine,
+  type EdgeEngineFactory,
+  type EdgeTls,
+  type HttpReply,
+  type SocketEvents,
+} from './edge-engine.js';
 
 export type UwsModule = typeof uWS;
 
@@ -27,20 +37,40 @@ const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
 type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => void;
 
 export function uwsEngine(uws: UwsModule): EdgeEngineFactory {
-  return (core) => new UwsEngine(uws, core);
+  return (core, tls) => new UwsEngine(uws, core, tls);
 }
 
 class UwsEngine implements EdgeEngine {
-  private readonly app: uWS.TemplatedApp;
+  /** The app new connections reach. */
+  private app: uWS.TemplatedApp;
+  /** Apps replaced by a new certificate: their connections stay open on them until they end or closeAll(). */
+  private readonly retired: uWS.TemplatedApp[] = [];
   private listenSocket: uWS.us_listen_socket | null = null;
+  private bound: { host: string; port: number } | null = null;
+  private readonly tls: boolean;
 
   constructor(
     private readonly uws: UwsModule,
-    core: EdgeCore,
+    private readonly core: EdgeCore,
+    tls: EdgeTls | null,
   ) {
+    this.tls = tls !== null;
+    this.app = this.makeApp(tls);
+  }
+
+  /**
+   * An App (an SSLApp with TLS: uWS reads the PEM files itself, and with a
+   * CA file requires client certificates) with the bridge's WebSocket route
+   * and every other request to the core.
+   */
+  private makeApp(tls: EdgeTls | null): uWS.TemplatedApp {
+    const { uws, core } = this;
     const bridge = core.bridge;
-    this.app = uws.App();
-    this.app.ws<SocketData>(REPLICATION_PATH, {
+    const app =
+      tls === null
+        ? uws.App()
+        : uws.SSLApp({ cert_file_name: tls.files.cert, key_file_name: tls.files.key, ...(tls.files.ca !== null ? { ca_file_name: tls.files.ca } : {}) });
+    app.ws<SocketData>(REPLICATION_PATH, {
       maxPayloadLength: bridge.maxPayloadBytes,
       // 0: no uWS limit, so no message is ever dropped; the hub bounds what is queued.
       maxBackpressure: 0,
@@ -75,7 +105,7 @@ class UwsEngine implements EdgeEngine {
       pong: (ws) => ws.getUserData().events?.heard(),
       close: (ws) => ws.getUserData().events?.socketClosed(),
     });
-    this.app.any('/*', (res, req) => {
+    app.any('/*', (res, req) => {
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -93,19 +123,55 @@ class UwsEngine implements EdgeEngine {
         if (!aborted) res.cork(() => writeReply(res, r));
       });
     });
+    return app;
   }
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      (this.app.listen as unknown as ListenWithOptions).call(this.app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
-        if (socket === false) {
-          reject(new Error('the address is in use or cannot be bound'));
-          return;
-        }
-        this.listenSocket = socket;
-        resolve(this.uws.us_socket_local_port(socket as unknown as uWS.us_socket));
-      });
+      const socket = this.listenOn(this.app, host, port);
+      if (socket === false) {
+        reject(new Error('the address is in use or cannot be bound'));
+        return;
+      }
+      this.listenSocket = socket;
+      const bound = this.uws.us_socket_local_port(socket as unknown as uWS.us_socket);
+      this.bound = { host, port: bound };
+      resolve(bound);
     });
+  }
+
+  /** The listen socket, or false; uWS calls back before listen returns. */
+  private listenOn(app: uWS.TemplatedApp, host: string, port: number): uWS.us_listen_socket | false {
+    let result: uWS.us_listen_socket | false = false;
+    (app.listen as unknown as ListenWithOptions).call(app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => (result = socket));
+    return result;
+  }
+
+  /**
+   * uWS cannot change an SSLApp's certificate, so a new SSLApp takes over the
+   * port: the old listen socket is closed and the new one bound in the same
+   * turn (a connection attempt in that instant is refused, and retried by
+   * clients), and the old app keeps serving the connections it has.
+   */
+  setTls(tls: EdgeTls): void {
+    if (!this.tls) throw new TypeError('this listener was started without TLS: a certificate can only replace another');
+    const next = this.makeApp(tls);
+    if (this.listenSocket === null || this.bound === null) {
+      this.retired.push(this.app);
+      this.app = next;
+      return;
+    }
+    const { host, port } = this.bound;
+    this.uws.us_listen_socket_close(this.listenSocket);
+    const socket = this.listenOn(next, host, port);
+    if (socket === false) {
+      // Someone took the port in that instant: keep serving with the old certificate.
+      this.listenSocket = this.listenOn(this.app, host, port) || null;
+      throw new Error(`could not listen on ${host}:${port} again with the new certificate; the old one stays${this.listenSocket === null ? ' but the port is lost: restart the gateway' : ''}`);
+    }
+    this.listenSocket = socket;
+    this.retired.push(this.app);
+    this.app = next;
   }
 
   stopListening(): void {
@@ -115,7 +181,7 @@ class UwsEngine implements EdgeEngine {
 
   closeAll(): void {
     // Idle keep-alive HTTP connections too (App.close is in this uWS build, not in its typings).
-    (this.app as unknown as { close?: () => void }).close?.();
+    for (const app of [...this.retired, this.app]) (app as unknown as { close?: () => void }).close?.();
   }
 }
 

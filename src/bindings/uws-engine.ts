@@ -41,35 +41,27 @@ export function uwsEngine(uws: UwsModule): EdgeEngineFactory {
 }
 
 class UwsEngine implements EdgeEngine {
-  /** The app new connections reach. */
-  private app: uWS.TemplatedApp;
-  /** Apps replaced by a new certificate: their connections stay open on them until they end or closeAll(). */
-  private readonly retired: uWS.TemplatedApp[] = [];
+  private readonly app: uWS.TemplatedApp;
   private listenSocket: uWS.us_listen_socket | null = null;
-  private bound: { host: string; port: number } | null = null;
-  private readonly tls: boolean;
 
   constructor(
     private readonly uws: UwsModule,
     private readonly core: EdgeCore,
     tls: EdgeTls | null,
   ) {
-    this.tls = tls !== null;
     this.app = this.makeApp(tls);
   }
 
   /**
-   * An App (an SSLApp with TLS: uWS reads the PEM files itself, and with a
-   * CA file requires client certificates) with the bridge's WebSocket route
-   * and every other request to the core.
+   * An App (an SSLApp with TLS: uWS reads the PEM files itself) with the
+   * bridge's WebSocket route and every other request to the core.
    */
   private makeApp(tls: EdgeTls | null): uWS.TemplatedApp {
     const { uws, core } = this;
     const bridge = core.bridge;
-    const app =
-      tls === null
-        ? uws.App()
-        : uws.SSLApp({ cert_file_name: tls.files.cert, key_file_name: tls.files.key, ...(tls.files.ca !== null ? { ca_file_name: tls.files.ca } : {}) });
+    // engine-choice.ts never picks this engine for a CA: uWS would ask for client certificates but admit a client without one.
+    if (tls !== null && tls.files.ca !== null) throw new TypeError('the uws engine cannot require client certificates: use the ws engine');
+    const app = tls === null ? uws.App() : uws.SSLApp({ cert_file_name: tls.files.cert, key_file_name: tls.files.key });
     app.ws<SocketData>(REPLICATION_PATH, {
       maxPayloadLength: bridge.maxPayloadBytes,
       // 0: no uWS limit, so no message is ever dropped; the hub bounds what is queued.
@@ -128,50 +120,24 @@ class UwsEngine implements EdgeEngine {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const socket = this.listenOn(this.app, host, port);
-      if (socket === false) {
-        reject(new Error('the address is in use or cannot be bound'));
-        return;
-      }
-      this.listenSocket = socket;
-      const bound = this.uws.us_socket_local_port(socket as unknown as uWS.us_socket);
-      this.bound = { host, port: bound };
-      resolve(bound);
+      (this.app.listen as unknown as ListenWithOptions).call(this.app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
+        if (socket === false) {
+          reject(new Error('the address is in use or cannot be bound'));
+          return;
+        }
+        this.listenSocket = socket;
+        resolve(this.uws.us_socket_local_port(socket as unknown as uWS.us_socket));
+      });
     });
   }
 
-  /** The listen socket, or false; uWS calls back before listen returns. */
-  private listenOn(app: uWS.TemplatedApp, host: string, port: number): uWS.us_listen_socket | false {
-    let result: uWS.us_listen_socket | false = false;
-    (app.listen as unknown as ListenWithOptions).call(app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => (result = socket));
-    return result;
-  }
-
   /**
-   * uWS cannot change an SSLApp's certificate, so a new SSLApp takes over the
-   * port: the old listen socket is closed and the new one bound in the same
-   * turn (a connection attempt in that instant is refused, and retried by
-   * clients), and the old app keeps serving the connections it has.
+   * uWS 20.30 cannot change an SSLApp's certificate, and a second app cannot
+   * take over the port while connections accepted on it are open (the port
+   * is bound exclusively, without address reuse): a restart is needed.
    */
-  setTls(tls: EdgeTls): void {
-    if (!this.tls) throw new TypeError('this listener was started without TLS: a certificate can only replace another');
-    const next = this.makeApp(tls);
-    if (this.listenSocket === null || this.bound === null) {
-      this.retired.push(this.app);
-      this.app = next;
-      return;
-    }
-    const { host, port } = this.bound;
-    this.uws.us_listen_socket_close(this.listenSocket);
-    const socket = this.listenOn(next, host, port);
-    if (socket === false) {
-      // Someone took the port in that instant: keep serving with the old certificate.
-      this.listenSocket = this.listenOn(this.app, host, port) || null;
-      throw new Error(`could not listen on ${host}:${port} again with the new certificate; the old one stays${this.listenSocket === null ? ' but the port is lost: restart the gateway' : ''}`);
-    }
-    this.listenSocket = socket;
-    this.retired.push(this.app);
-    this.app = next;
+  setTls(_tls: EdgeTls): void {
+    throw new Error('the uws engine cannot change its certificate while running (uWebSockets.js has no way to): restart the gateway, or run the HTTP listener on --ws-engine ws, which can');
   }
 
   stopListening(): void {
@@ -181,7 +147,7 @@ class UwsEngine implements EdgeEngine {
 
   closeAll(): void {
     // Idle keep-alive HTTP connections too (App.close is in this uWS build, not in its typings).
-    for (const app of [...this.retired, this.app]) (app as unknown as { close?: () => void }).close?.();
+    (this.app as unknown as { close?: () => void }).close?.();
   }
 }
 

@@ -92,8 +92,8 @@ export class Gateway {
     private readonly clock: () => number,
   ) {
     // Before anything starts: --ws-engine uws where it cannot run throws EngineUnavailableError, a bad TLS file TlsFilesError.
-    const engine = config.http === null ? null : chooseEngine(config.wsEngine);
     const tls = loadGatewayTls(config);
+    const engine = config.http === null ? null : chooseEngine(config.wsEngine, { clientCertificates: tls.http !== null && tls.http.ca !== null });
     this.startedAt = clock();
     this.stopRequested = new Promise((resolve) => (this.requestStop = resolve));
     this.encoder = new EncoderPool(config.encodeThreads === null ? {} : { threads: config.encodeThreads });

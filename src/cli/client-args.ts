@@ -55,17 +55,22 @@ export function tlsHelp(width: number): string {
 }
 
 /**
- * The client's `tls` option from --tls, --tls-ca, --tls-cert and --tls-key:
- * undefined for plaintext, or the reason the files cannot be used.
+ * The client's `tls` option from --tls, --tls-ca, --tls-cert and --tls-key
+ * (undefined: plaintext), or the reason the files cannot be used.
  */
-export function clientTls(values: { tls?: boolean; 'tls-ca'?: string; 'tls-cert'?: string; 'tls-key'?: string }): true | ClientTlsOptions | undefined | { problem: string } {
+export function clientTls(values: {
+  tls?: boolean;
+  'tls-ca'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+}): { tls: true | ClientTlsOptions | undefined } | { problem: string } {
   const ca = values['tls-ca'] ?? null;
   const cert = values['tls-cert'] ?? null;
   const key = values['tls-key'] ?? null;
-  if (!values.tls && ca === null && cert === null && key === null) return undefined;
+  if (!values.tls && ca === null && cert === null && key === null) return { tls: undefined };
   try {
     const options = loadClientTls({ ca, cert, key, flagPrefix: '--tls' });
-    return Object.keys(options).length === 0 ? true : options;
+    return { tls: Object.keys(options).length === 0 ? true : options };
   } catch (err) {
     if (err instanceof TlsFilesError) return { problem: err.message };
     throw err;

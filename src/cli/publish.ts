@@ -66,8 +66,9 @@ export async function run(argv: string[]): Promise<number> {
     return usageError('publish', 'numbers must be whole and non-negative (and the bounds above 0)', HELP);
   }
   const stream = values.stream!;
-  const tls = clientTls(values);
-  if (tls !== undefined && tls !== true && 'problem' in tls) return usageError('publish', tls.problem, HELP);
+  const tlsChoice = clientTls(values);
+  if ('problem' in tlsChoice) return usageError('publish', tlsChoice.problem, HELP);
+  const { tls } = tlsChoice;
 
   const logger = pino({ name: 'publish' }, destination(2));
   const writer = new ReplicationWriter({

@@ -60,8 +60,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const pingIntervalMs = Number(values['ping-interval-ms']);
   if (!Number.isFinite(pingIntervalMs) || pingIntervalMs <= 0) return usageError('tail', 'bad --ping-interval-ms', HELP);
-  const tls = clientTls(values);
-  if (tls !== undefined && tls !== true && 'problem' in tls) return usageError('tail', tls.problem, HELP);
+  const tlsChoice = clientTls(values);
+  if ('problem' in tlsChoice) return usageError('tail', tlsChoice.problem, HELP);
+  const { tls } = tlsChoice;
 
   const logger = pino({ name: 'tail' }, destination(2));
   const client = new ReplicationClient({

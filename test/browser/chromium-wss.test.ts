@@ -41,7 +41,8 @@ describeEachEngine('browser client in chromium over wss://', (edge) => {
     const page = await context.newPage();
     await page.goto(`${gw.httpUrl}/healthz`);
     await page.addScriptTag({ type: 'module', content: PAGE_SCRIPT });
-    await page.waitForFunction(() => (globalThis as PageGlobals).state.positions.length > 0, null, { timeout: 10_000 });
+    // The module runs once its import of /client.js has loaded: `state` appears then.
+    await page.waitForFunction(() => ((globalThis as Partial<PageGlobals>).state?.positions.length ?? 0) > 0, null, { timeout: 10_000 });
     const writer = await TcpPeer.connect(gw.tcpPort);
     writer.send('AUTH w\nRDATA events 1 {"over":"wss"}\nRDATA events 2 {"n":2}\n');
     await page.waitForFunction(() => (globalThis as PageGlobals).state.rows.length === 2, null, { timeout: 10_000 });

@@ -10,7 +10,8 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { systemScheduler } from './bindings/system-scheduler.js';
-import { tcpClientTransport } from './bindings/tcp-client-transport.js';
+import { tcpClientTransport, type TcpClientTransportOptions } from './bindings/tcp-client-transport.js';
+import type { ClientTlsOptions } from './bindings/tls-files.js';
 import type { BackoffOptions } from './core/backoff.js';
 import type { ClientConnection, ClientConnectionOptions } from './core/client-connection.js';
 import type { TransportFactory } from './core/client-transport.js';
@@ -22,6 +23,13 @@ import { SessionLoop } from './core/session-loop.js';
 export interface SessionOptions {
   host?: string;
   port?: number;
+  /**
+   * Connect to host:port with TLS: `true` checks the server's certificate
+   * against the system's CAs; `{ ca }` against that CA (PEM) instead, `cert`
+   * and `key` present a client certificate, `servername` is the name the
+   * certificate must carry (default: `host`). Default: plaintext.
+   */
+  tls?: true | ClientTlsOptions;
   /** Instead of host and port: makes one transport per connection attempt. */
   transport?: TransportFactory;
   /** Sent as NAME. */
@@ -73,7 +81,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
     }
     this.log = options.logger ?? pino({ level: 'silent' });
     this.loop = new SessionLoop({
-      transport: options.transport ?? tcpClientTransport({ host: options.host ?? '127.0.0.1', port: options.port! }),
+      transport: options.transport ?? tcpClientTransport(tcpTarget(options)),
       scheduler: systemScheduler,
       log: this.log,
       backoff: options.backoff,
@@ -156,4 +164,9 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
   protected onDrain(): void {}
   protected onDisconnected(): void {}
   protected onClosed(): void {}
+}
+
+/** The TCP (or TLS) transport's options from a session's `host`, `port` and `tls`. */
+export function tcpTarget(options: Pick<SessionOptions, 'host' | 'port' | 'tls'>): TcpClientTransportOptions {
+  return { host: options.host ?? '127.0.0.1', port: options.port!, ...(options.tls !== undefined ? { tls: options.tls } : {}) };
 }

@@ -18,6 +18,7 @@ export type { SessionOptions, SessionEvents } from './client-session.js';
 export { ReplicationWriter, type ReplicationWriterOptions, type ReplicationWriterEvents } from './writer.js';
 export type { BackoffOptions } from './core/backoff.js';
 export type { ClientTransport, TransportEvents, TransportFactory } from './core/client-transport.js';
+export type { ServerTlsOptions, ClientTlsOptions } from './bindings/tls-files.js';
 export {
   SYNAPSE_STREAMS,
   type AuthFailure,

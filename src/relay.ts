@@ -25,7 +25,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { pino, type Logger } from 'pino';
 import { tcpClientTransport } from './bindings/tcp-client-transport.js';
-import type { SessionOptions } from './client-session.js';
+import { tcpTarget, type SessionOptions } from './client-session.js';
 import { catchUpRefusal } from './core/catch-up-refusal.js';
 import type { ClientActionCommand, RdataCommand } from './core/commands.js';
 import type { MasterLink } from './core/connection-host.js';
@@ -173,7 +173,7 @@ export class ReplicationRelay extends EventEmitter<ReplicationRelayEvents> {
     });
     const from: Record<string, number> = {};
     for (const s of streams) from[s] = server.head(s);
-    const transport = options.transport ?? tcpClientTransport({ host, port: options.port! });
+    const transport = options.transport ?? tcpClientTransport(tcpTarget({ ...options, host }));
     const { adoptServerName: _adopt, maxHeldRows: _rows, maxHeldBytes: _bytes, clock: _clock, ...session } = options;
     const clientOptions = {
       ...session,

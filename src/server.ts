@@ -32,6 +32,7 @@ import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_ROWS, MemoryStreamLog, token
 import { inlineRowEncoder, type RowEncoder } from './core/row-encoding.js';
 import { OrderedPublisher } from './core/ordered-commit.js';
 import { TcpListener } from './bindings/tcp-server.js';
+import type { ServerTlsOptions } from './bindings/tls-files.js';
 
 export interface ReplicationServerOptions {
   /** Sent in `SERVER` to every connection (default `localhost`). */
@@ -65,6 +66,12 @@ export interface ReplicationServerOptions {
   clock?: () => number;
   /** How `publish()` turns rows into RDATA bytes: inline (default) or an EncoderPool from src/workers. */
   encoder?: RowEncoder;
+  /**
+   * Serve TLS on the TCP listener with this certificate and key (PEM); with
+   * `ca`, every client must present a certificate that CA signed. Replace it
+   * later with setTls(). Default: plaintext.
+   */
+  tls?: ServerTlsOptions;
 }
 
 export interface ReplicationServerEvents {
@@ -80,6 +87,8 @@ export interface ReplicationServerEvents {
   slowConsumer: [conn: ConnectionInfo, details: SlowConsumerDetails];
   /** Rows (or a POSITION, with rows 0) stored in a stream; `head` is its new token. */
   written: [stream: string, rows: number, head: number];
+  /** With `tls`: a client's TLS handshake failed (it never became a connection). */
+  tlsError: [message: string, address: string];
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 100_000;
@@ -150,7 +159,10 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       tokens: (stream) => this.hub.requireStream(stream).log,
       commit: (stream, token, bytes, rows) => this.hub.appendEncoded(stream, token, bytes, rows),
     });
-    this.tcp = new TcpListener(this.hub);
+    this.tcp = new TcpListener(this.hub, {
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
+      onTlsError: (message, address) => this.emit('tlsError', message, address),
+    });
     this.sweepTimer = setInterval(() => this.hub.sweep(), options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
@@ -201,6 +213,15 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
       ...(options.maxStallMs !== undefined ? { maxStallMs: options.maxStallMs } : {}),
     });
+  }
+
+  /**
+   * A new certificate and key (and client CA) for TLS connections accepted
+   * from now on; open connections keep theirs. Only for a server made with
+   * `tls`. Throws when the PEM does not make a usable certificate.
+   */
+  setTls(tls: ServerTlsOptions): void {
+    this.tcp.setTls(tls);
   }
 
   /** Moves a stream to `token` without rows (`POSITION`). */

@@ -12,6 +12,7 @@
  * EdgeSocket is uWebSockets.js's own socket shape, so uWS sockets pass as
  * they are and its fast path has no wrapper; `ws` is adapted to it.
  */
+import type { ServerTlsOptions } from './tls-files.js';
 
 export const REPLICATION_PATH = '/replication';
 
@@ -123,13 +124,25 @@ export interface EdgeCore {
 export interface EdgeEngine {
   /** Resolves with the bound port (port 0: one the OS picked); rejects with why when the address cannot be had. */
   listen(host: string, port: number): Promise<number>;
+  /** With TLS: serve connections accepted from now on with this certificate (already checked); open ones keep theirs. */
+  setTls(tls: EdgeTls): void;
   /** Stops accepting; open sockets stay. */
   stopListening(): void;
   /** Closes every socket still open, HTTP and WebSocket. */
   closeAll(): void;
 }
 
-export type EdgeEngineFactory = (core: EdgeCore) => EdgeEngine;
+/**
+ * A TLS listener's certificate, both as the files it came from (uWS reads
+ * them itself) and as their checked contents (node:https takes these).
+ */
+export interface EdgeTls {
+  files: { cert: string; key: string; ca: string | null };
+  options: ServerTlsOptions;
+}
+
+/** `tls`: serve HTTPS and wss:// (with a CA in it, client certificates are required); null: plaintext. */
+export type EdgeEngineFactory = (core: EdgeCore, tls: EdgeTls | null) => EdgeEngine;
 
 export function bodyBytes(body: string | Uint8Array): number {
   return typeof body === 'string' ? Buffer.byteLength(body) : body.length;

@@ -70,8 +70,21 @@ function packageOf(require: NodeJS.Require): string {
   }
 }
 
-export function chooseEngine(choice: WsEngineChoice): ChosenEngine {
+/**
+ * `clientCertificates`: the HTTP listener must require client certificates
+ * (a TLS CA is given). uWebSockets.js 20.30 asks for one but lets a client
+ * without one in, so only `ws` serves that.
+ */
+export function chooseEngine(choice: WsEngineChoice, { clientCertificates = false }: { clientCertificates?: boolean } = {}): ChosenEngine {
   if (choice === 'ws') return { name: 'ws', reason: 'asked for (--ws-engine ws)', create: nodeWsEngine };
+  if (clientCertificates) {
+    if (choice === 'uws') {
+      throw new EngineUnavailableError(
+        '--ws-engine uws cannot require client certificates (uWebSockets.js lets a client without one in): use --ws-engine ws (or auto, which picks ws then) with --tls-ca/--http-tls-ca',
+      );
+    }
+    return { name: 'ws', reason: 'auto: client certificates are required (--tls-ca/--http-tls-ca), which only ws enforces', create: nodeWsEngine };
+  }
   const uws = probeUws();
   if ('module' in uws) {
     const reason = choice === 'uws' ? 'asked for (--ws-engine uws)' : 'auto: a native uWebSockets.js build loads here';

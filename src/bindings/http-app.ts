@@ -7,17 +7,20 @@
  *     GET <path>         any other route the gateway gives (/metrics, /congestion, /connections)
  *     WS  /replication   the WebSocket bridge (src/bindings/ws-bridge.ts)
  *
- * Other methods (HEAD too) and paths go to the gateway's fallback. It refuses
- * to listen off loopback unless subscribers must AUTH with a token
- * (src/bindings/ws-access.ts).
+ * Other methods (HEAD too) and paths go to the gateway's fallback. With
+ * `tls` it serves HTTPS and wss:// on either engine. Off loopback it refuses
+ * to listen without TLS and a subscriber token unless told otherwise
+ * (src/core/open-door.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
 import { hubOf, type ReplicationServer } from '../server.js';
-import type { EdgeEngine, HttpReply, HttpRequestHead } from './edge-engine.js';
+import { openDoorRefusal } from '../core/open-door.js';
+import type { EdgeEngine, EdgeTls, HttpReply, HttpRequestHead } from './edge-engine.js';
 import { chooseEngine, type ChosenEngine } from './engine-choice.js';
-import { assertListenAllowed, originAllowed } from './ws-access.js';
+import { loadServerTls, type ServerTlsOptions } from './tls-files.js';
+import { originAllowed } from './ws-access.js';
 import { WsBridge, type WsBridgeOptions } from './ws-bridge.js';
 import { StatusFeed, type StatusFeedOptions } from './status-feed.js';
 
@@ -54,6 +57,20 @@ export interface HttpListenerOptions extends WsBridgeOptions {
   staticDir?: URL;
   /** What moves the bytes (default: chooseEngine('auto')). */
   engine?: ChosenEngine;
+  /** Serve HTTPS and wss:// with these PEM files (with `ca`, client certificates are required); default plaintext. */
+  tls?: HttpTlsFiles;
+  /** Off loopback, plaintext is meant (`--insecure`). */
+  insecure?: boolean;
+  /** Off loopback, reads without a subscriber token are meant (`--anonymous-read`). */
+  anonymousRead?: boolean;
+}
+
+/** Paths of the PEM files, and the flags' prefix for messages (`--http-tls` by default). */
+export interface HttpTlsFiles {
+  cert: string;
+  key: string;
+  ca?: string | null;
+  flagPrefix?: string;
 }
 
 const DEFAULT_STATIC_DIR = new URL('../../static/', import.meta.url);
@@ -74,6 +91,9 @@ export class HttpListener {
   private closing: Promise<void> | null = null;
   private readonly closeGraceMs: number;
   private readonly onDisconnect: (conn: ConnectionInfo, reason: DisconnectReason, detail: string) => void;
+  private readonly tls: boolean;
+  private readonly insecure: boolean;
+  private readonly anonymousRead: boolean;
 
   constructor(
     private readonly server: ReplicationServer,
@@ -99,13 +119,29 @@ export class HttpListener {
     for (const [path, handler] of Object.entries(options.routes ?? {})) this.getRoutes.set(path, handler);
     // Browsers ask for it on every page: an empty answer keeps their consoles clean.
     this.getRoutes.set('/favicon.ico', () => ({ status: 204, body: '' }));
-    this.edge = this.engine.create({ bridge: this.bridge, serve: (request, reply) => this.serve(request, reply) });
+    this.tls = options.tls !== undefined;
+    this.insecure = options.insecure ?? false;
+    this.anonymousRead = options.anonymousRead ?? false;
+    const tls = options.tls === undefined ? null : edgeTls(options.tls);
+    this.edge = this.engine.create({ bridge: this.bridge, serve: (request, reply) => this.serve(request, reply) }, tls);
   }
 
-  /** Starts listening (port 0 picks a free port); refuses a non-loopback host without a subscriber token, and a port in use. */
+  /**
+   * Starts listening (port 0 picks a free port); refuses a port in use, and
+   * off loopback an open door (no TLS, no subscriber token: src/core/open-door.ts).
+   */
   async listen(host: string, port: number): Promise<AddressInfo> {
     const { credentials, requireAuth } = hubOf(this.server).limits;
-    assertListenAllowed(host, credentials.list, requireAuth);
+    const refusal = openDoorRefusal({
+      flag: '--http',
+      host,
+      port,
+      tls: this.tls,
+      subscriberCredential: requireAuth && credentials.hasSubscriber,
+      insecure: this.insecure,
+      anonymousRead: this.anonymousRead,
+    });
+    if (refusal !== null) throw new Error(refusal);
     let bound: number;
     try {
       bound = await this.edge.listen(host, port);
@@ -118,6 +154,18 @@ export class HttpListener {
 
   address(): AddressInfo | null {
     return this.bound;
+  }
+
+  /**
+   * Reads and checks new PEM files and serves connections accepted from now
+   * on with them (returned); open ones keep theirs. Throws (TlsFilesError) and
+   * keeps the certificate in use when a file is bad. Only for a listener made with `tls`.
+   */
+  setTls(files: HttpTlsFiles): ServerTlsOptions {
+    if (!this.tls) throw new TypeError('this listener was started without TLS: a certificate can only replace another');
+    const tls = edgeTls(files);
+    this.edge.setTls(tls);
+    return tls.options;
   }
 
   /**
@@ -179,4 +227,10 @@ export class HttpListener {
       return { status: 404, contentType: 'text/plain', body: `${name} is not built: run \`npm run build\`\n` };
     }
   }
+}
+
+/** The files read and checked (throws TlsFilesError), for the engine. */
+function edgeTls(files: HttpTlsFiles): EdgeTls {
+  const checked = { cert: files.cert, key: files.key, ca: files.ca ?? null };
+  return { files: checked, options: loadServerTls({ ...checked, flagPrefix: files.flagPrefix ?? '--http-tls' }) };
 }

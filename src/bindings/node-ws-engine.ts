@@ -10,7 +10,8 @@
  * ws's (socket queue + its own), cork is the TCP socket's, and drain is the
  * TCP socket's 'drain'.
  */
-import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerOptions as HttpServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
@@ -25,42 +26,50 @@ import {
   type EdgeEngine,
   type EdgeEngineFactory,
   type EdgeSocket,
+  type EdgeTls,
   type HttpReply,
   type HttpRequestHead,
 } from './edge-engine.js';
+import { tlsServerOptions } from './tls-files.js';
 
-export const nodeWsEngine: EdgeEngineFactory = (core) => new NodeWsEngine(core);
+export const nodeWsEngine: EdgeEngineFactory = (core, tls) => new NodeWsEngine(core, tls);
 
 class NodeWsEngine implements EdgeEngine {
   private readonly server: Server;
+  /** The same server when it serves TLS, for its certificate; null: plaintext. */
+  private readonly secure: HttpsServer | null;
   private readonly wss: WebSocketServer;
   /** The subprotocol the core chose, for ws's handleProtocols during handleUpgrade. */
   private readonly chosen = new WeakMap<IncomingMessage, string>();
 
-  constructor(private readonly core: EdgeCore) {
+  constructor(
+    private readonly core: EdgeCore,
+    tls: EdgeTls | null,
+  ) {
     const bridge = core.bridge;
-    this.server = createServer(
-      {
-        maxHeaderSize: HTTP_MAX_HEADER_BYTES,
-        keepAliveTimeout: HTTP_IDLE_TIMEOUT_MS,
-        headersTimeout: HTTP_IDLE_TIMEOUT_MS,
-        requestTimeout: HTTP_IDLE_TIMEOUT_MS,
-        // Timeouts are checked this often (default 30 s, coarser than the limits).
-        connectionsCheckingInterval: 1000,
-        // A write past the bridge's high-water mark then returns false, so the socket's 'drain' follows.
-        highWaterMark: bridge.sendHighWaterBytes,
-      },
-      (req, res) => {
-        core.serve(requestHead(req), (r) => {
-          if (res.destroyed) return;
-          const headers: Record<string, string | number> = { ...r.headers };
-          if (r.status !== 204) headers['content-length'] = bodyBytes(r.body);
-          res.writeHead(r.status, headers);
-          // Node sends no body for HEAD by itself.
-          res.end(r.body);
-        });
-      },
-    );
+    const httpOptions: HttpServerOptions = {
+      maxHeaderSize: HTTP_MAX_HEADER_BYTES,
+      keepAliveTimeout: HTTP_IDLE_TIMEOUT_MS,
+      headersTimeout: HTTP_IDLE_TIMEOUT_MS,
+      requestTimeout: HTTP_IDLE_TIMEOUT_MS,
+      // Timeouts are checked this often (default 30 s, coarser than the limits).
+      connectionsCheckingInterval: 1000,
+      // A write past the bridge's high-water mark then returns false, so the socket's 'drain' follows.
+      highWaterMark: bridge.sendHighWaterBytes,
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      core.serve(requestHead(req), (r) => {
+        if (res.destroyed) return;
+        const headers: Record<string, string | number> = { ...r.headers };
+        if (r.status !== 204) headers['content-length'] = bodyBytes(r.body);
+        res.writeHead(r.status, headers);
+        // Node sends no body for HEAD by itself.
+        res.end(r.body);
+      });
+    };
+    // node:https's Server has node:http's API (listen, closeAllConnections, 'upgrade'), on TLS.
+    this.secure = tls === null ? null : createHttpsServer({ ...httpOptions, ...tlsServerOptions(tls.options) }, onRequest);
+    this.server = this.secure === null ? createServer(httpOptions, onRequest) : (this.secure as unknown as Server);
     // closeTimeout is in ws 8.23, not in @types/ws 8.18.
     const wsOptions: ServerOptions & { closeTimeout: number } = {
       noServer: true,
@@ -83,6 +92,11 @@ class NodeWsEngine implements EdgeEngine {
         resolve((this.server.address() as AddressInfo).port);
       });
     });
+  }
+
+  setTls(tls: EdgeTls): void {
+    if (this.secure === null) throw new TypeError('this listener was started without TLS: a certificate can only replace another');
+    this.secure.setSecureContext(tlsServerOptions(tls.options));
   }
 
   stopListening(): void {

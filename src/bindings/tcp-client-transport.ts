@@ -1,15 +1,21 @@
 /**
- * The replication client's ClientTransport over node:net: Nagle off (the
- * protocol is small lines both ways), writes of several chunks corked into
- * one, the write return value passed up so callers wait for 'drain', and every
- * way a socket can end reported once as `close(reason)`.
+ * The replication client's ClientTransport over node:net (or node:tls): Nagle
+ * off (the protocol is small lines both ways), writes of several chunks corked
+ * into one, the write return value passed up so callers wait for 'drain', and
+ * every way a socket can end reported once as `close(reason)`. With TLS the
+ * connection is open once the handshake is done and the server's certificate
+ * checked; a certificate that does not check out is a close with the reason.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { ClientTransport, TransportEvents, TransportFactory } from '../core/client-transport.js';
+import type { ClientTlsOptions } from './tls-files.js';
 
 export interface TcpClientTransportOptions {
   host: string;
   port: number;
+  /** Connect with TLS: `true` trusts the system's CAs; an object adds a CA, a client certificate, a server name. */
+  tls?: true | ClientTlsOptions;
   /** Give up on a connect that has not completed by then (default 10000 ms). */
   connectTimeoutMs?: number;
   /** After close(): destroy the socket if it has not finished closing by then (default 2000 ms). */
@@ -27,14 +33,20 @@ export class TcpClientTransport implements ClientTransport {
   constructor(private readonly options: TcpClientTransportOptions) {}
 
   connect(events: TransportEvents): void {
-    const socket = net.connect({ host: this.options.host, port: this.options.port, noDelay: true });
+    const { host, port, tls: tlsOptions } = this.options;
+    const socket =
+      tlsOptions === undefined
+        ? net.connect({ host, port, noDelay: true })
+        : tls.connect({ host, port, ...(tlsOptions === true ? {} : tlsOptions) });
+    socket.setNoDelay(true);
     this.socket = socket;
     let reason = 'connection closed';
     socket.setTimeout(this.options.connectTimeoutMs ?? 10_000, () => {
       reason = 'connect timed out';
       socket.destroy();
     });
-    socket.once('connect', () => {
+    // Open once bytes can flow: after the TCP connect, or the TLS handshake and the certificate check.
+    socket.once(tlsOptions === undefined ? 'connect' : 'secureConnect', () => {
       socket.setTimeout(0);
       events.open();
     });

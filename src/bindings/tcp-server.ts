@@ -1,14 +1,58 @@
-/** node:net edge of the hub: each accepted socket becomes a ServerConnection. */
+/**
+ * node:net (or, with TLS, node:tls) edge of the hub: each accepted socket
+ * becomes a ServerConnection. A TLS listener hands a socket over once its
+ * handshake is done; a failed handshake (no client certificate when one is
+ * required, a client that does not trust ours) never reaches the hub.
+ */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { ReplicationHub } from '../core/hub.js';
 import type { Transport } from '../core/transport.js';
+import { tlsServerOptions, type ServerTlsOptions } from './tls-files.js';
+
+export interface TcpListenerOptions {
+  /** Serve TLS with this certificate (and, with `ca`, require client certificates). */
+  tls?: ServerTlsOptions;
+  /** A TLS handshake failed: why, and the peer's HOST:PORT. */
+  onTlsError?: (message: string, address: string) => void;
+}
+
+/** A TLS handshake not finished by then is dropped (node's default is 120 s). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class TcpListener {
   private readonly server: net.Server;
+  /** Sockets the hub has a connection for. */
   private readonly sockets = new Set<net.Socket>();
+  /** With TLS, every accepted socket from before its handshake: a shutdown drops those still shaking hands too. */
+  private readonly raw = new Set<net.Socket>();
+  private readonly tls: boolean;
 
-  constructor(private readonly hub: ReplicationHub) {
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  constructor(
+    private readonly hub: ReplicationHub,
+    options: TcpListenerOptions = {},
+  ) {
+    this.tls = options.tls !== undefined;
+    if (options.tls === undefined) {
+      this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    } else {
+      const server = tls.createServer({ ...tlsServerOptions(options.tls), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, (socket) => {
+        socket.setNoDelay(true);
+        this.accept(socket);
+      });
+      server.on('tlsClientError', (err, socket) => options.onTlsError?.(err.message, `${socket.remoteAddress}:${socket.remotePort}`));
+      server.on('connection', (raw: net.Socket) => {
+        this.raw.add(raw);
+        raw.once('close', () => this.raw.delete(raw));
+      });
+      this.server = server;
+    }
+  }
+
+  /** New certificate (and client CA) for connections accepted from now on; open ones keep theirs. */
+  setTls(options: ServerTlsOptions): void {
+    if (!this.tls) throw new TypeError('this listener was started without TLS: a certificate can only replace another');
+    (this.server as tls.Server).setSecureContext(tlsServerOptions(options));
   }
 
   listen(host: string, port: number): Promise<net.AddressInfo> {
@@ -36,6 +80,7 @@ export class TcpListener {
   /** Drops every socket at once: for a shutdown that has waited long enough. */
   destroyAll(): void {
     for (const s of this.sockets) s.destroy();
+    for (const s of this.raw) s.destroy();
   }
 
   private accept(socket: net.Socket): void {

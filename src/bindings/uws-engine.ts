@@ -12,7 +12,17 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type * as uWS from 'uWebSockets.js';
-import { bodyBytes, REPLICATION_PATH, type AcceptedUpgrade, type EdgeCore, type EdgeEngine, type EdgeEngineFactory, type HttpReply, type SocketEvents } from './edge-engine.js';
+import {
+  bodyBytes,
+  REPLICATION_PATH,
+  type AcceptedUpgrade,
+  type EdgeCore,
+  type EdgeEngine,
+  type EdgeEngineFactory,
+  type EdgeTls,
+  type HttpReply,
+  type SocketEvents,
+} from './edge-engine.js';
 
 export type UwsModule = typeof uWS;
 
@@ -27,7 +37,7 @@ const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
 type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => void;
 
 export function uwsEngine(uws: UwsModule): EdgeEngineFactory {
-  return (core) => new UwsEngine(uws, core);
+  return (core, tls) => new UwsEngine(uws, core, tls);
 }
 
 class UwsEngine implements EdgeEngine {
@@ -36,11 +46,23 @@ class UwsEngine implements EdgeEngine {
 
   constructor(
     private readonly uws: UwsModule,
-    core: EdgeCore,
+    private readonly core: EdgeCore,
+    tls: EdgeTls | null,
   ) {
+    this.app = this.makeApp(tls);
+  }
+
+  /**
+   * An App (an SSLApp with TLS: uWS reads the PEM files itself) with the
+   * bridge's WebSocket route and every other request to the core.
+   */
+  private makeApp(tls: EdgeTls | null): uWS.TemplatedApp {
+    const { uws, core } = this;
     const bridge = core.bridge;
-    this.app = uws.App();
-    this.app.ws<SocketData>(REPLICATION_PATH, {
+    // engine-choice.ts never picks this engine for a CA: uWS would ask for client certificates but admit a client without one.
+    if (tls !== null && tls.files.ca !== null) throw new TypeError('the uws engine cannot require client certificates: use the ws engine');
+    const app = tls === null ? uws.App() : uws.SSLApp({ cert_file_name: tls.files.cert, key_file_name: tls.files.key });
+    app.ws<SocketData>(REPLICATION_PATH, {
       maxPayloadLength: bridge.maxPayloadBytes,
       // 0: no uWS limit, so no message is ever dropped; the hub bounds what is queued.
       maxBackpressure: 0,
@@ -76,7 +98,7 @@ class UwsEngine implements EdgeEngine {
       pong: (ws) => ws.getUserData().events?.heard(),
       close: (ws) => ws.getUserData().events?.socketClosed(),
     });
-    this.app.any('/*', (res, req) => {
+    app.any('/*', (res, req) => {
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -94,6 +116,7 @@ class UwsEngine implements EdgeEngine {
         if (!aborted) res.cork(() => writeReply(res, r));
       });
     });
+    return app;
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -107,6 +130,15 @@ class UwsEngine implements EdgeEngine {
         resolve(this.uws.us_socket_local_port(socket as unknown as uWS.us_socket));
       });
     });
+  }
+
+  /**
+   * uWS 20.30 cannot change an SSLApp's certificate, and a second app cannot
+   * take over the port while connections accepted on it are open (the port
+   * is bound exclusively, without address reuse): a restart is needed.
+   */
+  setTls(_tls: EdgeTls): void {
+    throw new Error('the uws engine cannot change its certificate while running (uWebSockets.js has no way to): restart the gateway, or run the HTTP listener on --ws-engine ws, which can');
   }
 
   stopListening(): void {

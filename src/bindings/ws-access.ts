@@ -1,11 +1,11 @@
 /**
  * Who may open a WebSocket on the gateway's HTTP listener, decided before
- * the upgrade: the Origin allow-list, the loopback rule for listening without
- * a subscriber token, and the credential a page's cookie carries. What a
- * connection may do once open (AUTH, read lists, writer commands) is the
- * hub's, exactly as on TCP (src/core/credentials.ts).
+ * the upgrade: the Origin allow-list and the credential a page's cookie
+ * carries (whether the listener may face the network at all is
+ * src/core/open-door.ts). What a connection may do once open (AUTH, read
+ * lists, writer commands) is the hub's, exactly as on TCP
+ * (src/core/credentials.ts).
  */
-import { hasSubscriberCredential, type Credential } from '../core/credentials.js';
 
 /**
  * Whether a browser page from `origin` may connect. No Origin header: not a
@@ -42,26 +42,6 @@ function normalizeHost(host: string): string {
   }
 }
 
-/** 127.0.0.0/8, ::1, IPv4-mapped loopback, and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice('::ffff:'.length) : h;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
-}
-
-/**
- * Throws when a listener on `host` would let anyone on the network read
- * every stream: off loopback, subscribers must AUTH with a configured token.
- */
-export function assertListenAllowed(host: string, credentials: readonly Credential[], requireAuth: boolean): void {
-  if (isLoopbackHost(host)) return;
-  if (requireAuth && hasSubscriberCredential(credentials)) return;
-  throw new Error(
-    `refusing to serve WebSocket replication on ${host} without a subscriber token: ` +
-      'set --subscriber-token (browsers must then AUTH), or listen on 127.0.0.1',
-  );
-}
 
 /**
  * The value of cookie `name` in a Cookie header (`a=1; rg_token=s3cret`),

@@ -1,5 +1,6 @@
 /** Argument helpers shared by the client subcommands (tail, publish). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadClientTls, TlsFilesError, type ClientTlsOptions } from '../bindings/tls-files.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -32,4 +33,46 @@ export function parseConnect(text: string): HostPort | string {
 export function usageError(command: string, problem: string, help: string): number {
   process.stderr.write(`replication-gateway ${command}: ${problem}\n\n${help}`);
   return 2;
+}
+
+/** The TLS flags of tail and publish (their values feed clientTls). */
+export const TLS_OPTIONS = {
+  tls: { type: 'boolean', default: false },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const;
+
+/** The help lines of TLS_OPTIONS, the descriptions starting at column `width`. */
+export function tlsHelp(width: number): string {
+  const rows = [
+    ['--tls', "connect with TLS, checking the server's certificate against the system's CAs"],
+    ['--tls-ca FILE', 'trust this PEM CA instead (implies --tls)'],
+    ['--tls-cert FILE', 'a PEM client certificate, for a server that requires one (with --tls-key; implies --tls)'],
+    ['--tls-key FILE', 'the PEM key of --tls-cert'],
+  ];
+  return rows.map(([flag, text]) => `  ${flag!.padEnd(width - 2)}${text}\n`).join('');
+}
+
+/**
+ * The client's `tls` option from --tls, --tls-ca, --tls-cert and --tls-key
+ * (undefined: plaintext), or the reason the files cannot be used.
+ */
+export function clientTls(values: {
+  tls?: boolean;
+  'tls-ca'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+}): { tls: true | ClientTlsOptions | undefined } | { problem: string } {
+  const ca = values['tls-ca'] ?? null;
+  const cert = values['tls-cert'] ?? null;
+  const key = values['tls-key'] ?? null;
+  if (!values.tls && ca === null && cert === null && key === null) return { tls: undefined };
+  try {
+    const options = loadClientTls({ ca, cert, key, flagPrefix: '--tls' });
+    return { tls: Object.keys(options).length === 0 ? true : options };
+  } catch (err) {
+    if (err instanceof TlsFilesError) return { problem: err.message };
+    throw err;
+  }
 }

@@ -12,7 +12,7 @@ import type { ProtocolError } from '../core/errors.js';
 import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
 import { parseTokenText } from '../core/token-text.js';
 import { ReplicationWriter } from '../writer.js';
-import { parseCommandLine, parseConnect, usageError } from './client-args.js';
+import { clientTls, parseCommandLine, parseConnect, TLS_OPTIONS, tlsHelp, usageError } from './client-args.js';
 
 const OPTIONS = {
   connect: { type: 'string' },
@@ -23,6 +23,7 @@ const OPTIONS = {
   name: { type: 'string', default: 'replication-gateway-publish' },
   'max-unstored-rows': { type: 'string', default: '100000' },
   'ping-interval-ms': { type: 'string', default: '5000' },
+  ...TLS_OPTIONS,
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -47,7 +48,7 @@ options:
   --name N                   the NAME sent to the gateway (default: replication-gateway-publish)
   --max-unstored-rows N      rows sent but not yet known stored before reading pauses (default: 100000)
   --ping-interval-ms MS      keep-alive interval; the timeout is 5 times it (default: 5000)
-  -h, --help                 this text
+${tlsHelp(29)}  -h, --help                 this text
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -65,11 +66,15 @@ export async function run(argv: string[]): Promise<number> {
     return usageError('publish', 'numbers must be whole and non-negative (and the bounds above 0)', HELP);
   }
   const stream = values.stream!;
+  const tlsChoice = clientTls(values);
+  if ('problem' in tlsChoice) return usageError('publish', tlsChoice.problem, HELP);
+  const { tls } = tlsChoice;
 
   const logger = pino({ name: 'publish' }, destination(2));
   const writer = new ReplicationWriter({
     host: target.host,
     port: target.port,
+    ...(tls !== undefined ? { tls } : {}),
     auth: values.auth!,
     name: values.name,
     serverName: values['server-name'],

@@ -6,13 +6,14 @@
  * SIGTERM/SIGINT (a second signal exits at once).
  *
  * Exit codes: 0 stopped by a signal, 1 could not start, 2 bad settings
- * (--ws-engine uws where it cannot run included).
+ * (--ws-engine uws where it cannot run, and TLS files that cannot be used, included).
  */
 import { rmSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { EngineUnavailableError } from '../bindings/engine-choice.js';
 import { writeReadyFile } from '../bindings/ready-file.js';
-import { ConfigError, loadConfig } from '../gateway/config.js';
+import { TlsFilesError } from '../bindings/tls-files.js';
+import { ConfigError, httpTlsFiles, loadConfig, tcpTlsFiles } from '../gateway/config.js';
 import { Gateway, type GatewayAddresses } from '../gateway/gateway.js';
 import { helpText, type GatewayConfig } from '../gateway/options.js';
 import { VERSION } from '../version.js';
@@ -40,7 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     gateway = await Gateway.open(config, log);
   } catch (err) {
-    if (!(err instanceof EngineUnavailableError)) throw err;
+    if (!(err instanceof EngineUnavailableError || err instanceof TlsFilesError)) throw err;
     process.stderr.write(`replication-gateway serve: ${err.message}\n`);
     return 2;
   }
@@ -127,6 +128,7 @@ function announce(gateway: Gateway, config: GatewayConfig, a: GatewayAddresses, 
       mode: config.upstream === null ? 'standalone' : 'relay',
       ...(config.upstream !== null ? { upstream: `${config.upstream.host}:${config.upstream.port}` } : {}),
       auth: config.subscriberToken.length > 0 ? 'required' : 'optional',
+      tls: { tcp: tcpTlsFiles(config) !== null, http: a.http !== null && httpTlsFiles(config) !== null },
       pid: process.pid,
       version: VERSION,
       log: config.log.kind,
@@ -138,9 +140,9 @@ function announce(gateway: Gateway, config: GatewayConfig, a: GatewayAddresses, 
   const lines = [
     '',
     `replication-gateway: replication on ${host}:${a.tcp.port} (SERVER ${gateway.serverName})` +
-      (a.http === null ? '' : `, metrics on http://${connectableHost(a.http.address)}:${a.http.port}/metrics`),
+      (a.http === null ? '' : `, metrics on ${httpTlsFiles(config) === null ? 'http' : 'https'}://${connectableHost(a.http.address)}:${a.http.port}/metrics`),
     'Try it from another terminal:',
-    `    nc ${host} ${a.tcp.port}`,
+    tcpTlsFiles(config) === null ? `    nc ${host} ${a.tcp.port}` : `    openssl s_client -quiet -connect ${host}:${a.tcp.port}`,
     ...(config.subscriberToken.length > 0 ? ['    AUTH <your --subscriber-token>'] : []),
     '    REPLICATE ALL NOW',
     "You will see SERVER, PING and one POSITION per stream. Ctrl-C stops the gateway.",

@@ -11,7 +11,7 @@ import { ReplicationClient } from '../client.js';
 import type { ProtocolError } from '../core/errors.js';
 import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
 import { parseReplicateFrom } from '../core/token-text.js';
-import { parseCommandLine, parseConnect, usageError } from './client-args.js';
+import { clientTls, parseCommandLine, parseConnect, TLS_OPTIONS, tlsHelp, usageError } from './client-args.js';
 
 const OPTIONS = {
   connect: { type: 'string' },
@@ -20,6 +20,7 @@ const OPTIONS = {
   name: { type: 'string', default: 'replication-gateway-tail' },
   auth: { type: 'string' },
   'ping-interval-ms': { type: 'string', default: '5000' },
+  ...TLS_OPTIONS,
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -38,7 +39,7 @@ options:
   --name N                the NAME sent to the server (default: replication-gateway-tail)
   --auth TOKEN            send AUTH TOKEN first (default: none; a Synapse master knows no AUTH)
   --ping-interval-ms MS   keep-alive interval; the timeout is 5 times it (default: 5000)
-  -h, --help              this text
+${tlsHelp(26)}  -h, --help              this text
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -59,11 +60,15 @@ export async function run(argv: string[]): Promise<number> {
   }
   const pingIntervalMs = Number(values['ping-interval-ms']);
   if (!Number.isFinite(pingIntervalMs) || pingIntervalMs <= 0) return usageError('tail', 'bad --ping-interval-ms', HELP);
+  const tlsChoice = clientTls(values);
+  if ('problem' in tlsChoice) return usageError('tail', tlsChoice.problem, HELP);
+  const { tls } = tlsChoice;
 
   const logger = pino({ name: 'tail' }, destination(2));
   const client = new ReplicationClient({
     host: target.host,
     port: target.port,
+    ...(tls !== undefined ? { tls } : {}),
     name: values.name,
     serverName: values['server-name'],
     auth: values.auth,

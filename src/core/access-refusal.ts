@@ -12,7 +12,8 @@
  * A client that gets one stops (src/core/session-loop.ts) instead of
  * reconnecting to the same answer forever. Two more refusals the server
  * writes sit here too, though no client reads them back: a browser page's
- * client command, and an HTTP request on the replication port.
+ * client command, and an HTTP request (or a TLS ClientHello) on the
+ * replication port.
  */
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
 
@@ -68,3 +69,21 @@ export function httpRequestRefusal(buf: Buffer, start: number, end: number): Pro
   );
 }
 
+
+/** A TLS record's first bytes: handshake (0x16), then the major version 3 (every SSL 3 / TLS 1.x ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+const TLS_MAJOR_VERSION = 0x03;
+
+/**
+ * The refusal of a connection whose first bytes (`first`, the first chunk
+ * read) are a TLS ClientHello: a client set up for TLS (or `openssl
+ * s_client`) pointed at a plaintext port. 0x16 is a control character no
+ * command starts with, so a first chunk of that byte alone counts too.
+ */
+export function tlsHelloRefusal(first: Buffer): ProtocolError | null {
+  if (first.length === 0 || first[0] !== TLS_HANDSHAKE || (first.length > 1 && first[1] !== TLS_MAJOR_VERSION)) return null;
+  return new ProtocolError(
+    'UNKNOWN_COMMAND',
+    'TLS on a plaintext port: start the gateway with --tls-cert/--tls-key or connect without TLS',
+  );
+}

@@ -18,7 +18,7 @@
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
 import { assertNever, type ClientActionCommand, type Command, type CommandName, type UserSyncCommand } from './commands.js';
-import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted, tooManyAuthFailures } from './access-refusal.js';
+import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted, tlsHelloRefusal, tooManyAuthFailures } from './access-refusal.js';
 import { hostOf } from './auth-failures.js';
 import { RowRoute } from './dialect.js';
 import { v1Text } from './dialects/v1-text.js';
@@ -115,6 +115,15 @@ export class ServerConnection implements Peer, LineSink {
     if (this.state !== 'open') return;
     const now = this.host.now();
     this.lastReceivedAt = now;
+    if (this.bytesIn === 0) {
+      // Checked once, on the first chunk: a TLS client on this plaintext port sends a ClientHello, not lines.
+      const tls = tlsHelloRefusal(chunk);
+      if (tls !== null) {
+        this.bytesIn = chunk.length;
+        this.fail(tls);
+        return;
+      }
+    }
     const heldBefore = this.scanner.pendingBytes;
     this.bytesIn += chunk.length;
     this.scanner.push(chunk);

@@ -6,6 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Credential } from '../core/credentials.js';
+import type { ClientTlsFiles, ServerTlsFiles } from '../bindings/tls-files.js';
+import { openDoorRefusal } from '../core/open-door.js';
 import { Invalid, OPTIONS, OPTION_BY_FLAG, OPTION_BY_KEY, type GatewayConfig, type OptionSpec } from './options.js';
 
 export class ConfigError extends Error {
@@ -92,6 +94,8 @@ function parseFlags(argv: readonly string[]): { flags: Map<string, Raw[]>; help:
     let text: string;
     if (eq !== -1) {
       text = arg.slice(eq + 1);
+    } else if (spec.boolean) {
+      text = 'true';
     } else {
       const next = argv[i + 1];
       if (next === undefined) throw new ConfigError(`${flag} needs a value: ${spec.valueName}`);
@@ -137,6 +141,7 @@ function readConfigFile(path: string, readFile: (p: string) => string): Map<stri
     let text: string;
     if (typeof value === 'string') text = value;
     else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
+    else if (typeof value === 'boolean' && spec.boolean) text = String(value);
     else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) text = value.join(',');
     else if (value === null && key === 'http') text = 'off';
     else if (value === null) continue; // null: not set here
@@ -197,7 +202,7 @@ function checkTokens(config: GatewayConfig): void {
 /** Settings that are fine alone but not together. */
 function checkCombinations(config: GatewayConfig, explicit: ReadonlySet<keyof GatewayConfig>): void {
   if (config.upstream === null) {
-    for (const key of ['upstreamName', 'upstreamToken', 'upstreamQueueCommands'] as const) {
+    for (const key of ['upstreamName', 'upstreamToken', 'upstreamQueueCommands', 'upstreamTls', 'upstreamTlsCa', 'upstreamTlsCert', 'upstreamTlsKey'] as const) {
       if (explicit.has(key)) {
         throw new ConfigError(`${OPTION_BY_KEY.get(key)!.flag} is set but --upstream is not; expected --upstream HOST:PORT with it`);
       }
@@ -212,4 +217,48 @@ function checkCombinations(config: GatewayConfig, explicit: ReadonlySet<keyof Ga
   if (http !== null && http.port !== 0 && http.port === listen.port && http.host === listen.host) {
     throw new ConfigError(`--http ${http.host}:${http.port} is the --listen address; expected another port (or off)`);
   }
+  checkTlsFiles(config);
+  const exposure = { subscriberCredential: config.subscriberToken.length > 0, insecure: config.insecure, anonymousRead: config.anonymousRead };
+  const refusal =
+    openDoorRefusal({ flag: '--listen', ...listen, tls: config.tlsCert !== null, ...exposure }) ??
+    (http === null ? null : openDoorRefusal({ flag: '--http', ...http, tls: httpTlsFiles(config) !== null, ...exposure }));
+  if (refusal !== null) throw new ConfigError(refusal);
+}
+
+/** A certificate comes with its key; a CA only with a certificate; the --http-tls-* ones only with --http. */
+function checkTlsFiles(config: GatewayConfig): void {
+  const pairs = [
+    ['tlsCert', 'tlsKey', 'tlsCa'],
+    ['httpTlsCert', 'httpTlsKey', 'httpTlsCa'],
+  ] as const;
+  for (const [cert, key, ca] of pairs) {
+    const flag = (k: keyof GatewayConfig): string => OPTION_BY_KEY.get(k)!.flag;
+    if ((config[cert] === null) !== (config[key] === null)) {
+      const [given, missing] = config[cert] === null ? [key, cert] : [cert, key];
+      throw new ConfigError(`${flag(given)} is set but ${flag(missing)} is not; expected both (a certificate and its private key)`);
+    }
+    if (config[ca] !== null && config[cert] === null) throw new ConfigError(`${flag(ca)} is set but ${flag(cert)} is not; expected ${flag(cert)} and ${flag(key)} with it`);
+  }
+  if (config.http === null && config.httpTlsCert !== null) throw new ConfigError('--http-tls-cert is set but --http is off; expected --http HOST:PORT with it');
+}
+
+/** The TCP listener's TLS files, or null for plaintext. */
+export function tcpTlsFiles(config: GatewayConfig): ServerTlsFiles | null {
+  if (config.tlsCert === null || config.tlsKey === null) return null;
+  return { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa, flagPrefix: '--tls' };
+}
+
+/** The HTTP listener's TLS files: its own --http-tls-* ones, else the --tls-* ones; null for plaintext. */
+export function httpTlsFiles(config: GatewayConfig): ServerTlsFiles | null {
+  if (config.httpTlsCert !== null && config.httpTlsKey !== null) {
+    return { cert: config.httpTlsCert, key: config.httpTlsKey, ca: config.httpTlsCa, flagPrefix: '--http-tls' };
+  }
+  return tcpTlsFiles(config);
+}
+
+/** How the relay reaches its upstream: null for plaintext, else the files to read (each null when not given). */
+export function upstreamTlsFiles(config: GatewayConfig): ClientTlsFiles | null {
+  const { upstreamTls, upstreamTlsCa: ca, upstreamTlsCert: cert, upstreamTlsKey: key } = config;
+  if (!upstreamTls && ca === null && cert === null && key === null) return null;
+  return { ca, cert, key, flagPrefix: '--upstream-tls' };
 }

@@ -19,6 +19,7 @@ import { CongestionLog } from './congestion-log.js';
 import { connectionsPage } from './connections-report.js';
 import { healthReport, type HealthReport } from './health.js';
 import { answer, gatewayRoutes } from './http-routes.js';
+import { loadGatewayTls, reloadListenerTls, tlsKeysNeedingRestart } from './listener-tls.js';
 import { LogLimiter } from './log-limiter.js';
 import { openLogStore, type LogStore } from './log-store.js';
 import { GatewayMetrics } from './metrics.js';
@@ -91,8 +92,9 @@ export class Gateway {
     private readonly store: LogStore,
     private readonly clock: () => number,
   ) {
-    // Before anything starts: --ws-engine uws where it cannot run throws EngineUnavailableError.
-    const engine = config.http === null ? null : chooseEngine(config.wsEngine);
+    // Before anything starts: --ws-engine uws where it cannot run throws EngineUnavailableError, a bad TLS file TlsFilesError.
+    const tls = loadGatewayTls(config);
+    const engine = config.http === null ? null : chooseEngine(config.wsEngine, { clientCertificates: tls.http !== null && tls.http.ca !== null });
     this.startedAt = clock();
     this.stopRequested = new Promise((resolve) => (this.requestStop = resolve));
     this.encoder = new EncoderPool(config.encodeThreads === null ? {} : { threads: config.encodeThreads });
@@ -109,6 +111,7 @@ export class Gateway {
       maxLineBytes: config.maxLineBytes,
       maxConnections: config.maxConnections,
       clock,
+      ...(tls.tcp !== null ? { tls: tls.tcp } : {}),
     });
     this.view = hubOf(this.server);
     this.relay =
@@ -119,6 +122,7 @@ export class Gateway {
             port: config.upstream.port,
             ...(config.upstreamName !== null ? { serverName: config.upstreamName } : {}),
             ...(config.upstreamToken !== null ? { auth: config.upstreamToken } : {}),
+            ...(tls.upstream !== undefined ? { tls: tls.upstream } : {}),
             // Without a name of its own, the gateway is known by its upstream's.
             adoptServerName: config.serverName === null && config.upstreamName === null,
             maxQueuedCommands: config.upstreamQueueCommands,
@@ -151,6 +155,9 @@ export class Gateway {
             authCookie: config.authCookie,
             status: { behind: (stream, token, now) => this.timeline.behind(stream, token, now), cuts: () => this.cuts.list(), clock },
             transcoder: this.encoder,
+            ...(tls.http !== null ? { tls: tls.http } : {}),
+            insecure: config.insecure,
+            anonymousRead: config.anonymousRead,
           });
     this.monitor = config.monitor === null ? null : new MonitorListener(MONITOR_PATHS, (method, path, query) => answer(routes, method, path, query));
     this.wireEvents();
@@ -165,16 +172,18 @@ export class Gateway {
 
   /**
    * Takes the live settings of `next` (options.ts marks them: tokens, queue
-   * and connection limits, log level, shutdown timeout) and says which
-   * changed settings need a restart instead; those keep their running values.
+   * and connection limits, log level, shutdown timeout, TLS files) and says
+   * which changed settings need a restart instead; those keep their running
+   * values. The TLS listeners read their certificate files again.
    */
   reload(next: GatewayConfig): { applied: string[]; needsRestart: string[] } {
     const applied: string[] = [];
     const needsRestart: string[] = [];
     const merged: Record<string, unknown> = { ...this.config };
+    const tlsRestart = new Set(tlsKeysNeedingRestart(this.config, next));
     for (const o of OPTIONS) {
       if (o.key === 'config' || JSON.stringify(next[o.key]) === JSON.stringify(this.config[o.key])) continue;
-      if (o.live) {
+      if (o.live && !tlsRestart.has(o.key)) {
         merged[o.key] = next[o.key];
         applied.push(o.flag);
       } else {
@@ -191,6 +200,7 @@ export class Gateway {
     });
     this.log.level = config.logLevel;
     this.config = config;
+    reloadListenerTls(config, this.server, this.http, this.log);
     return { applied, needsRestart };
   }
 
@@ -331,6 +341,9 @@ export class Gateway {
       if (this.allow('token_ahead', 'warn')) {
         this.log.warn({ ...describe(conn, this.clock()), stream, token, head }, 'REPLICATE token ahead of the stream: answered with POSITION at the head');
       }
+    });
+    server.on('tlsError', (message, address) => {
+      if (this.allow('tls_error', 'warn')) this.log.warn({ address, err: message }, 'TLS handshake failed: connection closed');
     });
     server.on('written', (stream, rows, head) => {
       const now = this.clock();

@@ -53,6 +53,23 @@ export interface GatewayConfig {
   upstreamName: string | null;
   upstreamToken: string | null;
   upstreamQueueCommands: number;
+  /** Connect to the upstream with TLS (also when an --upstream-tls-* file is given). */
+  upstreamTls: boolean;
+  upstreamTlsCa: string | null;
+  upstreamTlsCert: string | null;
+  upstreamTlsKey: string | null;
+  /** PEM files of the TCP listener's TLS; null: plaintext. With tlsCa, client certificates are required. */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  tlsCa: string | null;
+  /** The HTTP listener's own TLS files; null: the --tls-* ones. */
+  httpTlsCert: string | null;
+  httpTlsKey: string | null;
+  httpTlsCa: string | null;
+  /** Off loopback, plaintext listeners are meant (src/core/open-door.ts). */
+  insecure: boolean;
+  /** Off loopback, reading without a subscriber token is meant. */
+  anonymousRead: boolean;
   config: string | null;
   logLevel: string;
   readyFile: string | null;
@@ -83,6 +100,8 @@ export interface OptionSpec {
    * from the highest source that gives any; none: an empty list.
    */
   repeatable?: true;
+  /** A switch: the flag alone means true (`--insecure`); as text, true/false (also 1/0, yes/no). */
+  boolean?: true;
   /** Text (flag, env, or a JSON string/number) to the value, or Invalid. */
   parse(text: string): unknown;
 }
@@ -129,6 +148,17 @@ function tokenSpec(role: Credential['role']): (text: string) => Credential | Inv
       return new Invalid('TOKEN, TOKEN:stream,stream or TOKEN:stream,+page (a non-empty word without spaces)');
     }
   };
+}
+
+function file(text: string): string | Invalid {
+  return text.length > 0 ? text : new Invalid('a file path');
+}
+
+function yesNo(text: string): boolean | Invalid {
+  const t = text.toLowerCase();
+  if (t === 'true' || t === '1' || t === 'yes') return true;
+  if (t === 'false' || t === '0' || t === 'no') return false;
+  return new Invalid('true or false (the flag alone means true)');
 }
 
 function streamList(text: string): string[] | Invalid {
@@ -444,6 +474,123 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: count(1, 'commands'),
   },
   {
+    key: 'upstreamTls',
+    boolean: true,
+    flag: '--upstream-tls',
+    env: 'RG_UPSTREAM_TLS',
+    valueName: '',
+    defaultText: 'false',
+    help: "connect to the upstream with TLS, checking its certificate against the system's CAs (or --upstream-tls-ca)",
+    parse: yesNo,
+  },
+  {
+    key: 'upstreamTlsCa',
+    flag: '--upstream-tls-ca',
+    env: 'RG_UPSTREAM_TLS_CA',
+    valueName: 'FILE',
+    defaultText: null,
+    help: "PEM file of the CA that signed the upstream's certificate, trusted instead of the system's (implies --upstream-tls)",
+    parse: file,
+  },
+  {
+    key: 'upstreamTlsCert',
+    flag: '--upstream-tls-cert',
+    env: 'RG_UPSTREAM_TLS_CERT',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM client certificate for an upstream that requires one (with --upstream-tls-key; implies --upstream-tls)',
+    parse: file,
+  },
+  {
+    key: 'upstreamTlsKey',
+    flag: '--upstream-tls-key',
+    env: 'RG_UPSTREAM_TLS_KEY',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM key of --upstream-tls-cert',
+    parse: file,
+  },
+  {
+    key: 'tlsCert',
+    live: true,
+    flag: '--tls-cert',
+    env: 'RG_TLS_CERT',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM certificate (chain) of the TCP listener, which then speaks TLS only (with --tls-key); also the HTTP listener\'s unless --http-tls-cert; re-read on SIGHUP',
+    parse: file,
+  },
+  {
+    key: 'tlsKey',
+    live: true,
+    flag: '--tls-key',
+    env: 'RG_TLS_KEY',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM private key of --tls-cert',
+    parse: file,
+  },
+  {
+    key: 'tlsCa',
+    live: true,
+    flag: '--tls-ca',
+    env: 'RG_TLS_CA',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM CA: every TLS client must present a certificate it signed (default: no client certificate asked for)',
+    parse: file,
+  },
+  {
+    key: 'httpTlsCert',
+    live: true,
+    flag: '--http-tls-cert',
+    env: 'RG_HTTP_TLS_CERT',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM certificate of the HTTP listener (HTTPS and wss://), when it is not --tls-cert (with --http-tls-key)',
+    parse: file,
+  },
+  {
+    key: 'httpTlsKey',
+    live: true,
+    flag: '--http-tls-key',
+    env: 'RG_HTTP_TLS_KEY',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'PEM private key of --http-tls-cert',
+    parse: file,
+  },
+  {
+    key: 'httpTlsCa',
+    live: true,
+    flag: '--http-tls-ca',
+    env: 'RG_HTTP_TLS_CA',
+    valueName: 'FILE',
+    defaultText: null,
+    help: 'with --http-tls-cert: PEM CA whose client certificates the HTTP listener requires',
+    parse: file,
+  },
+  {
+    key: 'insecure',
+    boolean: true,
+    flag: '--insecure',
+    env: 'RG_INSECURE',
+    valueName: '',
+    defaultText: 'false',
+    help: 'let a listener off loopback run without TLS (a TLS proxy or a private network protects it); without it, such a listener refuses to start',
+    parse: yesNo,
+  },
+  {
+    key: 'anonymousRead',
+    boolean: true,
+    flag: '--anonymous-read',
+    env: 'RG_ANONYMOUS_READ',
+    valueName: '',
+    defaultText: 'false',
+    help: 'let a listener off loopback run without --subscriber-token (anyone who can connect reads every stream); without it, such a listener refuses to start',
+    parse: yesNo,
+  },
+  {
     key: 'config',
     flag: '--config',
     env: 'RG_CONFIG',
@@ -497,7 +644,7 @@ export function helpText(): string {
     'options:',
   ];
   for (const o of OPTIONS) {
-    lines.push(`  ${`${o.flag} ${o.valueName}`.padEnd(30)} ${o.help}`);
+    lines.push(`  ${(o.boolean ? o.flag : `${o.flag} ${o.valueName}`).padEnd(30)} ${o.help}`);
     const dflt = (o.defaultText === null ? '' : `default ${o.defaultText}; `) + (o.repeatable ? 'repeatable; ' : '');
     lines.push(`  ${''.padEnd(30)} (${dflt}env ${o.env}; config "${o.key}")`);
   }

@@ -17,7 +17,7 @@ export interface Gateway {
   http: HttpListener;
   tcpPort: number;
   httpPort: number;
-  /** ws://127.0.0.1:<port>/replication */
+  /** ws://127.0.0.1:<port>/replication (wss:// with TLS) */
   wsUrl: string;
   httpUrl: string;
   close(): Promise<void>;
@@ -36,8 +36,9 @@ export async function startGateway(
     http,
     tcpPort: tcp.port,
     httpPort: port,
-    wsUrl: `ws://127.0.0.1:${port}/replication`,
-    httpUrl: `http://127.0.0.1:${port}`,
+    // With TLS: wss:// and https://.
+    wsUrl: `ws${httpOptions.tls ? 's' : ''}://127.0.0.1:${port}/replication`,
+    httpUrl: `http${httpOptions.tls ? 's' : ''}://127.0.0.1:${port}`,
     async close() {
       // As the gateway stops: both at once (ReplicationServer.close() has written its ERRORs before http.close() runs).
       let timer: NodeJS.Timeout | undefined;
@@ -83,6 +84,8 @@ export interface WsPeerOptions {
   /** A Cookie header for the upgrade. */
   cookie?: string;
   autoPong?: boolean;
+  /** For wss://: the CA to trust, and a client certificate (PEM contents). */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 /** A WebSocket client that records what it receives: text lines, or decoded MessagePack frames. */
@@ -104,6 +107,7 @@ export class WsPeer {
       ...(options.origin !== undefined ? { origin: options.origin } : {}),
       ...(options.cookie !== undefined ? { headers: { cookie: options.cookie } } : {}),
       autoPong: options.autoPong ?? true,
+      ...options.tls,
     });
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) {

@@ -16,7 +16,7 @@ const DAY_MS = 86_400_000;
 /** RG_CHAOS_SEED, or the list's seed for today. */
 const seed = process.env['RG_CHAOS_SEED'] !== undefined ? Number(process.env['RG_CHAOS_SEED']) : CI_SEEDS[Math.floor(Date.now() / DAY_MS) % CI_SEEDS.length]!;
 
-test(`chaos, seed ${seed}: ${ROWS} rows on three streams to ten subscribers (four over WebSocket) through kills and cuts: each gets every row once, in order`, { timeout: 180_000 }, async (t) => {
+test(`chaos, seed ${seed}: ${ROWS} rows on three streams to ten subscribers (four over WebSocket) through kills and cuts: each gets every row once, in order`, { timeout: 300_000 }, async (t) => {
   const report = await runChaos({ seed, rows: ROWS });
   t.diagnostic(`seed ${seed}: ${report.rows} rows in ${report.seconds} s, heads ${JSON.stringify(report.heads)}, faults ${JSON.stringify(report.faults)}, ${report.alreadyStored} rows found stored by re-runs`);
   console.log(`chaos seed ${seed}: faults ${JSON.stringify(report.faults)}`);

@@ -138,6 +138,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   };
   for (const [i, sub] of subscribers.entries()) if (!LATE_SUBSCRIBERS.has(i)) startSubscriber(sub);
 
+  let keepDir = false;
   let published = 0;
   let writing = true;
   let rerunRequested = false;
@@ -253,6 +254,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
     countCuts();
     return { seed, rows: published, heads, faults, alreadyStored, seconds: (Date.now() - started) / 1000 };
+  } catch (err) {
+    keepDir = true;
+    if (err instanceof Error) err.message += ` (the gateway's log lines and its --log directory are kept in ${dir})`;
+    throw err;
   } finally {
     writing = false;
     if (progress !== null) clearInterval(progress);
@@ -260,7 +265,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await Promise.all([writerProxy.close(), ...subscribers.map((s) => s.proxy.close())]);
     await gw.stop();
     gatewayLog.end();
-    rmSync(dir, { recursive: true, force: true });
+    if (!keepDir) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -125,7 +125,9 @@ export class WsClientTransport implements ClientTransport {
     this.drainTimer = null;
     const ws = this.ws;
     if (ws !== null) {
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // A socket given up while connecting reports an error after this; `ws` in Node throws one nobody listens to.
+      ws.onerror = ignoreError;
       this.ws = null;
     }
     const events = this.events;
@@ -138,6 +140,8 @@ export class WsClientTransport implements ClientTransport {
     this.timer = null;
   }
 }
+
+function ignoreError(): void {}
 
 /** A Uint8Array as the core's Buffer type: in the bundle, Buffer is the shim (a Uint8Array subclass). */
 function toBuffer(bytes: Uint8Array): Buffer {

@@ -41,6 +41,8 @@ import { RowBatch, RowCollector } from './row-batch.js';
 
 export const DEFAULT_MAX_QUEUED_COMMANDS = 1000;
 export const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024;
+/** A server's batch is held until its numbered row: a bound, so one that never ends cannot take all memory. */
+export const DEFAULT_MAX_BATCH_BYTES = 64 * 1024 * 1024;
 
 export interface ClientConnectionOptions {
   /** Sent as NAME on every connect. */
@@ -55,6 +57,8 @@ export interface ClientConnectionOptions {
   maxQueuedCommands?: number;
   maxQueuedBytes?: number;
   maxLineBytes?: number;
+  /** `batch` rows of one stream held waiting for their numbered row, in bytes; past it: ERROR and close (default 64 MiB). */
+  maxBatchBytes?: number;
   /** A writer: accept the client commands the gateway forwards to it. */
   acceptForwarded?: boolean;
   /** Ask a gateway for its log's generation on every connect (GENERATION; a v1 master would refuse it). */
@@ -143,6 +147,7 @@ export class ClientConnection {
       maxQueuedCommands: options.maxQueuedCommands ?? DEFAULT_MAX_QUEUED_COMMANDS,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
       maxLineBytes: options.maxLineBytes ?? 1024 * 1024,
+      maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
       acceptForwarded: options.acceptForwarded ?? false,
       followGeneration: options.followGeneration ?? false,
     };
@@ -384,7 +389,12 @@ export class ClientConnection {
     if (st === undefined) return; // a stream no longer followed: its rows are moot
     st.batch.add(row, buf, start, end);
     const token = row.token;
-    if (token === null) return;
+    if (token === null) {
+      if (st.batch.bytes > this.options.maxBatchBytes) {
+        this.fail(new ProtocolError('BATCH_TOO_LARGE', `batch of ${row.stream} over ${this.options.maxBatchBytes} bytes without its numbered row`));
+      }
+      return;
+    }
     const framed = st.batch.length > 1;
     let skip = 0;
     if (st.live && typeof st.resumeFrom === 'number' && token <= st.resumeFrom) {

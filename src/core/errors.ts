@@ -15,6 +15,8 @@ export type ProtocolErrorCode =
   | 'UNKNOWN_STREAM'
   | 'TOKEN_TOO_OLD'
   | 'TOKEN_NOT_RISING'
+  /** A server's `batch` rows ran past the client's bound without their numbered row. */
+  | 'BATCH_TOO_LARGE'
   | 'AUTH_REQUIRED'
   | 'AUTH_FAILED'
   | 'NOT_PERMITTED'

@@ -41,12 +41,19 @@ export class RowCollector {
   private bufs: Buffer[] = [];
   private starts: number[] = [];
   private ends: number[] = [];
+  private lineBytes = 0;
 
   get length(): number {
     return this.rows.length;
   }
 
+  /** Bytes of the lines collected (what a batch that never ends would pin). */
+  get bytes(): number {
+    return this.lineBytes;
+  }
+
   add(row: RdataCommand, buf: Buffer, start: number, end: number): void {
+    this.lineBytes += end - start;
     this.rows.push(row);
     this.bufs.push(buf);
     this.starts.push(start);
@@ -71,6 +78,7 @@ export class RowCollector {
   }
 
   clear(): void {
+    this.lineBytes = 0;
     this.rows = [];
     this.bufs = [];
     this.starts = [];

@@ -108,6 +108,9 @@ export class Gateway {
       maxQueueBytes: config.maxQueueBytes,
       maxLineBytes: config.maxLineBytes,
       maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      maxPartialLineBytes: config.maxPartialLineBytes,
+      lineTimeoutMs: config.lineTimeoutMs,
       clock,
       onSent: (chunks, transportKind) => this.metrics.sent(chunks, transportKind),
     });
@@ -188,6 +191,9 @@ export class Gateway {
       maxQueueCommands: config.maxQueueCommands,
       maxQueueBytes: config.maxQueueBytes,
       maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      maxPartialLineBytes: config.maxPartialLineBytes,
+      lineTimeoutMs: config.lineTimeoutMs,
     });
     this.log.level = config.logLevel;
     this.config = config;

@@ -1,11 +1,13 @@
-/** node:net edge of the hub: each accepted socket becomes a ServerConnection. */
+/** node:net edge of the hub: each accepted socket becomes a ServerConnection, read fairly (read-turns.ts). */
 import net from 'node:net';
 import type { ReplicationHub } from '../core/hub.js';
 import type { Transport } from '../core/transport.js';
+import { ReadTurns } from './read-turns.js';
 
 export class TcpListener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly turns = new ReadTurns();
 
   constructor(private readonly hub: ReplicationHub) {
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -54,7 +56,13 @@ export class TcpListener {
       destroy: () => socket.destroy(),
     };
     const conn = this.hub.accept(transport, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
-    socket.on('data', (chunk: Buffer) => conn.receive(chunk));
+    const read = this.turns.meter(socket);
+    socket.on('data', (chunk: Buffer) => {
+      conn.receive(chunk);
+      // A writer's bytes are rows to store and fan out (it holds the writer token): read as libuv
+      // gives them, in big reads that batch the fan-out writes; everyone else takes turns.
+      if (conn.role !== 'writer') read(chunk.length);
+    });
     socket.on('drain', () => conn.drained());
     // 'close' always follows an error; the connection learns of it there.
     socket.on('error', () => {});

@@ -12,6 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { ReplicationHub } from './core/hub.js';
 import {
   DEFAULT_CATCH_UP_CHUNK_BYTES,
+  DEFAULT_LINE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_MAX_PARTIAL_LINE_BYTES,
   DEFAULT_MAX_STALL_MS,
   JUMP_STREAMS,
   SYNAPSE_STREAMS,
@@ -53,9 +56,15 @@ export interface ReplicationServerOptions {
   maxQueueBytes?: number;
   maxLineBytes?: number;
   maxConnections?: number;
+  /** Open connections from one host at most (default 10,000). */
+  maxConnectionsPerAddress?: number;
+  /** Bytes held in unfinished lines across all connections at most (default 256 MiB); past it the largest holders are cut. */
+  maxPartialLineBytes?: number;
   maxStallMs?: number;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** A connection holding an unfinished line this long is cut, pinged or not (default 30 s). */
+  lineTimeoutMs?: number;
   /** How often the keep-alive sweep runs over all connections (default 1 s). */
   sweepIntervalMs?: number;
   catchUpChunkBytes?: number;
@@ -143,9 +152,12 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       maxQueueCommands: options.maxQueueCommands ?? DEFAULT_MAX_QUEUE_COMMANDS,
       maxQueueBytes: options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+      maxPartialLineBytes: options.maxPartialLineBytes ?? DEFAULT_MAX_PARTIAL_LINE_BYTES,
       maxStallMs: options.maxStallMs ?? DEFAULT_MAX_STALL_MS,
       pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
       pingTimeoutMs: options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
+      lineTimeoutMs: options.lineTimeoutMs ?? DEFAULT_LINE_TIMEOUT_MS,
       catchUpChunkBytes: options.catchUpChunkBytes ?? DEFAULT_CATCH_UP_CHUNK_BYTES,
       clock: options.clock ?? Date.now,
       createLog: options.createLog ?? (() => new MemoryStreamLog(retention)),
@@ -203,7 +215,9 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
    * SIGHUP): credentials (given as a whole, as at construction) and whether
    * AUTH is required apply to every AUTH from now on, an authenticated
    * connection keeping its role; queue limits apply to connections opened
-   * from now on; maxConnections to the next accept.
+   * from now on; maxConnections and maxConnectionsPerAddress to the next
+   * accept; lineTimeoutMs and maxPartialLineBytes to every connection from
+   * the next sweep or chunk.
    */
   reconfigure(options: LiveServerOptions): void {
     this.hub.reconfigure({
@@ -212,6 +226,9 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
       ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
       ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
       ...(options.maxStallMs !== undefined ? { maxStallMs: options.maxStallMs } : {}),
+      ...(options.maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress: options.maxConnectionsPerAddress } : {}),
+      ...(options.maxPartialLineBytes !== undefined ? { maxPartialLineBytes: options.maxPartialLineBytes } : {}),
+      ...(options.lineTimeoutMs !== undefined ? { lineTimeoutMs: options.lineTimeoutMs } : {}),
     });
   }
 
@@ -258,7 +275,12 @@ export class ReplicationServer extends EventEmitter<ReplicationServerEvents> {
 
 /** What reconfigure() takes: the access settings as a whole, and any of the live limits. */
 export type LiveServerOptions = Pick<ReplicationServerOptions, 'writerToken' | 'subscriberToken' | 'credentials' | 'requireAuth'> &
-  Partial<Pick<ReplicationServerOptions, 'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxStallMs'>>;
+  Partial<
+    Pick<
+      ReplicationServerOptions,
+      'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxConnectionsPerAddress' | 'maxPartialLineBytes' | 'lineTimeoutMs' | 'maxStallMs'
+    >
+  >;
 
 /** Credentials from the shorthands and the list; AUTH required (unless told) once a subscriber credential exists. */
 function accessOf(options: Pick<ReplicationServerOptions, 'writerToken' | 'subscriberToken' | 'credentials' | 'requireAuth'>): {

@@ -47,6 +47,8 @@ export interface GatewaySettings {
   /** --log (default memory) and, for a file log, --fsync. */
   log?: string;
   fsync?: string;
+  /** --max-connections-per-address: every bench peer connects from 127.0.0.1. */
+  maxConnectionsPerAddress?: number;
 }
 
 export interface RunningServer {
@@ -135,6 +137,7 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.wsEngine !== undefined) args.push('--ws-engine', settings.wsEngine);
   if (settings.log !== undefined) args.push('--log', settings.log);
   if (settings.fsync !== undefined) args.push('--fsync', settings.fsync);
+  if (settings.maxConnectionsPerAddress !== undefined) args.push('--max-connections-per-address', String(settings.maxConnectionsPerAddress));
   // Settings come from these flags only: the child gets none of the user's RG_ variables.
   let gw: GatewayChild;
   try {

@@ -21,13 +21,23 @@ export type WsEngineChoice = (typeof WS_ENGINE_CHOICES)[number];
 export type WsEngineName = Exclude<WsEngineChoice, 'auto'>;
 
 /**
- * The HTTP limits built into uWebSockets.js 20.30 (measured: a request's
- * header block up to about 128 KiB; an idle keep-alive connection, or one
- * that sends its headers too slowly, closed after 10 s), applied to node:http
- * so both engines take the same requests.
+ * A request's header block at most (its request line and headers), as
+ * node:http's default: browsers with cookies stay well inside it. Past it:
+ * 431. node:http counts it itself; the uws engine sums what uWS parsed.
+ * (uWebSockets.js 20.30 also drops, silently, a header block over 4 KiB that
+ * arrives in more than one read: docs/websocket.md.)
  */
-export const HTTP_MAX_HEADER_BYTES = 128 * 1024;
+export const HTTP_MAX_HEADER_BYTES = 16 * 1024;
+/** uWebSockets.js 20.30's: an idle keep-alive connection, or one that sends its headers too slowly, is closed after 10 s; node:http is set the same. */
 export const HTTP_IDLE_TIMEOUT_MS = 10_000;
+
+/** The answer to a request whose header block is over HTTP_MAX_HEADER_BYTES (node:http sends its own, empty). */
+export const HEADERS_TOO_LARGE: HttpReply = {
+  status: 431,
+  headers: { 'content-type': 'text/plain; charset=utf-8' },
+  body: `request headers over the limit of ${HTTP_MAX_HEADER_BYTES} bytes\n`,
+  headOnly: false,
+};
 
 /** The part of an open WebSocket the core uses (uWS's names). */
 export interface EdgeSocket {

@@ -30,6 +30,7 @@ import {
   type HttpReply,
   type HttpRequestHead,
 } from './edge-engine.js';
+import { ReadTurns } from './read-turns.js';
 import { tlsServerOptions } from './tls-files.js';
 
 export const nodeWsEngine: EdgeEngineFactory = (core, tls) => new NodeWsEngine(core, tls);
@@ -41,6 +42,8 @@ class NodeWsEngine implements EdgeEngine {
   private readonly wss: WebSocketServer;
   /** The subprotocol the core chose, for ws's handleProtocols during handleUpgrade. */
   private readonly chosen = new WeakMap<IncomingMessage, string>();
+  /** No socket takes more than its share of a turn (uWS 20.30 can pause no WebSocket: there, sockets are read as uWS reads them). */
+  private readonly turns = new ReadTurns();
 
   constructor(
     private readonly core: EdgeCore,
@@ -136,8 +139,12 @@ class NodeWsEngine implements EdgeEngine {
 
   private open(ws: WebSocket, socket: Duplex, accepted: AcceptedUpgrade, bridge: EdgeBridge): void {
     const events = bridge.link(new WsSocket(ws, socket), accepted);
+    const read = this.turns.meter(ws);
     // binaryType is nodebuffer: every message is one Buffer.
-    ws.on('message', (data: Buffer, isBinary: boolean) => events.message(data, isBinary));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      events.message(data, isBinary);
+      read(data.length);
+    });
     ws.on('pong', () => events.heard());
     socket.on('drain', () => events.drain());
     ws.on('close', () => events.socketClosed());

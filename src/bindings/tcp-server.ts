@@ -2,12 +2,13 @@
  * node:net (or, with TLS, node:tls) edge of the hub: each accepted socket
  * becomes a ServerConnection. A TLS listener hands a socket over once its
  * handshake is done; a failed handshake (no client certificate when one is
- * required, a client that does not trust ours) never reaches the hub.
+ * required, a client that does not trust ours) never reaches the hub. Sockets are read fairly (read-turns.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ReplicationHub } from '../core/hub.js';
 import type { Transport } from '../core/transport.js';
+import { ReadTurns } from './read-turns.js';
 import { tlsServerOptions, type ServerTlsOptions } from './tls-files.js';
 
 export interface TcpListenerOptions {
@@ -27,6 +28,7 @@ export class TcpListener {
   /** With TLS, every accepted socket from before its handshake: a shutdown drops those still shaking hands too. */
   private readonly raw = new Set<net.Socket>();
   private readonly tls: boolean;
+  private readonly turns = new ReadTurns();
 
   constructor(
     private readonly hub: ReplicationHub,
@@ -99,7 +101,13 @@ export class TcpListener {
       destroy: () => socket.destroy(),
     };
     const conn = this.hub.accept(transport, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
-    socket.on('data', (chunk: Buffer) => conn.receive(chunk));
+    const read = this.turns.meter(socket);
+    socket.on('data', (chunk: Buffer) => {
+      conn.receive(chunk);
+      // A writer's bytes are rows to store and fan out (it holds the writer token): read as libuv
+      // gives them, in big reads that batch the fan-out writes; everyone else takes turns.
+      if (conn.role !== 'writer') read(chunk.length);
+    });
     socket.on('drain', () => conn.drained());
     // 'close' always follows an error; the connection learns of it there.
     socket.on('error', () => {});

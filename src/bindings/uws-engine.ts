@@ -14,6 +14,8 @@ import { STATUS_CODES } from 'node:http';
 import type * as uWS from 'uWebSockets.js';
 import {
   bodyBytes,
+  HEADERS_TOO_LARGE,
+  HTTP_MAX_HEADER_BYTES,
   REPLICATION_PATH,
   type AcceptedUpgrade,
   type EdgeCore,
@@ -72,6 +74,10 @@ class UwsEngine implements EdgeEngine {
       sendPingsAutomatically: false,
       compression: uws.DISABLED,
       upgrade: (res, req, context) => {
+        if (headerBlockBytes(req) > HTTP_MAX_HEADER_BYTES) {
+          writeReply(res, HEADERS_TOO_LARGE, true);
+          return;
+        }
         const key = req.getHeader('sec-websocket-key');
         const extensions = req.getHeader('sec-websocket-extensions');
         const answer = bridge.upgrade({
@@ -103,6 +109,11 @@ class UwsEngine implements EdgeEngine {
       res.onAborted(() => {
         aborted = true;
       });
+      // uWS takes a header block of about 128 KiB when it comes in one read: hold it to the same limit as node:http.
+      if (headerBlockBytes(req) > HTTP_MAX_HEADER_BYTES) {
+        res.cork(() => writeReply(res, HEADERS_TOO_LARGE, true));
+        return;
+      }
       // uWS's request is valid only now: read what the core needs before anything waits.
       const request = {
         method: req.getCaseSensitiveMethod().toUpperCase(),
@@ -152,9 +163,19 @@ class UwsEngine implements EdgeEngine {
   }
 }
 
-function writeReply(res: uWS.HttpResponse, r: HttpReply): void {
+function writeReply(res: uWS.HttpResponse, r: HttpReply, closeConnection = false): void {
   res.writeStatus(`${r.status} ${STATUS_CODES[r.status] ?? ''}`);
   for (const [name, value] of Object.entries(r.headers)) res.writeHeader(name, value);
-  if (r.headOnly) res.endWithoutBody(bodyBytes(r.body));
-  else res.end(r.body);
+  if (r.headOnly) res.endWithoutBody(bodyBytes(r.body), closeConnection);
+  else res.end(r.body, closeConnection);
+}
+
+/** The request's header block as sent, near enough: its request line, and each `name: value` line with its CRLF. */
+function headerBlockBytes(req: uWS.HttpRequest): number {
+  // "GET " + url + "?" + query + " HTTP/1.1\r\n" + the blank line's CRLF.
+  let bytes = req.getMethod().length + req.getUrl().length + ((req.getQuery() as string | undefined)?.length ?? 0) + 14;
+  req.forEach((name, value) => {
+    bytes += name.length + value.length + 4;
+  });
+  return bytes;
 }

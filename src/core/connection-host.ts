@@ -7,6 +7,7 @@ import type { AuthFailures } from './auth-failures.js';
 import type { ClientActionCommand, CommandName } from './commands.js';
 import type { ProtocolError } from './errors.js';
 import type { KeepAliveTimings } from './keep-alive.js';
+import type { PartialLineBudget } from './partial-line-budget.js';
 import type { StreamLog } from './stream-log.js';
 import type { CredentialSet } from './credentials.js';
 import type { ConnectionInfo, DisconnectReason, HubEvents } from './hub-types.js';
@@ -24,6 +25,8 @@ export interface ConnectionLimits extends KeepAliveTimings {
   readonly maxQueueBytes: number;
   /** A connection whose socket makes no write progress this long, with bytes waiting, is cut. */
   readonly maxStallMs: number;
+  /** A connection holding an unfinished line this long is cut, pinged or not. */
+  readonly lineTimeoutMs: number;
 }
 
 /**
@@ -70,6 +73,8 @@ export interface ConnectionHost {
   readonly generation: string | null;
   /** Failed AUTHs per peer host, shared by every connection (a rate limit on guessing tokens). */
   readonly authFailures: AuthFailures;
+  /** Bytes held in unfinished lines by every connection, against one budget. */
+  readonly lineBudget: PartialLineBudget;
   now(): number;
   /** The peer has output pending: flush it soon (once per tick). */
   markDirty(peer: Peer): void;

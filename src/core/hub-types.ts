@@ -44,6 +44,10 @@ export type DisconnectReason =
   | 'protocol_error'
   | 'slow_consumer'
   | 'ping_timeout'
+  /** An unfinished line held past the line timeout. */
+  | 'line_timeout'
+  /** Cut for the budget of unfinished lines across all connections. */
+  | 'partial_line_budget'
   | 'too_old'
   | 'unknown_stream'
   | 'auth'
@@ -133,7 +137,13 @@ export interface HubOptions {
   pingIntervalMs: number;
   /** Silence after which a peer that has pinged is timed out (and a hanging close aborted). */
   pingTimeoutMs: number;
+  /** A connection holding an unfinished line this long is cut, pinged or not. */
+  lineTimeoutMs: number;
   maxConnections: number;
+  /** Open connections from one host (the address without its port) at most. */
+  maxConnectionsPerAddress: number;
+  /** Bytes held in unfinished lines across all connections at most; past it the largest holders are cut. */
+  maxPartialLineBytes: number;
   /** How much of the log one catch-up read hands to the socket. */
   catchUpChunkBytes: number;
   clock: () => number;
@@ -152,4 +162,8 @@ export interface HubOptions {
 
 /** As nats-server's write_deadline: a subscriber reading from the log is cut only by this or by retention. */
 export const DEFAULT_MAX_STALL_MS = 10_000;
+export const DEFAULT_LINE_TIMEOUT_MS = 30_000;
+/** A tenth of the default --max-connections: a proxy or NAT in front of many peers needs more (docs/operations.md). */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 10_000;
+export const DEFAULT_MAX_PARTIAL_LINE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_CATCH_UP_CHUNK_BYTES = 256 * 1024;

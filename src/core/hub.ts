@@ -14,9 +14,11 @@
  */
 import { GENERATION_NONE, type ClientActionCommand, type CommandName } from './commands.js';
 import { unknownStream } from './access-refusal.js';
-import { AuthFailures } from './auth-failures.js';
+import { AddressCounts } from './address-counts.js';
+import { AuthFailures, hostOf } from './auth-failures.js';
 import { CredentialSet } from './credentials.js';
 import { v1Text } from './dialects/v1-text.js';
+import { PartialLineBudget } from './partial-line-budget.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
 import type { Transport } from './transport.js';
@@ -39,6 +41,8 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   private currentOptions: Readonly<HubOptions>;
   private currentLimits: ConnectionLimits;
   readonly authFailures = new AuthFailures();
+  readonly lineBudget = new PartialLineBudget(() => this.currentOptions.maxPartialLineBytes);
+  private readonly perAddress = new AddressCounts();
   readonly events: Partial<HubEvents>;
   private readonly clock: () => number;
   readonly catchUpChunkBytes: number;
@@ -97,7 +101,8 @@ export class ReplicationHub implements ConnectionHost, ServerView {
    * Settings that can change while running (SIGHUP): credentials and whether
    * AUTH is required apply to every AUTH and command from now on (a connection
    * already authenticated keeps its role); queue limits apply to connections
-   * opened from now on; the connection limit to the next accept.
+   * opened from now on; the connection limits to the next accept; the line
+   * timeout to the next sweep and the budget of unfinished lines to the next chunk.
    */
   reconfigure(change: Partial<Pick<HubOptions, LiveHubOption>>): void {
     this.currentOptions = Object.freeze({ ...this.currentOptions, ...change });
@@ -124,14 +129,23 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     return this.connectionSet.size;
   }
 
-  /** A new connection: greets the peer (authenticated already when its upgrade presented a secret), or refuses it past the connection limit. */
+  /**
+   * A new connection: greets the peer (authenticated already when its upgrade
+   * presented a secret), or refuses it past the connection limit, in total or
+   * from its host.
+   */
   accept(transport: Transport, transportKind: string, remoteAddress: string, opening: ConnectionOpening = FROM_PROGRAM): ServerConnection {
     const conn = new ServerConnection(this, transport, this.nextId++, transportKind, remoteAddress, this.currentOptions.serverName, opening.fromPage);
     this.connectionSet.add(conn);
     this.subscriptions.add(conn);
+    const host = hostOf(remoteAddress);
+    const fromHost = this.perAddress.add(host);
     this.events.opened?.(conn);
-    if (this.connectionSet.size > this.currentOptions.maxConnections) {
-      conn.close('too_many_connections', `too many connections (limit ${this.currentOptions.maxConnections}); try again later`);
+    const { maxConnections, maxConnectionsPerAddress } = this.currentOptions;
+    if (this.connectionSet.size > maxConnections) {
+      conn.close('too_many_connections', `too many connections (limit ${maxConnections}); try again later`);
+    } else if (fromHost > maxConnectionsPerAddress) {
+      conn.close('too_many_connections', `too many connections from ${host} (limit ${maxConnectionsPerAddress} per address); try again later`);
     } else if (opening.secret !== undefined) {
       conn.authenticateByUpgrade(opening.secret);
     }
@@ -285,7 +299,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
 
   /** The transport is gone: the connection leaves the sweep. */
   forget(peer: Peer): void {
-    this.connectionSet.delete(peer as ServerConnection);
+    if (this.connectionSet.delete(peer as ServerConnection)) this.perAddress.remove(hostOf(peer.remoteAddress));
     this.subscriptions.remove(peer);
   }
 
@@ -343,7 +357,16 @@ export interface ConnectionOpening {
 const FROM_PROGRAM: ConnectionOpening = { fromPage: false };
 
 /** The hub options a running hub can take new values of (reconfigure). */
-export type LiveHubOption = 'credentials' | 'requireAuth' | 'maxQueueCommands' | 'maxQueueBytes' | 'maxConnections' | 'maxStallMs';
+export type LiveHubOption =
+  | 'credentials'
+  | 'requireAuth'
+  | 'maxQueueCommands'
+  | 'maxQueueBytes'
+  | 'maxConnections'
+  | 'maxConnectionsPerAddress'
+  | 'maxPartialLineBytes'
+  | 'lineTimeoutMs'
+  | 'maxStallMs';
 
 function limitsOf(options: Readonly<HubOptions>): ConnectionLimits {
   return Object.freeze({
@@ -355,5 +378,6 @@ function limitsOf(options: Readonly<HubOptions>): ConnectionLimits {
     maxStallMs: options.maxStallMs,
     pingIntervalMs: options.pingIntervalMs,
     pingTimeoutMs: options.pingTimeoutMs,
+    lineTimeoutMs: options.lineTimeoutMs,
   });
 }

@@ -31,11 +31,12 @@ import type { StreamLog } from './stream-log.js';
 import type { Transport } from './transport.js';
 import type { ConnectionHost, Peer } from './connection-host.js';
 import type { Access } from './credentials.js';
+import type { LineHolder } from './partial-line-budget.js';
 import type { ConnectionRole, DisconnectReason } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
 
-export class ServerConnection implements Peer, LineSink {
+export class ServerConnection implements Peer, LineSink, LineHolder {
   name: string | undefined;
   role: ConnectionRole = 'anonymous';
   readonly connectedAt: number;
@@ -64,6 +65,8 @@ export class ServerConnection implements Peer, LineSink {
   private lastProgressAt: number;
   /** When the unfinished line the scanner holds began arriving; null when none is held. */
   private lineStartedAt: number | null = null;
+  /** What the hub's budget of unfinished lines counts for this connection (the scanner's pendingBytes when last told). */
+  heldLineBytes = 0;
   private closingSince = 0;
 
   constructor(
@@ -131,6 +134,8 @@ export class ServerConnection implements Peer, LineSink {
     // Bytes consumed means a line ended in this chunk: what is held now began in it.
     if (held === 0) this.lineStartedAt = null;
     else if (this.lineStartedAt === null || heldBefore + chunk.length > held) this.lineStartedAt = now;
+    // May cut this connection (it holds the most): the close has released what it held.
+    if (held !== this.heldLineBytes) this.holdLineBytes(held);
     // A writer's run never outlives its chunk: store it now so rows go out this tick.
     this.ingest?.endChunk();
   }
@@ -291,6 +296,13 @@ export class ServerConnection implements Peer, LineSink {
     }
   }
 
+  /** Tells the hub's budget what this connection holds now (before it may be cut for it). */
+  private holdLineBytes(held: number): void {
+    const before = this.heldLineBytes;
+    this.heldLineBytes = held;
+    this.host.lineBudget.changed(this, before, held);
+  }
+
   // ------------------------------------------------------------ output
 
   /** As a writer: a subscriber's command for the master, sent as its line. */
@@ -365,10 +377,10 @@ export class ServerConnection implements Peer, LineSink {
       return;
     }
     if (this.state !== 'open') return;
-    // Half a line held for a timeout's length, however slowly it trickles in, is cut: no peer pins
+    // Half a line held for the line timeout, however slowly it trickles in, is cut: no peer pins
     // up to --max-line-bytes of memory indefinitely (keep-alive alone waits for a PING first).
-    if (this.lineStartedAt !== null && now - this.lineStartedAt > limits.pingTimeoutMs) {
-      this.close('ping_timeout', `timed out in the middle of a line (${this.scanner.pendingBytes} bytes, no end of line for ${limits.pingTimeoutMs} ms)`);
+    if (this.lineStartedAt !== null && now - this.lineStartedAt > limits.lineTimeoutMs) {
+      this.close('line_timeout', `timed out in the middle of a line (${this.scanner.pendingBytes} bytes, no end of line for ${limits.lineTimeoutMs} ms)`);
       return;
     }
     const due = keepAliveAction(
@@ -398,6 +410,10 @@ export class ServerConnection implements Peer, LineSink {
     this.close('slow_consumer', 'Failed to keep up');
   }
 
+  cutForLineBudget(message: string): void {
+    this.close('partial_line_budget', message);
+  }
+
   fail(err: ProtocolError, reason?: DisconnectReason): void {
     this.close(reason ?? reasonFor(err), err.message);
   }
@@ -408,7 +424,6 @@ export class ServerConnection implements Peer, LineSink {
     this.leave();
     this.state = 'closing';
     this.closingSince = this.host.now();
-    this.scanner.reset();
     const error = v1Text.encode({ name: 'ERROR', message });
     this.bytesOut += error.length;
     this.host.commandsOut.ERROR++;
@@ -427,8 +442,10 @@ export class ServerConnection implements Peer, LineSink {
     this.host.forget(this);
   }
 
-  /** Out of the hub: validated rows stored, queue freed, subscriptions and syncing users ended. */
+  /** Out of the hub: the unfinished line dropped, validated rows stored, queue freed, subscriptions and syncing users ended. */
   private leave(): void {
+    this.scanner.reset();
+    if (this.heldLineBytes !== 0) this.holdLineBytes(0);
     this.ingest?.close();
     this.queue.clear();
     this.host.detach(this, this.syncingUsers.keys());

@@ -110,6 +110,9 @@ export class Gateway {
       maxStallMs: config.maxStallMs,
       maxLineBytes: config.maxLineBytes,
       maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      maxPartialLineBytes: config.maxPartialLineBytes,
+      lineTimeoutMs: config.lineTimeoutMs,
       clock,
       ...(tls.tcp !== null ? { tls: tls.tcp } : {}),
     });
@@ -197,6 +200,9 @@ export class Gateway {
       maxQueueBytes: config.maxQueueBytes,
       maxStallMs: config.maxStallMs,
       maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      maxPartialLineBytes: config.maxPartialLineBytes,
+      lineTimeoutMs: config.lineTimeoutMs,
     });
     this.log.level = config.logLevel;
     this.config = config;

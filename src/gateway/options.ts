@@ -47,6 +47,11 @@ export interface GatewayConfig {
   maxStallMs: number;
   maxLineBytes: number;
   maxConnections: number;
+  maxConnectionsPerAddress: number;
+  /** Bytes held in unfinished lines across all connections at most. */
+  maxPartialLineBytes: number;
+  /** A connection holding an unfinished line this long is closed. */
+  lineTimeoutMs: number;
   /** Worker threads encoding large in-process publishes and MessagePack frames; null: cores - 1, at least 1. */
   encodeThreads: number | null;
   upstream: HostPort | null;
@@ -427,6 +432,36 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '100000',
     help: 'open connections at most; past it a new one gets ERROR and is closed',
     parse: count(1, 'connections'),
+  },
+  {
+    key: 'maxConnectionsPerAddress',
+    live: true,
+    flag: '--max-connections-per-address',
+    env: 'RG_MAX_CONNECTIONS_PER_ADDRESS',
+    valueName: 'N',
+    defaultText: '10000',
+    help: 'open connections from one host (TCP and WebSocket) at most; past it a new one gets ERROR and is closed (behind a proxy every peer has its address: raise it)',
+    parse: count(1, 'connections'),
+  },
+  {
+    key: 'maxPartialLineBytes',
+    live: true,
+    flag: '--max-partial-line-bytes',
+    env: 'RG_MAX_PARTIAL_LINE_BYTES',
+    valueName: 'N',
+    defaultText: '256MiB',
+    help: 'bytes held in unfinished lines across all connections; past it the connections holding the most get ERROR and are closed first',
+    parse: size(1),
+  },
+  {
+    key: 'lineTimeoutMs',
+    live: true,
+    flag: '--line-timeout-ms',
+    env: 'RG_LINE_TIMEOUT_MS',
+    valueName: 'MS',
+    defaultText: '30000',
+    help: 'a connection holding an unfinished line this long gets ERROR and is closed, whether it has sent PING or not',
+    parse: count(1, 'milliseconds'),
   },
   {
     key: 'encodeThreads',

@@ -1,18 +1,30 @@
 // The HTTP listener's rules that an engine could bend, checked on each
-// engine: a port in use is refused, request headers are taken up to uWS's
-// limit, and only a WebSocket on /replication is an upgrade.
+// engine: a port in use is refused, request headers are taken up to one
+// limit and answered 431 past it, and only a WebSocket on /replication is an
+// upgrade.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { it } from 'node:test';
+import { HTTP_MAX_HEADER_BYTES } from '../../src/bindings/edge-engine.js';
 import { chooseEngine } from '../../src/bindings/engine-choice.js';
 import { HttpListener } from '../../src/bindings/http-app.js';
 import { describeEachEngine, WAIT_MS, WsPeer } from './ws-harness.js';
 
-/** Sends `request` on a fresh connection; resolves with what came back once the head of an answer is in, or the close. */
-function rawExchange(port: number, request: string): Promise<string> {
+/**
+ * Sends `request` on a fresh connection, whole or in writes of `pieceBytes`
+ * 5 ms apart (so each is its own read); resolves with what came back once
+ * the head of an answer is in, or the close.
+ */
+function rawExchange(port: number, request: string, pieceBytes = 0): Promise<string> {
   return new Promise((resolve) => {
     let got = '';
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    const socket = net.connect(port, '127.0.0.1', async () => {
+      if (pieceBytes === 0) return socket.write(request);
+      for (let at = 0; at < request.length && !socket.destroyed; at += pieceBytes) {
+        socket.write(request.slice(at, at + pieceBytes));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    });
     const done = (): void => {
       socket.destroy();
       resolve(got);
@@ -74,12 +86,28 @@ describeEachEngine('HTTP listener', (edge) => {
     }
   });
 
-  it('takes request headers of 100 KiB, and not of 256 KiB', async () => {
+  it(`serves request headers of 8 KiB, and answers 431 past ${HTTP_MAX_HEADER_BYTES / 1024} KiB, in one write or in pieces`, async () => {
     const gw = await edge.start();
     try {
-      const request = (bytes: number): string => `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(bytes)}\r\n\r\n`;
-      assert.match(await rawExchange(gw.httpPort, request(100 * 1024)), /^HTTP\/1\.1 200 /);
-      assert.doesNotMatch(await rawExchange(gw.httpPort, request(256 * 1024)), /^HTTP\/1\.1 200 /);
+      const request = (bytes: number, path = '/healthz', more = ''): string =>
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${more}X-Big: ${'a'.repeat(bytes)}\r\n\r\n`;
+      const OK = /^HTTP\/1\.1 200 /;
+      const TOO_LARGE = /^HTTP\/1\.1 431 /;
+      assert.match(await rawExchange(gw.httpPort, request(8 * 1024)), OK);
+      assert.match(await rawExchange(gw.httpPort, request(100 * 1024)), TOO_LARGE);
+      const upgrade = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+      assert.match(await rawExchange(gw.httpPort, request(100 * 1024, '/replication', upgrade)), TOO_LARGE, 'an upgrade too');
+      if (edge.engine === 'uws') {
+        // uWebSockets.js 20.30 keeps at most 4 KiB of a header block that arrives in more than one
+        // read, fixed when it was built, and past that closes without a word: nothing to answer
+        // with on this engine (docs/websocket.md). This shows it, so a build without it is noticed.
+        assert.equal(await rawExchange(gw.httpPort, request(8 * 1024), 1024), '');
+        assert.equal(await rawExchange(gw.httpPort, request(100 * 1024), 1024), '');
+        assert.match(await rawExchange(gw.httpPort, request(3 * 1024), 1024), OK, 'under 4 KiB in pieces is served');
+      } else {
+        assert.match(await rawExchange(gw.httpPort, request(8 * 1024), 1024), OK);
+        assert.match(await rawExchange(gw.httpPort, request(100 * 1024), 1024), TOO_LARGE);
+      }
       assert.equal((await fetch(`${gw.httpUrl}/healthz`)).status, 200);
     } finally {
       await gw.close();

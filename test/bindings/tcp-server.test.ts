@@ -34,8 +34,8 @@ test('a person typing on netcat is greeted, answered, and never timed out before
   assert.equal(p.content().length, SYNAPSE_STREAMS.length + 1);
 });
 
-test('half a line held for a timeout is cut, however slowly it trickles in; a busy writer whose chunks end mid-line is not', { timeout: 10_000 }, async (t) => {
-  const f = await startServer({ writerToken: 'w', pingIntervalMs: 1_000, pingTimeoutMs: 300 });
+test('half a line held for the line timeout is cut, however slowly it trickles in; a busy writer whose chunks end mid-line is not', { timeout: 10_000 }, async (t) => {
+  const f = await startServer({ writerToken: 'w', pingIntervalMs: 1_000, lineTimeoutMs: 300 });
   t.after(() => f.close());
   const stalled = await f.peer();
   stalled.write('NAME never-ends');
@@ -43,7 +43,8 @@ test('half a line held for a timeout is cut, however slowly it trickles in; a bu
   const started = Date.now();
   const drip = setInterval(() => trickle.write('x'), 50);
   t.after(() => clearInterval(drip));
-  trickle.write('NAME slow');
+  // The trickle has pinged (its keep-alive timeout is armed) and the stalled peer has not: one rule for both.
+  trickle.write('PING 1\nNAME slow');
   const writer = await f.peer();
   writer.send('AUTH w', 'REPLICATE events NOW');
   await writer.line('POSITION events 0');

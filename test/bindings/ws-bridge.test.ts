@@ -370,6 +370,20 @@ describeEachEngine('WebSocket bridge limits', (edge) => {
     }
   });
 
+  it('refuses connections past the per-address limit with ERROR naming the address', async () => {
+    const gw = await edge.start({ maxConnectionsPerAddress: 1 });
+    try {
+      const first = await WsPeer.open(gw.wsUrl);
+      await first.line(/^SERVER /);
+      const second = await WsPeer.open(gw.wsUrl);
+      assert.match(await second.line(/^ERROR /), /^ERROR too many connections from (::ffff:)?127\.0\.0\.1 \(limit 1 per address\); try again later$/);
+      await second.waitClosed();
+      first.terminate();
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('refuses connections past the connection limit with ERROR', async () => {
     const gw = await edge.start({ maxConnections: 1 });
     try {

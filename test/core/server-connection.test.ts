@@ -466,3 +466,22 @@ test('no PING is queued behind rows while the socket is blocked', () => {
   h.advance(5_000);
   assert.match(t.take().join('\n'), /^PING \d+$/);
 });
+
+test('an unfinished line held past lineTimeoutMs is cut, before or after the first PING, whatever the ping timeout', () => {
+  const h = fakeHub({ lineTimeoutMs: 2_000, pingTimeoutMs: 120_000 });
+  const quiet = h.connect();
+  const pinged = h.connect();
+  send(h, pinged.conn, 'PING 1\n');
+  for (const c of [quiet, pinged]) {
+    c.t.take();
+    send(h, c.conn, 'NAME half');
+  }
+  h.advance(1_000);
+  send(h, pinged.conn, '-and-more');
+  h.advance(1_000);
+  assert.ok(quiet.conn.open && pinged.conn.open, 'not past the timeout yet');
+  h.advance(1_001);
+  assert.deepEqual(quiet.t.take(), ['ERROR timed out in the middle of a line (9 bytes, no end of line for 2000 ms)']);
+  assert.deepEqual(pinged.t.take(), ['ERROR timed out in the middle of a line (18 bytes, no end of line for 2000 ms)']);
+  assert.deepEqual(h.events.filter((e) => e[0] === 'closed').map((e) => e[2]), ['line_timeout', 'line_timeout']);
+});

@@ -82,7 +82,10 @@ export function fakeHub(options: Partial<HubOptions> = {}, retentionRows = 1_000
     maxStallMs: 30_000,
     pingIntervalMs: 5_000,
     pingTimeoutMs: 25_000,
+    lineTimeoutMs: 30_000,
     maxConnections: 100,
+    maxConnectionsPerAddress: 100,
+    maxPartialLineBytes: 1024 * 1024,
     catchUpChunkBytes: 1024,
     clock: () => clock.now,
     createLog: (stream) => {

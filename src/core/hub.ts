@@ -334,6 +334,7 @@ function observedTransport(
       sent(chunks, transportKind);
       return inner.write(chunks);
     },
+    unsentBytes: () => inner.unsentBytes(),
     end: () => inner.end(),
     destroy: () => inner.destroy(),
   };

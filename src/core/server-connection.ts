@@ -59,6 +59,8 @@ export class ServerConnection implements Peer, LineSink {
   bytesOut = 0;
   private lastSentAt: number;
   private lastProgressAt: number;
+  /** The transport's unsent bytes after the last write or progress seen: less than this is progress. */
+  private unsentSeen = 0;
   /** When the unfinished line the scanner holds began arriving; null when none is held. */
   private lineStartedAt: number | null = null;
   private closingSince = 0;
@@ -289,6 +291,7 @@ export class ServerConnection implements Peer, LineSink {
     this.lastProgressAt = now;
     for (let i = 0; i < chunks.length; i++) this.bytesOut += chunks[i]!.length;
     if (!this.transport.write(chunks)) this.isBlocked = true;
+    this.unsentSeen = this.transport.unsentBytes();
   }
 
   /** The transport has sent what it held and takes more. */
@@ -321,13 +324,23 @@ export class ServerConnection implements Peer, LineSink {
     );
     if (due === 'time-out') {
       this.close('ping_timeout', 'ping timeout');
-    } else if (this.isBlocked && now - this.lastProgressAt > limits.maxStallMs) {
+    } else if (this.isBlocked && this.stalledSince(now) > limits.maxStallMs) {
       // Blocked: the transport holds bytes the peer has not taken (queued rows, or a catch-up's chunk).
       this.cutSlowConsumer('stall');
     } else if (due === 'ping' && !this.isBlocked) {
       // A blocked socket has rows queued: a PING behind them would tell the peer nothing sooner.
       this.enqueue(v1Text.encode({ name: 'PING', data: String(now) }), 1);
     }
+  }
+
+  /** How long a blocked transport has sent nothing: its unsent bytes not falling since the last progress. */
+  private stalledSince(now: number): number {
+    const unsent = this.transport.unsentBytes();
+    if (unsent < this.unsentSeen) {
+      this.unsentSeen = unsent;
+      this.lastProgressAt = now;
+    }
+    return now - this.lastProgressAt;
   }
 
   // ------------------------------------------------------------ closing

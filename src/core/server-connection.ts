@@ -346,10 +346,12 @@ export class ServerConnection implements Peer, LineSink {
   // ------------------------------------------------------------ closing
 
   private cutSlowConsumer(limit: 'commands' | 'bytes' | 'stall'): void {
+    const behind = this.host.subscriptionsOf(this).find((sub) => sub.catchingUp)?.stream;
     this.host.events.slowConsumer?.(this, {
       queuedCommands: this.queue.commands,
       queuedBytes: this.queue.bytes,
       limit,
+      ...(behind !== undefined ? { stream: behind } : {}),
     });
     this.close('slow_consumer', 'Failed to keep up');
   }

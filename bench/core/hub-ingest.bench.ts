@@ -58,10 +58,11 @@ function ingest(chunks: readonly Buffer[], subscribers: number, lines: number): 
       for (const b of out) delivered += b.length;
       return true;
     },
+    unsentBytes: () => 0,
     end() {},
     destroy() {},
   };
-  const idle: Transport = { write: () => true, end() {}, destroy() {} };
+  const idle: Transport = { write: () => true, unsentBytes: () => 0, end() {}, destroy() {} };
   const hub = new ReplicationHub({
     serverName: 'bench',
     streams: ['events'],

@@ -63,8 +63,8 @@ export async function runSlowConsumer(ctx: ScenarioContext): Promise<ScenarioOut
   const { slowSubscribers: s, slowRows: rows, slowRate: rate } = ctx.sizes;
   const fast = s - 1;
   const writerSeconds = rows / rate;
-  // Paused past the writer's end and the stall limit, so the cut comes while it is still not reading.
-  const pauseMs = Math.max(Math.round(writerSeconds * 1000), DEFAULT_MAX_STALL_MS) + ctx.sizes.slowPauseMarginMs;
+  // The stall limit counts from when its socket filled (at the latest, the writer's end): paused past both, it is cut while not reading.
+  const pauseMs = Math.round(writerSeconds * 1000) + DEFAULT_MAX_STALL_MS + ctx.sizes.slowPauseMarginMs;
   const writerExtra = ['--rate', String(rate)];
 
   const without = await (async () => {

@@ -97,6 +97,7 @@ export class TcpListener {
         socket.uncork();
         return !socket.writableNeedDrain;
       },
+      unsentBytes: () => socket.writableLength,
       end: () => socket.end(),
       destroy: () => socket.destroy(),
     };

@@ -196,6 +196,10 @@ class WsLink extends SocketLink implements Transport {
     return false;
   }
 
+  unsentBytes(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+
   end(): void {
     if (this.closed) return;
     if (this.pending !== null) {

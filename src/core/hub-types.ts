@@ -81,7 +81,7 @@ export interface SlowConsumerDetails {
   queuedBytes: number;
   /** Which limit was crossed. */
   limit: 'commands' | 'bytes' | 'stall';
-  /** The stream whose row did not fit (absent for a stall). */
+  /** A stream it was reading from the log (behind, or catching up) when cut; absent when none. */
   stream?: string;
 }
 

@@ -63,6 +63,8 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
   bytesOut = 0;
   private lastSentAt: number;
   private lastProgressAt: number;
+  /** The transport's unsent bytes after the last write or progress seen: less than this is progress. */
+  private unsentSeen = 0;
   /** When the unfinished line the scanner holds began arriving; null when none is held. */
   private lineStartedAt: number | null = null;
   /** What the hub's budget of unfinished lines counts for this connection (the scanner's pendingBytes when last told). */
@@ -358,6 +360,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     this.lastProgressAt = now;
     for (let i = 0; i < chunks.length; i++) this.bytesOut += chunks[i]!.length;
     if (!this.transport.write(chunks)) this.isBlocked = true;
+    this.unsentSeen = this.transport.unsentBytes();
   }
 
   /** The transport has sent what it held and takes more. */
@@ -390,7 +393,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     );
     if (due === 'time-out') {
       this.close('ping_timeout', 'ping timeout');
-    } else if (this.isBlocked && now - this.lastProgressAt > limits.maxStallMs) {
+    } else if (this.isBlocked && this.stalledSince(now) > limits.maxStallMs) {
       // Blocked: the transport holds bytes the peer has not taken (queued rows, or a catch-up's chunk).
       this.cutSlowConsumer('stall');
     } else if (due === 'ping' && !this.isBlocked) {
@@ -399,13 +402,25 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     }
   }
 
+  /** How long a blocked transport has sent nothing: its unsent bytes not falling since the last progress. */
+  private stalledSince(now: number): number {
+    const unsent = this.transport.unsentBytes();
+    if (unsent < this.unsentSeen) {
+      this.unsentSeen = unsent;
+      this.lastProgressAt = now;
+    }
+    return now - this.lastProgressAt;
+  }
+
   // ------------------------------------------------------------ closing
 
   private cutSlowConsumer(limit: 'commands' | 'bytes' | 'stall'): void {
+    const behind = this.host.subscriptionsOf(this).find((sub) => sub.catchingUp)?.stream;
     this.host.events.slowConsumer?.(this, {
       queuedCommands: this.queue.commands,
       queuedBytes: this.queue.bytes,
       limit,
+      ...(behind !== undefined ? { stream: behind } : {}),
     });
     this.close('slow_consumer', 'Failed to keep up');
   }

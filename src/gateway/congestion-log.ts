@@ -14,7 +14,7 @@ export interface CongestionCut {
   transport: string;
   /** The limit crossed: commands, bytes, or stall (no write progress). */
   limit: SlowConsumerDetails['limit'];
-  /** The stream whose row did not fit (null for a stall). */
+  /** A stream it was reading from the log when cut (null when none). */
   stream: string | null;
   queuedCommands: number;
   queuedBytes: number;

@@ -131,6 +131,34 @@ describeEachEngine('WebSocket bridge, binary mode', (edge) => {
     reader.close();
   });
 
+  it('a binary client that pauses past the queue limit reads the rest from the log, frames made later by the pool: every row once, in order, no ERROR', async () => {
+    const slowGw = await edge.start({ maxQueueCommands: 50 }, { transcoder: new SlowTranscoder(), sendHighWaterBytes: 64 * 1024 });
+    const cuts: string[] = [];
+    slowGw.server.on('slowConsumer', (_c, d) => cuts.push(d.limit));
+    try {
+      const slow = await WsPeer.open(slowGw.wsUrl, { protocol: MSGPACK });
+      slow.send(pack(['REPLICATE', 'events', 'NOW']));
+      const from = (await waitUntil('POSITION', () => slow.frames.find((f) => f[0] === 'POSITION')))[2] as number;
+      (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const payload = 'z'.repeat(4096);
+      let last = 0;
+      for (let i = 0; i < 3000; i++) {
+        last = await slowGw.server.publish('events', [[payload, i]]);
+        if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await waitUntil('falling behind', () => (slowGw.server.connections().some((c) => c.subscriptions().some((sub) => sub.catchingUp)) ? true : undefined));
+      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      await waitUntil('POSITION at the head', () => slow.frames.find((f) => f[0] === 'POSITION' && f[2] === last), 20_000);
+      const tokens = slow.frames.filter((f) => f[0] === 'RDATA').map((f) => f[2]);
+      assert.deepEqual(tokens, Array.from({ length: last - from }, (_, i) => from + 1 + i));
+      assert.ok(!slow.frames.some((f) => f[0] === 'ERROR'));
+      assert.deepEqual(cuts, []);
+      slow.terminate();
+    } finally {
+      await slowGw.close();
+    }
+  });
+
   it('answers a bad frame with an ERROR frame and a close', async () => {
     const peer = await WsPeer.open(gw.wsUrl, { protocol: MSGPACK });
     peer.send(pack({ not: 'an array' }));

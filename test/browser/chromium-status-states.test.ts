@@ -27,7 +27,7 @@ describeEachEngine('status page states in chromium', ({ engine }) => {
     await ensureBrowserBuild();
     const { config } = loadConfig({
       argv: ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--ws-engine', engine, '--writer-token', 'w', '--streams', 'events,typing',
-        '--max-queue-bytes', '4MiB', '--max-queue-commands', '1000000'],
+        '--max-queue-bytes', '4MiB', '--max-queue-commands', '1000000', '--max-stall-ms', '6000'],
       env: {},
     });
     gateway = await Gateway.open(config, pino({ level: 'silent' }));
@@ -99,7 +99,8 @@ describeEachEngine('status page states in chromium', ({ engine }) => {
     assert.ok(token > before);
     const cut = page.locator('#cuts tr', { hasText: 'stuck-worker' });
     await cut.waitFor({ timeout: 5000 });
-    assert.equal(await cut.locator('td.limit').textContent(), 'bytes');
+    // Past its queue limits it read from the log: what cuts a worker that stopped reading is the stall limit.
+    assert.equal(await cut.locator('td.limit').textContent(), 'stall');
     assert.match((await cut.locator('td.queued').textContent())!, /^\d+ \/ \d+$/);
     assert.match((await cut.locator('td.token').textContent())!, /^\d+$/);
     await page.locator('#connections tr', { hasText: 'stuck-worker' }).waitFor({ state: 'detached', timeout: 5000 });

@@ -430,6 +430,27 @@ test('a subscriber whose socket makes no progress for maxStallMs is cut', () => 
   assert.equal((h.events.find((e) => e[0] === 'slowConsumer')?.[2] as { limit: string }).limit, 'stall');
 });
 
+test('a full socket that is still sending part of what it holds is not a stall; once it sends nothing for maxStallMs it is cut', () => {
+  const h = fakeHub({ maxStallMs: 3_000, pingIntervalMs: 60_000, pingTimeoutMs: 120_000 });
+  const s = subscriber(h, 'REPLICATE events NOW');
+  s.t.take();
+  s.t.accepting = false;
+  s.t.unsent = 10_000;
+  const w = writer(h);
+  send(h, w.conn, rows('events', [1]));
+  // A slow reader: the socket's unsent bytes fall a little every 2 s, never draining in that time.
+  for (let i = 1; i <= 5; i++) {
+    s.t.unsent -= 1_000;
+    h.advance(2_000);
+    assert.ok(s.conn.open, `sending at ${i * 2} s`);
+  }
+  h.advance(2_000);
+  assert.ok(s.conn.open, '2 s after the last progress');
+  h.advance(1_500);
+  assert.ok(!s.conn.open);
+  assert.equal((h.events.find((e) => e[0] === 'slowConsumer')?.[2] as { limit: string }).limit, 'stall');
+});
+
 test('connections past maxConnections are refused with ERROR and closed', () => {
   const h = fakeHub({ maxConnections: 2 });
   h.connect();

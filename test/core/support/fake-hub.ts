@@ -13,6 +13,8 @@ export class FakeTransport implements Transport {
   readonly writeSizes: number[] = [];
   /** What write() answers: false plays a socket whose buffer is full. */
   accepting = true;
+  /** What unsentBytes() answers: a test lowers it to play a full socket sending part of what it holds. */
+  unsent = 0;
   ended = false;
   destroyed = false;
   private taken = 0;
@@ -22,6 +24,10 @@ export class FakeTransport implements Transport {
     this.written.push(...chunks);
     this.writeSizes.push(chunks.reduce((n, c) => n + c.length, 0));
     return this.accepting;
+  }
+
+  unsentBytes(): number {
+    return this.unsent;
   }
 
   end(): void {

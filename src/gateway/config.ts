@@ -173,6 +173,15 @@ function checkCombinations(config: GatewayConfig, explicit: ReadonlySet<keyof Ga
       `--writer-token cannot be combined with --upstream ${config.upstream.host}:${config.upstream.port}: in relay mode the upstream writes every stream; expected no --writer-token`,
     );
   }
+  if ((config.synapseRedis === null) !== (config.synapseServerName === null)) {
+    throw new ConfigError('--synapse-redis and --synapse-server-name go together: expected both (the Redis and the server_name whose channel is followed) or neither');
+  }
+  if (config.synapseRedis !== null && config.upstream !== null) {
+    throw new ConfigError('--synapse-redis cannot be combined with --upstream: expected one source of streams');
+  }
+  if (config.synapseRedis !== null && config.log.kind === 'redis') {
+    throw new ConfigError('--synapse-redis keeps its history in --log memory or file:DIR; expected one of those, not a Redis log');
+  }
   if (config.writerToken !== null && config.writerToken === config.subscriberToken) {
     throw new ConfigError('--subscriber-token equals --writer-token; expected two different tokens');
   }

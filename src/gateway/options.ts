@@ -7,6 +7,7 @@
 import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
+import { parseSynapseRedisUrl, type SynapseRedisSpec } from '../bindings/synapse-redis.js';
 import type { FsyncPolicy, LogSpec } from './log-store.js';
 
 export type { HostPort } from '../core/host-port.js';
@@ -50,6 +51,14 @@ export interface GatewayConfig {
   logLevel: string;
   readyFile: string | null;
   shutdownTimeoutMs: number;
+  /** Follow a current Synapse deployment on its Redis (--synapse-redis); null: not. */
+  synapseRedis: SynapseRedisSpec | null;
+  /** Its server_name: the channel followed. */
+  synapseServerName: string | null;
+  /** The password when --synapse-redis gives none (best from RG_SYNAPSE_REDIS_PASSWORD). */
+  synapseRedisPassword: string | null;
+  /** Also subscribe `<server_name>/USER_IP` (it carries access tokens; never served). */
+  synapseUserIp: boolean;
 }
 
 /** A value the parser refused: `allowed` completes "expected ...". */
@@ -436,6 +445,42 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '10000',
     help: 'on SIGTERM/SIGINT, how long connections may take to flush and close before the process exits anyway',
     parse: count(1, 'milliseconds'),
+  },
+  {
+    key: 'synapseRedis',
+    flag: '--synapse-redis',
+    env: 'RG_SYNAPSE_REDIS',
+    valueName: 'redis://HOST:PORT[/DB]',
+    defaultText: null,
+    help: "follow a current Synapse deployment (1.67 and later) on its Redis: its streams are kept per writer instance (--log memory or file) and served; rediss:// for TLS, unix:/PATH[?db=N] for a unix socket; needs --synapse-server-name; default: off",
+    parse: (t) => parseSynapseRedisUrl(t) ?? new Invalid('redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix:/PATH[?db=N]'),
+  },
+  {
+    key: 'synapseServerName',
+    flag: '--synapse-server-name',
+    env: 'RG_SYNAPSE_SERVER_NAME',
+    valueName: 'NAME',
+    defaultText: null,
+    help: "the followed Synapse's server_name: the Redis channel its processes publish on",
+    parse: word('a server name'),
+  },
+  {
+    key: 'synapseRedisPassword',
+    flag: '--synapse-redis-password',
+    env: 'RG_SYNAPSE_REDIS_PASSWORD',
+    valueName: 'PASSWORD',
+    defaultText: null,
+    help: "the password of Synapse's Redis when --synapse-redis gives none (set it in the environment, not on the command line); default: none",
+    parse: (t) => t,
+  },
+  {
+    key: 'synapseUserIp',
+    flag: '--synapse-user-ip',
+    env: 'RG_SYNAPSE_USER_IP',
+    valueName: 'on|off',
+    defaultText: 'off',
+    help: 'also subscribe <server_name>/USER_IP (its lines carry access tokens: counted, never stored or served)',
+    parse: (t) => (t === 'on' ? true : t === 'off' ? false : new Invalid('on or off')),
   },
 ];
 

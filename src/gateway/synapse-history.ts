@@ -53,11 +53,10 @@ export function filePairLogs(dir: string, options: Omit<FileLogOptions, 'startTo
   const root = path.join(dir, 'synapse');
   const opened: FileStreamLog[] = [];
   const open = async (stream: string, instance: string, generation: number, startToken?: number): Promise<FileStreamLog> => {
-    const log = await FileStreamLog.open(stream, path.join(root, stream, instance, String(generation)), {
-      ...options,
-      ...(startToken !== undefined ? { startToken } : {}),
-    });
+    const log = await FileStreamLog.open(stream, path.join(root, stream, instance, String(generation)), options);
     opened.push(log);
+    // restartAt writes the start down (an empty segment named after it); a startToken option would be forgotten by a restart with no rows yet.
+    if (startToken !== undefined && startToken > log.head) log.restartAt(startToken);
     return log;
   };
   return {

@@ -137,6 +137,7 @@ export class Gateway {
       relay: this.relay,
       store,
       timeline: this.timeline,
+      synapse,
       serverName: () => this.serverName,
       clock,
     });

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
 import { loadRecording, synapsePublishes, todayRecordingsSkip } from '../support/synapse-today.js';
-import { httpGet, killAllGateways, startGateway, type GatewayProcess } from './support/gateway-process.js';
+import { httpGet, killAllGateways, parseMetrics, startGateway, type GatewayProcess } from './support/gateway-process.js';
 
 after(() => killAllGateways());
 
@@ -73,6 +73,13 @@ describe('serve --synapse-redis', { skip: redisSkip() || todayRecordingsSkip() }
       const positions = (h: { pairs: PairHealth[] }): string[] => h.pairs.map((p) => `${p.stream}/${p.instance}=${p.token}`);
       const h1 = await until('the final positions', () => synapseHealth(gw), (h) => expected.every((x) => positions(h).includes(x)));
       assert.ok(h1.pairs.every((p) => p.gaps.length === 0), 'no gap');
+      const metrics = parseMetrics((await httpGet(gw.http!, '/metrics')).body);
+      assert.equal(metrics.get('replication_gateway_synapse_connected'), 1);
+      assert.equal(metrics.get('replication_gateway_synapse_connects_total'), 1);
+      assert.equal(metrics.get('replication_gateway_synapse_gaps_open'), 0);
+      assert.equal(metrics.get('replication_gateway_synapse_position{stream="presence",instance="master"}'), recording.wire_final_positions['presence']!['master']);
+      const rows = synapsePublishes(recording).filter((e) => e.payload.startsWith('RDATA ')).length;
+      assert.equal(metrics.get('replication_gateway_synapse_rows_total'), rows);
       await gw.stop();
 
       // The writers moved on while the gateway was down: to_device wrote 419 and 420 unheard.
@@ -94,6 +101,7 @@ describe('serve --synapse-redis', { skip: redisSkip() || todayRecordingsSkip() }
       assert.deepEqual(pair(h3, 'to_device').gaps, [{ afterToken: toDevice, uptoToken: toDevice + 1 }]);
       assert.deepEqual(pair(h3, 'presence').gaps, []);
       assert.equal(pair(h3, 'presence').token, presence);
+      assert.equal(parseMetrics((await httpGet(gw.http!, '/metrics')).body).get('replication_gateway_synapse_gaps_open'), 1);
     } finally {
       await gw.stop();
       publisher.disconnect();

@@ -357,6 +357,8 @@ function openSynapse(config: GatewayConfig, log: Logger): Promise<SynapseFollow>
     redis,
     serverName: config.synapseServerName,
     userIp: config.synapseUserIp,
+    replicationUrls: config.synapseReplicationUrls ?? {},
+    replicationSecret: config.synapseReplicationSecret,
     log: config.log,
     retentionRows: config.retentionRows,
     retentionBytes: config.retentionBytes,

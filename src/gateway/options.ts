@@ -59,6 +59,10 @@ export interface GatewayConfig {
   synapseRedisPassword: string | null;
   /** Also subscribe `<server_name>/USER_IP` (it carries access tokens; never served). */
   synapseUserIp: boolean;
+  /** Each instance's HTTP replication listener (--synapse-replication-url), for gap-fill; null: none (gaps are recorded). */
+  synapseReplicationUrls: Record<string, string> | null;
+  /** Synapse's worker_replication_secret, sent as `Authorization: Bearer`. */
+  synapseReplicationSecret: string | null;
 }
 
 /** A value the parser refused: `allowed` completes "expected ...". */
@@ -115,6 +119,26 @@ function size(min: number): (text: string) => number | Invalid {
 /** A word sent on the wire (a name, a credential): no spaces or control characters. */
 function word(what: string): (text: string) => string | Invalid {
   return (text) => (/^[^\s\x00-\x1f\x7f]+$/.test(text) ? text : new Invalid(`${what}: a non-empty word without spaces`));
+}
+
+/** `event_persister1=http://10.0.0.7:9034,master=http://10.0.0.5:9093`. */
+function replicationUrls(text: string): Record<string, string> | Invalid {
+  const allowed = 'INSTANCE=http://HOST:PORT (or https://), comma-separated, one per instance';
+  const out: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    const instance = part.slice(0, eq).trim();
+    const url = part.slice(eq + 1).trim();
+    if (eq <= 0 || !/^[A-Za-z0-9_.-]+$/.test(instance) || instance in out) return new Invalid(allowed);
+    try {
+      const u = new URL(url);
+      if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') return new Invalid(allowed);
+    } catch {
+      return new Invalid(allowed);
+    }
+    out[instance] = url;
+  }
+  return out;
 }
 
 function streamList(text: string): string[] | Invalid {
@@ -481,6 +505,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: 'off',
     help: 'also subscribe <server_name>/USER_IP (its lines carry access tokens: counted, never stored or served)',
     parse: (t) => (t === 'on' ? true : t === 'off' ? false : new Invalid('on or off')),
+  },
+  {
+    key: 'synapseReplicationUrls',
+    flag: '--synapse-replication-url',
+    env: 'RG_SYNAPSE_REPLICATION_URL',
+    valueName: 'INSTANCE=URL[,INSTANCE=URL...]',
+    defaultText: null,
+    help: "each Synapse instance's replication listener (its instance_map entry, e.g. event_persister1=http://10.0.0.7:9034): a gap in that instance's rows is filled from it; default: none (gaps are recorded, catch-up across them refused)",
+    parse: replicationUrls,
+  },
+  {
+    key: 'synapseReplicationSecret',
+    flag: '--synapse-replication-secret',
+    env: 'RG_SYNAPSE_REPLICATION_SECRET',
+    valueName: 'SECRET',
+    defaultText: null,
+    help: "Synapse's worker_replication_secret, sent as Authorization: Bearer to --synapse-replication-url (set it in the environment); default: none",
+    parse: (t) => t,
   },
 ];
 

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { SynapseRedisLink, type SynapseLinkHealth, type SynapseRedisSpec } from '../bindings/synapse-redis.js';
+import { fetchStreamUpdates } from '../bindings/synapse-http.js';
 import { SynapseFollower } from '../core/synapse-follower.js';
 import type { LogSpec, FsyncPolicy } from './log-store.js';
 import { SynapseHistory, filePairLogs, memoryPairLogs, type SynapseHistoryStats } from './synapse-history.js';
@@ -15,6 +16,9 @@ export interface SynapseFollowOptions {
   redis: SynapseRedisSpec;
   serverName: string;
   userIp: boolean;
+  /** Each instance's replication listener, for gap-fill. */
+  replicationUrls: Record<string, string>;
+  replicationSecret: string | null;
   log: LogSpec;
   retentionRows: number;
   retentionBytes: number;
@@ -51,7 +55,11 @@ export class SynapseFollow {
             fsync: options.fsync,
           })
         : memoryPairLogs({ retentionRows: options.retentionRows, retentionBytes: options.retentionBytes });
-    const history = new SynapseHistory(source, logger);
+    const endpoints = new Map(Object.entries(options.replicationUrls).map(([instance, url]) => [instance, { base: new URL(url), secret: options.replicationSecret }]));
+    const history = new SynapseHistory(source, logger, (instance) => {
+      const endpoint = endpoints.get(instance);
+      return endpoint === undefined ? null : (stream, from, upto) => fetchStreamUpdates(endpoint, stream, from, upto);
+    });
     const follower = new SynapseFollower(history);
     for (const pair of await history.load()) {
       if (pair.log !== null) follower.known(pair.stream, pair.instance, pair.log.head);

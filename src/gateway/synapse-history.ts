@@ -20,6 +20,7 @@ import type { TodayCommand } from '../core/dialects/synapse-today.js';
 import type { ProtocolError } from '../core/errors.js';
 import { advanceEntry, isPending, MemoryStreamLog, type LogEntry, type StreamLog } from '../core/stream-log.js';
 import type { FollowerSink } from '../core/synapse-follower.js';
+import { updateGroups, type StreamUpdates } from '../core/synapse-catch-up.js';
 import { FileStreamLog, type FileLogOptions } from '../bindings/file-log.js';
 
 /** A pair's log found in the store when the gateway starts. */
@@ -95,7 +96,13 @@ export interface RecordedGap {
   at: number;
 }
 
-type PairOp = { kind: 'append'; entry: LogEntry } | { kind: 'restart'; token: number };
+type PairOp = { kind: 'append'; entry: LogEntry } | { kind: 'fill'; afterToken: number; uptoToken: number };
+
+/** One page of an instance's rows of a stream in (fromToken, uptoToken], from its HTTP replication endpoint. */
+export type FetchUpdates = (stream: string, fromToken: number, uptoToken: number) => Promise<StreamUpdates>;
+
+/** Pages fetched for one gap before it is given up as unfillable: ~100 rows a page. */
+export const MAX_FILL_PAGES = 10_000;
 
 /** One (stream, instance): its current log (null while it opens), what waits for it, and its record. */
 export class PairHistory {
@@ -104,6 +111,9 @@ export class PairHistory {
   readonly gaps: RecordedGap[] = [];
   lateRows = 0;
   appendErrors = 0;
+  gapsFilled = 0;
+  /** A gap is being filled over HTTP: what comes after it waits. */
+  filling = false;
 
   constructor(
     readonly stream: string,
@@ -117,6 +127,7 @@ export interface SynapseHistoryStats {
   lateRows: number;
   refusedLines: number;
   gapsOpen: number;
+  gapsFilled: number;
   commands: Record<string, number>;
 }
 
@@ -134,6 +145,8 @@ export class SynapseHistory implements FollowerSink {
   constructor(
     private readonly source: PairLogSource,
     private readonly logger: Logger,
+    /** The HTTP endpoint of an instance (--synapse-replication-url), or null: its gaps are recorded. */
+    private readonly endpoint: (instance: string) => FetchUpdates | null = () => null,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -163,8 +176,12 @@ export class SynapseHistory implements FollowerSink {
 
   stats(): SynapseHistoryStats {
     let gapsOpen = 0;
-    for (const p of this.pairs.values()) gapsOpen += p.gaps.length;
-    return { rows: this.rows, lateRows: this.lateRows, refusedLines: this.refusedLines, gapsOpen, commands: { ...this.commandCounts } };
+    let gapsFilled = 0;
+    for (const p of this.pairs.values()) {
+      gapsOpen += p.gaps.length;
+      gapsFilled += p.gapsFilled;
+    }
+    return { rows: this.rows, lateRows: this.lateRows, refusedLines: this.refusedLines, gapsOpen, gapsFilled, commands: { ...this.commandCounts } };
   }
 
   close(): Promise<void> {
@@ -197,13 +214,7 @@ export class SynapseHistory implements FollowerSink {
 
   gap(stream: string, instance: string, afterToken: number, uptoToken: number): void {
     const pair = this.pairs.get(key(stream, instance));
-    if (pair === undefined) return;
-    pair.gaps.push({ afterToken, uptoToken, at: this.now() });
-    this.logger.warn(
-      { stream, instance, afterToken, uptoToken },
-      'gap in a Synapse stream: rows in this range were published while the gateway did not hear them; catch-up from before it is refused as too old',
-    );
-    this.apply(pair, { kind: 'restart', token: uptoToken });
+    if (pair !== undefined) this.apply(pair, { kind: 'fill', afterToken, uptoToken });
   }
 
   reset(stream: string, instance: string, fromToken: number, token: number): void {
@@ -212,6 +223,7 @@ export class SynapseHistory implements FollowerSink {
     pair.generation++;
     this.logger.warn({ stream, instance, fromToken, token, generation: pair.generation }, 'a Synapse writer restarted its stream from a lower token: a new generation of the pair begins');
     pair.log = null;
+    pair.filling = false;
     pair.waiting.length = 0;
     pair.gaps.length = 0;
     this.openLog(pair, token);
@@ -259,22 +271,71 @@ export class SynapseHistory implements FollowerSink {
 
   private apply(pair: PairHistory, op: PairOp): void {
     const log = pair.log;
-    if (log === null) {
+    if (log === null || pair.filling) {
       pair.waiting.push(op);
       return;
     }
-    if (op.kind === 'restart') {
-      if (op.token > log.lastAppended) log.restartAt(op.token);
+    if (op.kind === 'fill') {
+      const fetch = this.endpoint(pair.instance);
+      if (fetch === null) this.recordGap(pair, log, op.afterToken, op.uptoToken, 'no --synapse-replication-url for this instance');
+      else void this.fill(pair, log, fetch, op.afterToken, op.uptoToken);
       return;
     }
-    // The follower's tokens rise per pair; a log restarted at a gap's end can already be at this advance.
-    if (op.entry.lastToken <= log.lastAppended) return;
+    this.append(pair, log, op.entry);
+  }
+
+  private append(pair: PairHistory, log: StreamLog, entry: LogEntry): void {
+    // The follower's tokens rise per pair; a log restarted at a gap's end, or filled past it, can already be there.
+    if (entry.lastToken <= log.lastAppended) return;
     try {
-      const stored = log.append(op.entry);
+      const stored = log.append(entry);
       if (isPending(stored)) stored.catch((err: unknown) => this.appendFailed(pair, err));
     } catch (err) {
       this.appendFailed(pair, err);
     }
+  }
+
+  /** The rows of (afterToken, uptoToken] from the instance's endpoint, page by page, stored before anything that came after. */
+  private async fill(pair: PairHistory, log: StreamLog, fetch: FetchUpdates, afterToken: number, uptoToken: number): Promise<void> {
+    pair.filling = true;
+    const generation = pair.generation;
+    try {
+      let from = afterToken;
+      let pages = 0;
+      for (;;) {
+        const page = await fetch(pair.stream, from, uptoToken);
+        if (pair.generation !== generation) return;
+        for (const g of updateGroups(pair.stream, pair.instance, page.updates)) {
+          if (g.token > uptoToken) break;
+          this.rows += g.lines;
+          this.append(pair, log, { firstToken: g.token, lastToken: g.token, bytes: g.bytes, lines: g.lines, rows: g.lines });
+        }
+        if (!page.limited) break;
+        if (page.uptoToken <= from || ++pages >= MAX_FILL_PAGES) throw new Error(`the endpoint's pages stopped advancing at ${page.uptoToken}`);
+        from = page.uptoToken;
+      }
+      this.append(pair, log, advanceEntry(uptoToken));
+      pair.gapsFilled++;
+      this.logger.info({ stream: pair.stream, instance: pair.instance, afterToken, uptoToken }, 'filled a gap in a Synapse stream from its writer\'s replication endpoint');
+    } catch (err) {
+      if (pair.generation !== generation) return;
+      this.recordGap(pair, log, Math.max(afterToken, Math.min(log.lastAppended, uptoToken)), uptoToken, (err as Error).message);
+    } finally {
+      if (pair.generation === generation) {
+        pair.filling = false;
+        for (const op of pair.waiting.splice(0)) this.apply(pair, op);
+      }
+    }
+  }
+
+  /** A gap that stays: catch-up from before its end is refused as too old. */
+  private recordGap(pair: PairHistory, log: StreamLog, afterToken: number, uptoToken: number, why: string): void {
+    pair.gaps.push({ afterToken, uptoToken, at: this.now() });
+    this.logger.warn(
+      { stream: pair.stream, instance: pair.instance, afterToken, uptoToken, why },
+      'gap in a Synapse stream: rows in this range were published while the gateway did not hear them; catch-up from before it is refused as too old',
+    );
+    if (uptoToken > log.lastAppended) log.restartAt(uptoToken);
   }
 
   private appendFailed(pair: PairHistory, err: unknown): void {

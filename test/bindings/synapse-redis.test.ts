@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { SynapseRedisLink, parseSynapseRedisUrl } from '../../src/bindings/synapse-redis.js';
+import { fetchStreamUpdates } from '../../src/bindings/synapse-http.js';
 import { SynapseFollower } from '../../src/core/synapse-follower.js';
 import type { LogEntry } from '../../src/core/stream-log.js';
 import { SynapseHistory, memoryPairLogs } from '../../src/gateway/synapse-history.js';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
-import { loadRecording, synapsePublishes, todayRecordingsSkip, type PublishEvent } from '../support/synapse-today.js';
+import { REPLICATION_SECRET, fakeEndpoint } from '../support/fake-replication-endpoint.js';
+import { loadRecording, synapsePublishes, todayRecordingsSkip, type HttpEvent, type PublishEvent } from '../support/synapse-today.js';
 
 const quiet = pino({ level: 'silent' });
 
@@ -20,8 +22,12 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
 }
 
 /** A follower wired as serve wires it, with every stored entry recorded per pair. */
-function gatewaySide(port: number, serverName: string) {
-  const history = new SynapseHistory(memoryPairLogs({ retentionRows: 1_000_000, retentionBytes: 64 * 1024 * 1024 }), quiet);
+function gatewaySide(port: number, serverName: string, endpoint: URL | null = null) {
+  const history = new SynapseHistory(
+    memoryPairLogs({ retentionRows: 1_000_000, retentionBytes: 64 * 1024 * 1024 }),
+    quiet,
+    () => (endpoint === null ? null : (stream, from, upto) => fetchStreamUpdates({ base: endpoint, secret: REPLICATION_SECRET }, stream, from, upto)),
+  );
   const entries = new Map<string, LogEntry[]>();
   history.onPairLog((pair, log) => {
     const list: LogEntry[] = [];
@@ -153,6 +159,34 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
       await g.link.stop();
       publisher.disconnect();
       watcher.redis.disconnect();
+    }
+  });
+
+  test("the subscription cut while typing_writer1 wrote 115 rows: the gap is filled from its HTTP endpoint in two pages (07's answers), before the live row after it", async () => {
+    const serverName = 'fill.example.com';
+    const exchanges = loadRecording('07_sync_worker_reconnect_gap_fill').events.filter((e): e is HttpEvent => e.kind === 'http');
+    const endpoint = await fakeEndpoint(exchanges);
+    const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
+    const g = gatewaySide(redis.port, serverName, endpoint.url);
+    try {
+      await g.link.start();
+      await publisher.publish(serverName, 'POSITION typing typing_writer1 1 1');
+      await until('typing at 1', () => g.follower.status().some((s) => s.stream === 'typing' && s.token === 1));
+      const clients = (await publisher.client('LIST')) as string;
+      const id = /id=(\d+) [^\n]*name=replication-gateway-follower/.exec(clients)![1]!;
+      await publisher.client('KILL', 'ID', id);
+      await until('the resubscription', () => g.link.health().connects === 2);
+      await publisher.publish(serverName, 'POSITION typing typing_writer1 116 116');
+      await publisher.publish(serverName, 'RDATA typing typing_writer1 117 ["!after:example.com",[]]');
+      await until('the fill and the live row', () => g.history.stats().gapsFilled === 1 && g.history.stats().rows === 116);
+      const tokens = g.entries.get('typing/typing_writer1')!.filter((e) => e.lines > 0).map((e) => e.lastToken);
+      assert.deepEqual(tokens, [...Array.from({ length: 115 }, (_, i) => i + 2), 117]);
+      assert.equal(g.history.stats().gapsOpen, 0);
+      assert.equal(endpoint.seen.length, 2, 'two pages: limited, then the rest');
+    } finally {
+      await g.link.stop();
+      publisher.disconnect();
+      await endpoint.close();
     }
   });
 });

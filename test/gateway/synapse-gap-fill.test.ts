@@ -1,17 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { fetchStreamUpdates } from '../../src/bindings/synapse-http.js';
 import { SynapseFollower } from '../../src/core/synapse-follower.js';
 import { synapseJson, updateGroups } from '../../src/core/synapse-catch-up.js';
 import type { LogEntry } from '../../src/core/stream-log.js';
 import { SynapseHistory, memoryPairLogs } from '../../src/gateway/synapse-history.js';
+import { fakeEndpoint, REPLICATION_SECRET as SECRET } from '../support/fake-replication-endpoint.js';
 import { loadRecording, publishes, todayRecordingsSkip, type HttpEvent } from '../support/synapse-today.js';
 
 const quiet = pino({ level: 'silent' });
-const SECRET = 'DUMMY_worker_replication_secret';
 
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -19,37 +17,6 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-}
-
-interface SeenRequest {
-  path: string;
-  authorization: string | undefined;
-}
-
-/** A stand-in for a writer's replication listener, answering with the recorded responses (by stream, from_token, upto_token). */
-async function fakeEndpoint(exchanges: HttpEvent[], fail = false): Promise<{ url: URL; seen: SeenRequest[]; close: () => Promise<void> }> {
-  const seen: SeenRequest[] = [];
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url!, 'http://x');
-    seen.push({ path: url.pathname, authorization: req.headers.authorization });
-    const stream = url.pathname.split('/')[4];
-    const match = exchanges.find(
-      (e) =>
-        e.request.path.split('/')[4] === stream &&
-        e.request.query['from_token'] === url.searchParams.get('from_token') &&
-        e.request.query['upto_token'] === url.searchParams.get('upto_token'),
-    );
-    if (fail || req.headers.authorization !== `Bearer ${SECRET}`) {
-      res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":"Internal server error","errcode":"M_UNKNOWN"}');
-    } else if (match === undefined) {
-      res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"error":"not recorded","errcode":"M_UNKNOWN"}');
-    } else {
-      res.writeHead(match.response.status, { 'Content-Type': 'application/json' }).end(match.response.body_raw);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: new URL(`http://127.0.0.1:${port}`), seen, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 function setUp(base: URL | null, secret = SECRET) {

@@ -25,7 +25,7 @@ import { openLogStore, type LogStore } from './log-store.js';
 import { GatewayMetrics } from './metrics.js';
 import { OPTIONS, type GatewayConfig } from './options.js';
 import { StreamTimeline } from './stream-timeline.js';
-import { SynapseFollow } from './synapse-follow.js';
+import type { SynapseFollow } from './synapse-follow.js';
 
 export interface GatewayAddresses {
   tcp: AddressInfo;
@@ -349,9 +349,14 @@ export class Gateway {
   }
 }
 
-/** --synapse-redis: the follower, its history opened (a file log's pairs read back), not yet connected. */
-function openSynapse(config: GatewayConfig, log: Logger): Promise<SynapseFollow> | null {
+/**
+ * --synapse-redis: the follower, its history opened (a file log's pairs read
+ * back), not yet connected. Loaded only here: ioredis takes a noticeable part
+ * of a second to import, which a gateway without it need not pay.
+ */
+async function openSynapse(config: GatewayConfig, log: Logger): Promise<SynapseFollow | null> {
   if (config.synapseRedis === null || config.synapseServerName === null) return null;
+  const { SynapseFollow } = await import('./synapse-follow.js');
   const redis = config.synapseRedis.password === null ? { ...config.synapseRedis, password: config.synapseRedisPassword } : config.synapseRedis;
   return SynapseFollow.open({
     redis,

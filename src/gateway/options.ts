@@ -7,7 +7,7 @@
 import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
-import { parseSynapseRedisUrl, type SynapseRedisSpec } from '../bindings/synapse-redis.js';
+import { parseSynapseRedisUrl, type SynapseRedisSpec } from '../core/synapse-redis-url.js';
 import type { FsyncPolicy, LogSpec } from './log-store.js';
 
 export type { HostPort } from '../core/host-port.js';

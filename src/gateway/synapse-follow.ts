@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { SynapseRedisLink, type SynapseLinkHealth, type SynapseRedisSpec } from '../bindings/synapse-redis.js';
+import { SynapseRedisLink, type SynapseLinkHealth } from '../bindings/synapse-redis.js';
+import type { SynapseRedisSpec } from '../core/synapse-redis-url.js';
 import { fetchStreamUpdates } from '../bindings/synapse-http.js';
 import { SynapseFollower } from '../core/synapse-follower.js';
 import type { LogSpec, FsyncPolicy } from './log-store.js';

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { docExamples } from '../support/doc-examples.js';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
 import { loadRecording, synapsePublishes, todayRecordingsSkip } from '../support/synapse-today.js';
 import { httpGet, killAllGateways, parseMetrics, startGateway, type GatewayProcess } from './support/gateway-process.js';
@@ -73,6 +74,12 @@ describe('serve --synapse-redis', { skip: redisSkip() || todayRecordingsSkip() }
       const positions = (h: { pairs: PairHealth[] }): string[] => h.pairs.map((p) => `${p.stream}/${p.instance}=${p.token}`);
       const h1 = await until('the final positions', () => synapseHealth(gw), (h) => expected.every((x) => positions(h).includes(x)));
       assert.ok(h1.pairs.every((p) => p.gaps.length === 0), 'no gap');
+      // docs/synapse.md shows this report: the same fields.
+      const [example] = docExamples('json').filter((e) => e.where.startsWith('docs/synapse.md'));
+      const documented = (JSON.parse(example!.code) as { synapse: Record<string, unknown> }).synapse;
+      assert.deepEqual(Object.keys(documented).sort(), Object.keys(h1).sort());
+      assert.deepEqual(Object.keys((documented['pairs'] as object[])[0]!).sort(), Object.keys(h1.pairs[0]!).sort());
+      assert.deepEqual(Object.keys(documented['stats'] as object).sort(), Object.keys(h1.stats).sort());
       const metrics = parseMetrics((await httpGet(gw.http!, '/metrics')).body);
       assert.equal(metrics.get('replication_gateway_synapse_connected'), 1);
       assert.equal(metrics.get('replication_gateway_synapse_connects_total'), 1);

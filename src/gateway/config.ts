@@ -213,6 +213,15 @@ function checkCombinations(config: GatewayConfig, explicit: ReadonlySet<keyof Ga
     );
   }
   checkTokens(config);
+  if ((config.synapseRedis === null) !== (config.synapseServerName === null)) {
+    throw new ConfigError('--synapse-redis and --synapse-server-name go together: expected both (the Redis and the server_name whose channel is followed) or neither');
+  }
+  if (config.synapseRedis !== null && config.upstream !== null) {
+    throw new ConfigError('--synapse-redis cannot be combined with --upstream: expected one source of streams');
+  }
+  if (config.synapseRedis !== null && config.log.kind === 'redis') {
+    throw new ConfigError('--synapse-redis keeps its history in --log memory or file:DIR; expected one of those, not a Redis log');
+  }
   const { listen, http } = config;
   if (http !== null && http.port !== 0 && http.port === listen.port && http.host === listen.host) {
     throw new ConfigError(`--http ${http.host}:${http.port} is the --listen address; expected another port (or off)`);

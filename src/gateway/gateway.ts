@@ -25,6 +25,7 @@ import { openLogStore, type LogStore } from './log-store.js';
 import { GatewayMetrics } from './metrics.js';
 import { OPTIONS, type GatewayConfig } from './options.js';
 import { StreamTimeline } from './stream-timeline.js';
+import type { SynapseFollow } from './synapse-follow.js';
 
 export interface GatewayAddresses {
   tcp: AddressInfo;
@@ -78,10 +79,12 @@ export class Gateway {
       fsync: config.fsync,
       logger: log,
     });
+    let synapse: SynapseFollow | null = null;
     try {
-      return new Gateway(config, log, store, clock);
+      synapse = await openSynapse(config, log);
+      return new Gateway(config, log, store, synapse, clock);
     } catch (err) {
-      await store.close();
+      await Promise.all([store.close(), synapse?.stop()]);
       throw err;
     }
   }
@@ -90,6 +93,8 @@ export class Gateway {
     private config: GatewayConfig,
     private readonly log: Logger,
     private readonly store: LogStore,
+    /** The followed Synapse deployment (--synapse-redis), or null. */
+    readonly synapse: SynapseFollow | null,
     private readonly clock: () => number,
   ) {
     // Before anything starts: --ws-engine uws where it cannot run throws EngineUnavailableError, a bad TLS file TlsFilesError.
@@ -138,6 +143,7 @@ export class Gateway {
       relay: this.relay,
       store,
       timeline: this.timeline,
+      synapse,
       serverName: () => this.serverName,
       clock,
     });
@@ -235,6 +241,10 @@ export class Gateway {
       const name = await Promise.race([this.relay.ready, this.stopRequested.then(() => null)]);
       if (name === null || this.stopping !== null) return null;
     }
+    if (this.synapse !== null) {
+      this.log.info({ redis: this.synapse.link.where }, 'following a Synapse deployment on its Redis');
+      await this.synapse.start();
+    }
     if (this.stopping !== null) return null;
     this.tcpAddress = await this.server.listen({ host: this.config.listen.host, port: this.config.listen.port });
     return { tcp: this.tcpAddress, http: this.httpAddress, monitor: this.monitorAddress };
@@ -255,6 +265,7 @@ export class Gateway {
         serverName: () => this.serverName,
         startedAt: this.startedAt,
         stopping: () => this.stopping !== null,
+        synapse: this.synapse === null ? undefined : () => this.synapse!.health(),
       },
       this.clock(),
     );
@@ -278,6 +289,7 @@ export class Gateway {
         // The server waits for publishes still encoding; only then may the pool go.
         this.server.close().then(() => Promise.all([this.encoder.close(), this.store.close()])),
         this.relay?.close(),
+        this.synapse?.stop(),
         this.http?.close(),
         this.monitor?.close(),
       ]).then(() => true);
@@ -367,6 +379,30 @@ export class Gateway {
     const suppressed = this.limiter.takeSuppressed();
     if (Object.keys(suppressed).length > 0) this.log.warn({ suppressed }, 'log lines suppressed by the rate limit');
   }
+}
+
+/**
+ * --synapse-redis: the follower, its history opened (a file log's pairs read
+ * back), not yet connected. Loaded only here: ioredis takes a noticeable part
+ * of a second to import, which a gateway without it need not pay.
+ */
+async function openSynapse(config: GatewayConfig, log: Logger): Promise<SynapseFollow | null> {
+  if (config.synapseRedis === null || config.synapseServerName === null) return null;
+  const { SynapseFollow } = await import('./synapse-follow.js');
+  const redis = config.synapseRedis.password === null ? { ...config.synapseRedis, password: config.synapseRedisPassword } : config.synapseRedis;
+  return SynapseFollow.open({
+    redis,
+    serverName: config.synapseServerName,
+    userIp: config.synapseUserIp,
+    replicationUrls: config.synapseReplicationUrls ?? {},
+    replicationSecret: config.synapseReplicationSecret,
+    log: config.log,
+    retentionRows: config.retentionRows,
+    retentionBytes: config.retentionBytes,
+    retentionAgeMs: config.retentionAgeMs,
+    fsync: config.fsync,
+    logger: log,
+  });
 }
 
 function describe(conn: ConnectionInfo, now: number): Record<string, unknown> {

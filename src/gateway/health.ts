@@ -8,6 +8,7 @@ import type { ServerView } from '../core/server-view.js';
 import type { ReplicationRelay } from '../relay.js';
 import { VERSION } from '../version.js';
 import type { LogStore, LogStoreHealth } from './log-store.js';
+import type { SynapseHealth } from './synapse-follow.js';
 
 export interface HealthSources {
   server: ServerView;
@@ -20,6 +21,8 @@ export interface HealthSources {
   serverName: () => string;
   startedAt: number;
   stopping: () => boolean;
+  /** The followed Synapse deployment (--synapse-redis), when there is one. */
+  synapse?: (() => SynapseHealth) | undefined;
 }
 
 export interface HealthReport {
@@ -47,6 +50,8 @@ export interface HealthReport {
     queuedCommands: number;
     lagTokens: Record<string, number>;
   } | null;
+  /** The Synapse link (--synapse-redis): connected, last message age, positions and gaps per (stream, instance); null without one. */
+  synapse: SynapseHealth | null;
 }
 
 const age = (now: number, at: number | null | undefined): number | null =>
@@ -90,12 +95,13 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
     };
   }
   const log = src.store.health();
+  const synapse = src.synapse?.() ?? null;
   const listening = listeners.tcp !== null && (!listeners.httpEnabled || listeners.http !== null);
   const status: HealthReport['status'] = src.stopping()
     ? 'stopping'
     : !listening
       ? 'starting'
-      : relay !== null && !relay.connected
+      : (relay !== null && !relay.connected) || (synapse !== null && !synapse.connected)
         ? 'upstream_down'
         : !log.ok
           ? 'log_failing'
@@ -112,5 +118,6 @@ export function healthReport(src: HealthSources, now: number): HealthReport {
     streams,
     writers,
     upstream,
+    synapse,
   };
 }

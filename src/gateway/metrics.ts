@@ -11,6 +11,8 @@ import type { ReplicationRelay } from '../relay.js';
 import type { LogStore } from './log-store.js';
 import { METRIC_PREFIX as PREFIX, perStreamGauge, scrapedCounter } from './metric-series.js';
 import { registerRelayMetrics } from './relay-metrics.js';
+import { registerSynapseMetrics } from './synapse-metrics.js';
+import type { SynapseFollow } from './synapse-follow.js';
 import { subscriptionLags } from './connections-report.js';
 import type { StreamTimeline } from './stream-timeline.js';
 import { VERSION } from '../version.js';
@@ -24,6 +26,8 @@ export interface MetricsSources {
   /** The --log store: its health (links to Redis) and counters (file log). */
   store: LogStore;
   timeline: StreamTimeline;
+  /** The followed Synapse deployment (--synapse-redis), when there is one. */
+  synapse?: SynapseFollow | null;
   serverName: () => string;
   clock?: () => number;
 }
@@ -268,6 +272,7 @@ export class GatewayMetrics {
     for (const limit of ['commands', 'bytes', 'stall'] as const) this.slowConsumerCuts.inc({ limit }, 0);
 
     if (sources.relay !== null) registerRelayMetrics(sources.relay, this.registry, this.clock);
+    if (sources.synapse) registerSynapseMetrics(sources.synapse, this.registry);
     registerStoreMetrics(sources.store, this.registry);
   }
 

@@ -8,6 +8,7 @@ import { WS_ENGINE_CHOICES, type WsEngineChoice } from '../bindings/edge-engine.
 import { parseTokenSpec, type Credential } from '../core/credentials.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { SYNAPSE_STREAMS } from '../core/hub-types.js';
+import { parseSynapseRedisUrl, type SynapseRedisSpec } from '../core/synapse-redis-url.js';
 import type { FsyncPolicy, LogSpec } from './log-store.js';
 
 export type { HostPort } from '../core/host-port.js';
@@ -79,6 +80,18 @@ export interface GatewayConfig {
   logLevel: string;
   readyFile: string | null;
   shutdownTimeoutMs: number;
+  /** Follow a current Synapse deployment on its Redis (--synapse-redis); null: not. */
+  synapseRedis: SynapseRedisSpec | null;
+  /** Its server_name: the channel followed. */
+  synapseServerName: string | null;
+  /** The password when --synapse-redis gives none (best from RG_SYNAPSE_REDIS_PASSWORD). */
+  synapseRedisPassword: string | null;
+  /** Also subscribe `<server_name>/USER_IP` (it carries access tokens; never served). */
+  synapseUserIp: boolean;
+  /** Each instance's HTTP replication listener (--synapse-replication-url), for gap-fill; null: none (gaps are recorded). */
+  synapseReplicationUrls: Record<string, string> | null;
+  /** Synapse's worker_replication_secret, sent as `Authorization: Bearer`. */
+  synapseReplicationSecret: string | null;
 }
 
 /** A value the parser refused: `allowed` completes "expected ...". */
@@ -164,6 +177,26 @@ function yesNo(text: string): boolean | Invalid {
   if (t === 'true' || t === '1' || t === 'yes') return true;
   if (t === 'false' || t === '0' || t === 'no') return false;
   return new Invalid('true or false (the flag alone means true)');
+}
+
+/** `event_persister1=http://10.0.0.7:9034,master=http://10.0.0.5:9093`. */
+function replicationUrls(text: string): Record<string, string> | Invalid {
+  const allowed = 'INSTANCE=http://HOST:PORT (or https://), comma-separated, one per instance';
+  const out: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    const instance = part.slice(0, eq).trim();
+    const url = part.slice(eq + 1).trim();
+    if (eq <= 0 || !/^[A-Za-z0-9_.-]+$/.test(instance) || instance in out) return new Invalid(allowed);
+    try {
+      const u = new URL(url);
+      if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') return new Invalid(allowed);
+    } catch {
+      return new Invalid(allowed);
+    }
+    out[instance] = url;
+  }
+  return out;
 }
 
 function streamList(text: string): string[] | Invalid {
@@ -662,6 +695,60 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '10000',
     help: 'on SIGTERM/SIGINT, how long connections may take to flush and close before the process exits anyway',
     parse: count(1, 'milliseconds'),
+  },
+  {
+    key: 'synapseRedis',
+    flag: '--synapse-redis',
+    env: 'RG_SYNAPSE_REDIS',
+    valueName: 'redis://HOST:PORT[/DB]',
+    defaultText: null,
+    help: "follow a current Synapse deployment (1.67 and later) on its Redis: its streams are kept per writer instance (--log memory or file) and served; rediss:// for TLS, unix:/PATH[?db=N] for a unix socket; needs --synapse-server-name; default: off",
+    parse: (t) => parseSynapseRedisUrl(t) ?? new Invalid('redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix:/PATH[?db=N]'),
+  },
+  {
+    key: 'synapseServerName',
+    flag: '--synapse-server-name',
+    env: 'RG_SYNAPSE_SERVER_NAME',
+    valueName: 'NAME',
+    defaultText: null,
+    help: "the followed Synapse's server_name: the Redis channel its processes publish on",
+    parse: word('a server name'),
+  },
+  {
+    key: 'synapseRedisPassword',
+    flag: '--synapse-redis-password',
+    env: 'RG_SYNAPSE_REDIS_PASSWORD',
+    valueName: 'PASSWORD',
+    defaultText: null,
+    help: "the password of Synapse's Redis when --synapse-redis gives none (set it in the environment, not on the command line); default: none",
+    parse: (t) => t,
+  },
+  {
+    key: 'synapseUserIp',
+    flag: '--synapse-user-ip',
+    env: 'RG_SYNAPSE_USER_IP',
+    valueName: 'on|off',
+    defaultText: 'off',
+    help: 'also subscribe <server_name>/USER_IP (its lines carry access tokens: counted, never stored or served)',
+    parse: (t) => (t === 'on' ? true : t === 'off' ? false : new Invalid('on or off')),
+  },
+  {
+    key: 'synapseReplicationUrls',
+    flag: '--synapse-replication-url',
+    env: 'RG_SYNAPSE_REPLICATION_URL',
+    valueName: 'INSTANCE=URL[,INSTANCE=URL...]',
+    defaultText: null,
+    help: "each Synapse instance's replication listener (its instance_map entry, e.g. event_persister1=http://10.0.0.7:9034): a gap in that instance's rows is filled from it; default: none (gaps are recorded, catch-up across them refused)",
+    parse: replicationUrls,
+  },
+  {
+    key: 'synapseReplicationSecret',
+    flag: '--synapse-replication-secret',
+    env: 'RG_SYNAPSE_REPLICATION_SECRET',
+    valueName: 'SECRET',
+    defaultText: null,
+    help: "Synapse's worker_replication_secret, sent as Authorization: Bearer to --synapse-replication-url (set it in the environment); default: none",
+    parse: (t) => t,
   },
 ];
 

@@ -196,7 +196,7 @@ function parseRdata(buf: Buffer, start: number, end: number): RdataCommand {
 }
 
 /**
- * Stream names repeat on every line: reuse the string made the first time
+ * Stream (and instance) names repeat on every line: reuse the string made the first time
  * instead of decoding the bytes again. Bounded, so a peer inventing names
  * cannot grow it without limit.
  */
@@ -204,7 +204,7 @@ const INTERN_LIMIT = 1024;
 const interned: { bytes: Buffer; text: string }[][] = [];
 let internedCount = 0;
 
-function internName(buf: Buffer, start: number, end: number): string {
+export function internName(buf: Buffer, start: number, end: number): string {
   const len = end - start;
   const bucket = interned[len];
   if (bucket !== undefined) {
@@ -313,7 +313,7 @@ function wrongDirection(name: CommandName, from: Sender): ProtocolError {
 }
 
 /** Quotes untrusted text for an ERROR line: bounded, and control characters escaped. */
-function printable(text: string): string {
+export function printable(text: string): string {
   const cut = text.length > 64 ? `${text.slice(0, 64)}...` : text;
   return `'${cut.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
 }

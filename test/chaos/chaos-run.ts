@@ -44,9 +44,10 @@ export interface ChaosFaults {
   subscriberCuts: number;
   writerCuts: number;
   writerReruns: number;
+  /** Short pauses (under the stall limit): past the queue limits the subscriber reads from the log, and is not cut. */
   subscriberPauses: number;
-  /** Pauses the gateway answered with a congestion cut of that subscriber. */
-  congestionCuts: number;
+  /** Long pauses the gateway answered with a stall cut of that subscriber (ERROR Failed to keep up). */
+  stallCuts: number;
 }
 
 export interface ChaosReport {
@@ -66,10 +67,14 @@ const WS_SUBSCRIBERS = new Set([1, 4, 7, 9]);
 /** Which start late (half the rows written), so they catch up from 0 beside the live ones. */
 const LATE_SUBSCRIBERS = new Set([8, 9]);
 const WRITER_TOKEN = 'chaos-writer-token';
-/** Small congestion limits, so a paused subscriber is cut within a second or two of rows. */
+/** Small queue limits, so a short pause puts a subscriber past them (it then reads from the log). */
 const MAX_QUEUE_COMMANDS = 2000;
 const MAX_QUEUE_BYTES = '1MiB';
-/** A pause ends by itself after this long without a cut (a gateway restart resets its cut list). */
+/** A short stall limit, so a long pause is cut within seconds. */
+const MAX_STALL_MS = 1_500;
+/** A short pause lasts up to this long: under the stall limit. */
+const SHORT_PAUSE_MS = 1_000;
+/** A long pause ends by itself after this long without a cut (a gateway restart resets its cut list). */
 const PAUSE_LIMIT_MS = 30_000;
 /** Keeps publish() near what the gateway holds, so "after N rows" means stored rows, and a kill lands mid-write. */
 const WRITER_UNSTORED_ROWS = 5_000;
@@ -93,7 +98,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const gatewayLog = createWriteStream(path.join(dir, 'gateway.log'));
   const readyFile = path.join(dir, 'ready.json');
   const [tcpPort, httpPort] = [await freePort(), await freePort()];
-  const faults: ChaosFaults = { gatewayKills: 0, subscriberCuts: 0, writerCuts: 0, writerReruns: 0, subscriberPauses: 0, congestionCuts: 0 };
+  const faults: ChaosFaults = { gatewayKills: 0, subscriberCuts: 0, writerCuts: 0, writerReruns: 0, subscriberPauses: 0, stallCuts: 0 };
   const killsWanted = opts.gatewayKills ?? 6 + Math.max(0, Math.ceil((rows - 240_000) / 40_000));
   const rerunsWanted = opts.writerReruns ?? 3;
 
@@ -103,7 +108,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       args: [
         '--listen', `127.0.0.1:${tcpPort}`, '--http', `127.0.0.1:${httpPort}`,
         '--log', `file:${path.join(dir, 'log')}`, '--streams', CHAOS_STREAMS.join(','), '--writer-token', WRITER_TOKEN,
-        '--max-queue-commands', String(MAX_QUEUE_COMMANDS), '--max-queue-bytes', MAX_QUEUE_BYTES, '--log-level', 'warn',
+        '--max-queue-commands', String(MAX_QUEUE_COMMANDS), '--max-queue-bytes', MAX_QUEUE_BYTES, '--max-stall-ms', String(MAX_STALL_MS), '--log-level', 'warn',
       ],
       readyFile,
       readyTimeoutMs: 30_000,
@@ -160,15 +165,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // The fault driver: kills at random points of the write, other faults at random moments in between.
     const killAt = Array.from({ length: killsWanted }, () => Math.floor((0.05 + rand() * 0.9) * rows)).sort((x, y) => x - y);
     let pausing: Promise<void> | null = null;
-    const pause = async (sub: Subscriber): Promise<void> => {
+    let longPauses = 0;
+    // A short pause falls behind to the log and catches up; a long one stalls past the limit and is cut.
+    const pause = async (sub: Subscriber, long: boolean): Promise<void> => {
       const client = sub.client!;
       const since = Date.now();
-      faults.subscriberPauses++;
       client.pause();
-      while (writing && Date.now() - since < PAUSE_LIMIT_MS) {
+      if (long) longPauses++;
+      if (!long) {
+        faults.subscriberPauses++;
+        await sleep(200 + Math.floor(rand() * (SHORT_PAUSE_MS - 200)));
+      }
+      while (long && writing && Date.now() - since < PAUSE_LIMIT_MS) {
         await sleep(50);
         if (await cutListed(httpPort, sub.name, since)) {
-          faults.congestionCuts++;
+          faults.stallCuts++;
           break;
         }
       }
@@ -186,7 +197,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           gw = await startGateway();
           continue;
         }
-        const r = rand();
+        // Past a third of the rows, a kind of pause that has not happened yet comes first.
+        const pauseDue = pausing === null && published > rows / 3 && (faults.subscriberPauses === 0 || longPauses === 0);
+        const r = pauseDue ? 0.8 : rand();
         const live = subscribers.filter((s) => s.client !== null);
         if (r < 0.45) {
           live[Math.floor(rand() * live.length)]!.proxy.cutAfter(Math.floor(rand() * 32_768));
@@ -195,7 +208,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         } else if (r < 0.85) {
           const tcp = live.filter((s) => !s.overWs);
           const sub = tcp[Math.floor(rand() * tcp.length)]!;
-          if (pausing === null) pausing = pause(sub).finally(() => (pausing = null));
+          const long = faults.subscriberPauses === 0 ? false : longPauses === 0 ? true : rand() < 0.5;
+          if (pausing === null) pausing = pause(sub, long).finally(() => (pausing = null));
         } else if (r < 0.9 && faults.writerReruns < rerunsWanted && published > rows * 0.1 * (faults.writerReruns + 1)) {
           rerunRequested = true;
         }

@@ -702,7 +702,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'RG_SYNAPSE_REDIS',
     valueName: 'redis://HOST:PORT[/DB]',
     defaultText: null,
-    help: "follow a current Synapse deployment (1.67 and later) on its Redis: its streams are kept per writer instance (--log memory or file) and served; rediss:// for TLS, unix:/PATH[?db=N] for a unix socket; needs --synapse-server-name; default: off",
+    help: "follow a current Synapse deployment (1.67 and later) on its Redis: its streams are kept per writer instance (--log memory or file; serving them to subscribers is not there yet, docs/synapse.md); rediss:// for TLS, unix:/PATH[?db=N] for a unix socket; needs --synapse-server-name; default: off",
     parse: (t) => parseSynapseRedisUrl(t) ?? new Invalid('redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix:/PATH[?db=N]'),
   },
   {
@@ -725,12 +725,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'synapseUserIp',
+    boolean: true,
     flag: '--synapse-user-ip',
     env: 'RG_SYNAPSE_USER_IP',
-    valueName: 'on|off',
-    defaultText: 'off',
+    valueName: '',
+    defaultText: 'false',
     help: 'also subscribe <server_name>/USER_IP (its lines carry access tokens: counted, never stored or served)',
-    parse: (t) => (t === 'on' ? true : t === 'off' ? false : new Invalid('on or off')),
+    parse: yesNo,
   },
   {
     key: 'synapseReplicationUrls',

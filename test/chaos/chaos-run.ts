@@ -165,13 +165,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // The fault driver: kills at random points of the write, other faults at random moments in between.
     const killAt = Array.from({ length: killsWanted }, () => Math.floor((0.05 + rand() * 0.9) * rows)).sort((x, y) => x - y);
     let pausing: Promise<void> | null = null;
-    let longPauses = 0;
+    let paused: Subscriber | null = null;
+    /** A long pause is on: kills wait (a restart would start the paused connection's stall over). */
+    let stalling = false;
     // A short pause falls behind to the log and catches up; a long one stalls past the limit and is cut.
     const pause = async (sub: Subscriber, long: boolean): Promise<void> => {
       const client = sub.client!;
       const since = Date.now();
       client.pause();
-      if (long) longPauses++;
+      paused = sub;
+      stalling = long;
       if (!long) {
         faults.subscriberPauses++;
         await sleep(200 + Math.floor(rand() * (SHORT_PAUSE_MS - 200)));
@@ -184,11 +187,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }
       }
       client.resume();
+      paused = null;
+      stalling = false;
     };
     const driver = (async () => {
       while (faults.gatewayKills < killsWanted) {
         await sleep(10 + Math.floor(rand() * 90));
-        if (published >= killAt[faults.gatewayKills]! || !writing) {
+        if ((published >= killAt[faults.gatewayKills]! && !stalling) || !writing) {
           gw.child.kill('SIGKILL');
           const exit = await gw.exited;
           if (exit.signal !== 'SIGKILL') throw new Error(`the gateway exited by itself (${JSON.stringify(exit)}) before the kill; stderr: ${gw.stderr()}`);
@@ -197,18 +202,23 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           gw = await startGateway();
           continue;
         }
-        // Past a third of the rows, a kind of pause that has not happened yet comes first.
-        const pauseDue = pausing === null && published > rows / 3 && (faults.subscriberPauses === 0 || longPauses === 0);
+        // Each kind of pause comes at least once: a long one early (the kernel's socket buffers, several MiB,
+        // must fill before the gateway sees a stalled socket, so most of the rows must still be to come), a short one later.
+        const longDue = faults.stallCuts === 0 && published > rows * 0.1;
+        const shortDue = faults.subscriberPauses === 0 && published > rows * 0.5;
+        const pauseDue: boolean = pausing === null && (longDue || shortDue);
         const r = pauseDue ? 0.8 : rand();
         const live = subscribers.filter((s) => s.client !== null);
         if (r < 0.45) {
-          live[Math.floor(rand() * live.length)]!.proxy.cutAfter(Math.floor(rand() * 32_768));
+          // Not the paused one: a new connection would start its stall over.
+          const cuttable = live.filter((s) => s !== paused);
+          cuttable[Math.floor(rand() * cuttable.length)]!.proxy.cutAfter(Math.floor(rand() * 32_768));
         } else if (r < 0.7) {
           writerProxy.cutAfter(Math.floor(rand() * 4_096));
         } else if (r < 0.85) {
           const tcp = live.filter((s) => !s.overWs);
           const sub = tcp[Math.floor(rand() * tcp.length)]!;
-          const long = faults.subscriberPauses === 0 ? false : longPauses === 0 ? true : rand() < 0.5;
+          const long: boolean = pauseDue ? longDue : rand() < 0.5;
           if (pausing === null) pausing = pause(sub, long).finally(() => (pausing = null));
         } else if (r < 0.9 && faults.writerReruns < rerunsWanted && published > rows * 0.1 * (faults.writerReruns + 1)) {
           rerunRequested = true;

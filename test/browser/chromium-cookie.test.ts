@@ -47,7 +47,8 @@ describeEachEngine('cookie authentication in chromium', (edge) => {
 
   it('follows the stream its cookie allows, with the token out of reach of the script', async () => {
     const { context, page } = await openPage('typing');
-    await page.waitForFunction(() => (globalThis as PageGlobals).state.positions.length > 0, null, { timeout: 5000 });
+    // The page's module may not have run yet when addScriptTag resolves: no state to read until then.
+    await page.waitForFunction(() => ((globalThis as Partial<PageGlobals>).state?.positions.length ?? 0) > 0, null, { timeout: 5000 });
     const conn = await waitUntil('the page connection', () => gw.server.connections().find((c) => c.name === 'cookie-tab'));
     assert.equal(conn.role, 'subscriber');
     const token = await gw.server.publish('typing', [{ user: '@a:hs' }]);
@@ -61,7 +62,7 @@ describeEachEngine('cookie authentication in chromium', (edge) => {
 
   it('is refused a stream its cookie does not allow', async () => {
     const { context, page } = await openPage('events');
-    await page.waitForFunction(() => (globalThis as PageGlobals).state.errors.length > 0, null, { timeout: 5000 });
+    await page.waitForFunction(() => ((globalThis as Partial<PageGlobals>).state?.errors.length ?? 0) > 0, null, { timeout: 5000 });
     const state = await page.evaluate(() => (globalThis as PageGlobals).state);
     assert.equal(state.errors[0], 'not permitted to read stream events');
     assert.deepEqual(state.rows, []);

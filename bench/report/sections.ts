@@ -70,65 +70,62 @@ export function fanOutSection(r: ScenarioResultFile, chartFile: string | null): 
 }
 
 
-export function latencySection(r: ScenarioResultFile): string {
+/** A steady-rate run (W2, W10): one sentence on what ran, and one row per system. */
+function steadyRateSection(
+  r: ScenarioResultFile,
+  what: (s: { rate: number; seconds: number; subscribers: number }) => string,
+  columns: [string, (x: LatencyRecord) => string][],
+  extraNotes: string[] = [],
+): string {
   const f = failed(r);
   if (f !== null) return f;
-  const s = r.settings as { rate: number; seconds: number; subscribers: number };
   const recs = r.data.systems as LatencyRecord[];
   return [
     header(r),
     '',
-    `${s.rate.toLocaleString('en-US')} rows/s for ${s.seconds} s to S = ${s.subscribers}; writer-to-subscriber latency of every row at every subscriber.`,
+    what(r.settings as { rate: number; seconds: number; subscribers: number }),
     '',
     renderTable(
-      ['system', 'p50', 'p99', 'p99.9', 'max', 'samples', 'server CPU'],
-      recs.map((x) => [
-        x.system === 'gateway' ? `**${label(x.system)}**` : label(x.system),
-        formatMs(x.p50),
-        formatMs(x.p99),
-        formatMs(x.p999),
-        formatMs(x.max),
-        x.samples.toLocaleString('en-US'),
-        formatSeconds(x.serverCpuSeconds),
-      ]),
+      ['system', ...columns.map(([name]) => name)],
+      recs.map((x) => [x.system === 'gateway' ? `**${label(x.system)}**` : label(x.system), ...columns.map(([, cell]) => cell(x))]),
       'markdown',
     ),
     '',
     notes(r),
+    ...extraNotes,
     '',
   ].join('\n');
 }
 
+const LATENCY_COLUMNS: [string, (x: LatencyRecord) => string][] = [
+  ['p50', (x) => formatMs(x.p50)],
+  ['p99', (x) => formatMs(x.p99)],
+  ['p99.9', (x) => formatMs(x.p999)],
+  ['max', (x) => formatMs(x.max)],
+];
+
+export function latencySection(r: ScenarioResultFile): string {
+  return steadyRateSection(
+    r,
+    (s) => `${s.rate.toLocaleString('en-US')} rows/s for ${s.seconds} s to S = ${s.subscribers}; writer-to-subscriber latency of every row at every subscriber.`,
+    [...LATENCY_COLUMNS, ['samples', (x) => x.samples.toLocaleString('en-US')], ['server CPU', (x) => formatSeconds(x.serverCpuSeconds)]],
+  );
+}
+
 export function busySubscribersSection(r: ScenarioResultFile): string {
-  const f = failed(r);
-  if (f !== null) return f;
-  const s = r.settings as { rate: number; seconds: number; subscribers: number };
-  const recs = r.data.systems as LatencyRecord[];
-  return [
-    header(r),
-    '',
-    `${s.rate.toLocaleString('en-US')} rows/s for ${s.seconds} s to S = ${s.subscribers.toLocaleString('en-US')} TCP subscribers held by one process: every row read by every subscriber, with its latency.`,
-    '',
-    renderTable(
-      ['system', 'delivered rows/s', 'p50', 'p99', 'p99.9', 'max', 'server CPU per delivered row', 'server peak RSS', 'reader CPU'],
-      recs.map((x) => [
-        x.system === 'gateway' ? `**${label(x.system)}**` : label(x.system),
-        formatRate(x.deliveredRowsPerSec),
-        formatMs(x.p50),
-        formatMs(x.p99),
-        formatMs(x.p999),
-        formatMs(x.max),
-        x.samples > 0 ? `${((x.serverCpuSeconds / x.samples) * 1e6).toFixed(2)} µs` : 'n/a',
-        formatBytes(x.serverPeakRssBytes),
-        formatSeconds(x.readerCpuSeconds),
-      ]),
-      'markdown',
-    ),
-    '',
-    notes(r),
-    '- *reader CPU*: the subscriber process\'s CPU over the run; when it nears the run\'s length, the one reading core, not the server, set the pace.',
-    '',
-  ].join('\n');
+  return steadyRateSection(
+    r,
+    (s) =>
+      `${s.rate.toLocaleString('en-US')} rows/s for ${s.seconds} s to S = ${s.subscribers.toLocaleString('en-US')} TCP subscribers held by one process: every row read by every subscriber, with its latency.`,
+    [
+      ['delivered rows/s', (x) => formatRate(x.deliveredRowsPerSec)],
+      ...LATENCY_COLUMNS,
+      ['server CPU per delivered row', (x) => (x.samples > 0 ? `${((x.serverCpuSeconds / x.samples) * 1e6).toFixed(2)} µs` : 'n/a')],
+      ['server peak RSS', (x) => formatBytes(x.serverPeakRssBytes)],
+      ['reader CPU', (x) => formatSeconds(x.readerCpuSeconds)],
+    ],
+    ["- *reader CPU*: the subscriber process's CPU over the run; when it nears the run's length, the one reading core, not the server, set the pace."],
+  );
 }
 
 export function catchUpSection(r: ScenarioResultFile): string {

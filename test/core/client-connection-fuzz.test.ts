@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { chunksOf } from './support/random-chunks.js';
 import { ClientConnection, type ClientConnectionOptions } from '../../src/core/client-connection.js';
 import type { ProtocolError } from '../../src/core/errors.js';
 
@@ -48,17 +49,6 @@ function client(options: ClientConnectionOptions = {}): Client {
   );
   for (const s of STREAMS) c.conn.follow(s, 0, 0);
   return c;
-}
-
-function chunksOf(bytes: Buffer, cuts: readonly number[]): Buffer[] {
-  const at = [...new Set(cuts.map((c) => Math.floor(c * bytes.length)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let from = 0;
-  for (const cut of [...at, bytes.length]) {
-    if (cut > from) chunks.push(bytes.subarray(from, cut));
-    from = Math.max(from, cut);
-  }
-  return chunks;
 }
 
 const row = (stream: string, token: number, k: number): unknown[] => [stream, token, k];

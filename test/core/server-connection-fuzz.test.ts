@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { fakeHub, send, type FakeHub } from './support/fake-hub.js';
+import { chunksOf } from './support/random-chunks.js';
 
 /** fake-hub's limits. */
 const MAX_LINE_BYTES = 4096;
@@ -77,25 +78,19 @@ function bytesOf(r: Run): Buffer {
   return Buffer.concat(parts);
 }
 
-function chunksOf(bytes: Buffer, cuts: readonly number[]): Buffer[] {
-  const at = [...new Set(cuts.map((c) => Math.floor(c * bytes.length)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let from = 0;
-  for (const cut of [...at, bytes.length]) {
-    if (cut > from) chunks.push(bytes.subarray(from, cut));
-    from = Math.max(from, cut);
-  }
-  return chunks;
-}
-
-/** Plays a run; returns what the fuzzed peer was sent and what the subscriber beside it got. */
-function play(r: Run): { h: FakeHub; peerLines: string[]; peerClosed: boolean; watched: number[]; written: number } {
+/** The fuzzed peer, with a subscriber reading events beside it and a writer writing them. */
+function threeConnections(): { h: FakeHub; watcher: ReturnType<FakeHub['connect']>; writer: ReturnType<FakeHub['connect']>; peer: ReturnType<FakeHub['connect']> } {
   const h = fakeHub();
   const watcher = h.connect();
   send(h, watcher.conn, 'REPLICATE events NOW\n');
   const writer = h.connect();
   send(h, writer.conn, 'AUTH w-secret\n');
-  const peer = h.connect();
+  return { h, watcher, writer, peer: h.connect() };
+}
+
+/** Plays a run; returns what the fuzzed peer was sent and what the subscriber beside it got. */
+function play(r: Run): { h: FakeHub; peerLines: string[]; peerClosed: boolean; watched: number[]; written: number } {
+  const { h, watcher, writer, peer } = threeConnections();
   let written = 0;
   for (const [i, chunk] of chunksOf(bytesOf(r), r.cuts).entries()) {
     peer.conn.receive(chunk);
@@ -148,12 +143,7 @@ test('arbitrary bytes in random chunks: nothing throws, a close always comes wit
   const bytes = fc.uint8Array({ maxLength: 6000 }).map((a) => Buffer.from(a));
   fc.assert(
     fc.property(bytes, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 20 }), fc.integer({ min: 1, max: 4 }), (input, cuts, rowEvery) => {
-      const h = fakeHub();
-      const watcher = h.connect();
-      send(h, watcher.conn, 'REPLICATE events NOW\n');
-      const writer = h.connect();
-      send(h, writer.conn, 'AUTH w-secret\n');
-      const peer = h.connect();
+      const { h, watcher, writer, peer } = threeConnections();
       peer.t.take();
       let written = 0;
       for (const [i, chunk] of chunksOf(input, cuts).entries()) {

@@ -206,12 +206,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        const n = new Map<string, number>();
-        for (const s of streamsOf(server)) n.set(s.name, 0);
-        for (const c of server.connections()) {
-          for (const sub of c.subscriptions()) if (sub.catchingUp) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
-        }
-        for (const [stream, v] of n) this.set({ stream }, v);
+        for (const [stream, v] of subscriptionsPerStream(server, (sub) => sub.catchingUp)) this.set({ stream }, v);
       },
     });
     new Gauge({
@@ -221,10 +216,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        const n = new Map<string, number>();
-        for (const s of streamsOf(server)) n.set(s.name, 0);
-        for (const c of server.connections()) for (const sub of c.subscriptions()) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
-        for (const [stream, v] of n) this.set({ stream }, v);
+        for (const [stream, v] of subscriptionsPerStream(server, () => true)) this.set({ stream }, v);
       },
     });
     new Gauge({
@@ -410,4 +402,12 @@ function registerStoreMetrics(store: LogStore, registry: Registry): void {
   counter('log_torn_tails_cut_total', 'Torn last lines (a crash mid-write) cut when the file log opened', (s) => s.tornTailsCut);
   counter('log_corrupt_segments_total', 'Segments found corrupt when the file log opened (catch-up does not pass them)', (s) => s.corruptSegments);
   counter('log_segments_deleted_total', 'Segment files deleted by retention', (s) => s.segmentsDeleted);
+}
+
+/** Subscriptions that `counts` picks, per declared stream (0 for a stream with none). */
+function subscriptionsPerStream(server: ServerView, counts: (sub: { catchingUp: boolean }) => boolean): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const s of streamsOf(server)) n.set(s.name, 0);
+  for (const c of server.connections()) for (const sub of c.subscriptions()) if (counts(sub)) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
+  return n;
 }

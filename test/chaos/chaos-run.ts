@@ -175,6 +175,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       client.pause();
       paused = sub;
       stalling = long;
+      // A long pause also stops its proxy reading, so only the gateway's side must fill before it stalls.
+      if (long) sub.proxy.hold(true);
       if (!long) {
         faults.subscriberPauses++;
         await sleep(200 + Math.floor(rand() * (SHORT_PAUSE_MS - 200)));
@@ -186,6 +188,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           break;
         }
       }
+      sub.proxy.hold(false);
       client.resume();
       paused = null;
       stalling = false;

@@ -15,6 +15,8 @@ export interface CuttableProxy {
   readonly accepted: number;
   /** Cuts the current connection after `bytes` more bytes towards the client (0: now). */
   cutAfter(bytes: number): void;
+  /** Stops (true) or goes on (false) reading from the server: its socket then fills, as behind a reader that stopped. */
+  hold(on: boolean): void;
   /** Called on each accepted connection (e.g. to arm the next cut). */
   onConnection: (() => void) | null;
   close(): Promise<void>;
@@ -26,6 +28,7 @@ export async function startCuttableProxy(targetPort: number, targetHost = '127.0
   let cuts = 0;
   let accepted = 0;
   let current: [net.Socket, net.Socket] | null = null;
+  let held = false;
 
   const cut = (pair: [net.Socket, net.Socket]): void => {
     if (pair[0].destroyed && pair[1].destroyed) return;
@@ -70,7 +73,10 @@ export async function startCuttableProxy(targetPort: number, targetHost = '127.0
       if (current === pair) budget -= chunk.length;
       if (!client.write(chunk)) upstream.pause();
     });
-    client.on('drain', () => upstream.resume());
+    client.on('drain', () => {
+      if (!held) upstream.resume();
+    });
+    if (held) upstream.pause();
     proxy.onConnection?.();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -85,6 +91,13 @@ export async function startCuttableProxy(targetPort: number, targetHost = '127.0
       return accepted;
     },
     onConnection: null,
+    hold(on: boolean) {
+      held = on;
+      if (current !== null) {
+        if (on) current[1].pause();
+        else current[1].resume();
+      }
+    },
     cutAfter(bytes: number) {
       if (bytes <= 0 && current !== null) cut(current);
       else budget = bytes;

@@ -9,7 +9,7 @@
  *   npm run bench -- --subscribers 1,10,50 W1's subscriber counts
  *   npm run bench -- --json                machine-readable results on stdout
  *
- * Micro-benchmarks (M1-M6) run in this process on tinybench; scenarios
+ * Micro-benchmarks (M1-M7) run in this process on tinybench; scenarios
  * (W1-W8) run the gateway, the baselines and the peers, a writer and a
  * subscriber as separate processes over 127.0.0.1 (bench/scenarios/).
  * Progress goes to stderr, the summary table to stdout, one result file per
@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { benchHubIngest } from './core/hub-ingest.bench.js';
 import { benchJsonValidator } from './core/json-validator.bench.js';
 import { benchLineScanner } from './core/line-scanner.bench.js';
+import { benchPingFairness } from './core/ping-fairness.bench.js';
 import { benchRingQueue } from './core/ring-queue.bench.js';
 import { benchRouteDecode } from './core/route-decode.bench.js';
 import { benchEncode } from './workers/encode.bench.js';
@@ -43,6 +44,7 @@ const MICRO: Record<string, (opts: BenchOptions) => Promise<BenchResult>> = {
   M4: benchEncode,
   M5: benchJsonValidator,
   M6: benchHubIngest,
+  M7: benchPingFairness,
 };
 const ALL_IDS = [...Object.keys(MICRO), ...SCENARIOS.map((s) => s.id)];
 

@@ -91,7 +91,7 @@ function main(): void {
     '',
     'Every figure below was measured in one run of `npm run bench` on a shared, noisy machine, beside baselines and peers',
     'measured in the same run: read the **ratios**; the absolute numbers move from run to run. The workloads and aims',
-    'are those of `BENCH.md` (W1-W8 end to end, M1-M5 micro-benchmarks), and W10 and M6 of issue 18 (1,000 busy subscribers; ingest through the hub in process).',
+    'are those of `BENCH.md` (W1-W8 end to end, M1-M5 micro-benchmarks), W10 and M6 of issue 18 (1,000 busy subscribers; ingest through the hub in process), and M7 of issue 15 (a PING flood beside a subscriber).',
     '',
     '## This run',
     '',

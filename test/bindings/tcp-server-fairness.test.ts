@@ -5,33 +5,17 @@
 // p99 under 20 ms on a quiet machine). What is asserted strictly is the share.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { READ_BYTES_PER_TURN } from '../../src/bindings/read-turns.js';
 import { ReplicationServer } from '../../src/server.js';
-
-const PEER = fileURLToPath(new URL('./support/fairness-peer.js', import.meta.url));
-
-interface Latency {
-  rows: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-function runPeer(args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [PEER, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
-  });
-}
+import { floodPings, probeLatency, type Latency } from '../../bench/load/fairness-run.js';
 
 test("a PING flood from one connection is read 64 KiB a turn, and another subscriber's rows keep arriving promptly", { timeout: 30_000 }, async (t) => {
   const server = new ReplicationServer({ writerToken: 'w', streams: ['events'] });
   t.after(() => server.close());
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const ROWS = 300;
-  const quiet = JSON.parse(await runPeer(['probe', String(port), String(ROWS)], 15_000)) as Latency;
-  const flood = runPeer(['flood', String(port), '4000'], 15_000);
+  const quiet = await probeLatency(port, ROWS);
+  const flood = floodPings(port, 4000);
   // Every turn of this loop, how much the busiest connection was handed since the last.
   let maxPerTurn = 0;
   let last = 0;
@@ -44,7 +28,7 @@ test("a PING flood from one connection is read 64 KiB a turn, and another subscr
   };
   setImmediate(watch);
   await new Promise((r) => setTimeout(r, 300));
-  const flooded = JSON.parse(await runPeer(['probe', String(port), String(ROWS)], 15_000)) as Latency;
+  const flooded = await probeLatency(port, ROWS);
   await flood;
   watching = false;
   const line = (l: Latency): string => `p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`;

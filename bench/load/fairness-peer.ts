@@ -1,5 +1,6 @@
-// A peer process for the fairness test, on its own event loop so its clock is
-// not held up by the gateway it measures:
+// A peer process for the fairness test and M7 (bench/core/ping-fairness.bench.ts),
+// on its own event loop so its clock is not held up by the gateway it measures
+// (run it through fairness-run.ts):
 //
 //   node fairness-peer.js flood PORT MS       sends PING lines as fast as the gateway takes them, for MS ms
 //   node fairness-peer.js probe PORT ROWS     as a writer (AUTH w), sends ROWS rows 5 ms apart from the head, each carrying

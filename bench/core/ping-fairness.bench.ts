@@ -30,7 +30,7 @@ export async function benchPingFairness(opts: BenchOptions): Promise<BenchResult
   }
 }
 
-/** The ratio is p99 over the baseline's p99: the delay the flood adds (1.00x: none). */
+/** The ratio is the baseline's p99 over this p99, as for every latency in the report (1.00x: the flood adds nothing; below 1: it delays rows). */
 function row(what: string, l: Latency, base: Latency, baseline: boolean): BenchRow {
-  return { name: `${what}: p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`, perSecond: 0, bytesPerSecond: 0, ratio: l.p99 / base.p99, baseline };
+  return { name: `${what}: p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`, perSecond: 0, bytesPerSecond: 0, ratio: base.p99 / l.p99, baseline };
 }

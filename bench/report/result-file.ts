@@ -1,6 +1,6 @@
 // bench/results/<id>.json: one file per benchmark, written by bench/main.ts
 // after each one, read by bench/report.ts. The scenario files (W1-W8) are
-// described in bench/scenarios/types.ts; the micro-benchmark files (M1-M4, M6)
+// described in bench/scenarios/types.ts; the micro-benchmark files (M1-M7)
 // carry the tinybench rows of bench/suite.ts.
 import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';

@@ -152,3 +152,17 @@ test('a subscriber that drops a row fails the run with a message naming the gap'
   assert.equal(w1.ok, false);
   assert.match(w1.error, /gap: rows lost/);
 });
+
+test('M7 in the quick run: the probe times every row with and without a PING flood beside it', { timeout: 90_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const run = await runBench(['--quick', '--only', 'M7', '--results-dir', dir]);
+  assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
+  const m7 = await readJson(dir, 'M7');
+  assert.equal(m7.ok, true);
+  const rows = m7.rows as Record<string, any>[];
+  assert.deepEqual(rows.map((r) => r.baseline), [true, false]);
+  for (const r of rows) assert.match(r.name, /: p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms$/);
+  assert.ok(rows[1]!.ratio > 0, 'the flooded p99 is compared with the quiet one');
+  assert.match(run.stdout, /M7\s+no flood \(baseline\): p50/);
+});

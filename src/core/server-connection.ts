@@ -18,8 +18,9 @@
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
 import { assertNever, type ClientActionCommand, type Command, type CommandName, type UserSyncCommand } from './commands.js';
-import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted, tlsHelloRefusal, tooManyAuthFailures } from './access-refusal.js';
-import { hostOf } from './auth-failures.js';
+import { authRequired, fromPage, httpRequestRefusal, notPermitted, tlsHelloRefusal } from './access-refusal.js';
+import { admit } from './admission.js';
+import { reasonFor } from './disconnect-reason.js';
 import { RowRoute } from './dialect.js';
 import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
@@ -244,20 +245,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     if (this.role !== 'anonymous' && !this.mayReplaceCredential()) {
       throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
     }
-    const host = hostOf(this.remoteAddress);
-    const now = this.host.now();
-    const failures = this.host.authFailures;
-    const wait = failures.retryAfter(host, now);
-    if (wait > 0) {
-      this.host.events.authFailed?.(this, { host, failures: failures.countOf(host), limit: failures.limit, windowMs: failures.windowMs, refusedForMs: wait });
-      throw tooManyAuthFailures(host, wait);
-    }
-    const access = this.host.limits.credentials.lookup(secret);
-    if (access === null) {
-      const count = failures.failed(host, now);
-      this.host.events.authFailed?.(this, { host, failures: count, limit: failures.limit, windowMs: failures.windowMs, refusedForMs: 0 });
-      throw authFailed();
-    }
+    const access = admit(this.host, this, secret);
     this.access = access;
     this.authenticatedByUpgrade = false;
     this.role = access.credential.role;
@@ -465,22 +453,5 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     this.queue.clear();
     this.host.detach(this, this.syncingUsers.keys());
     this.syncingUsers.clear();
-  }
-}
-
-function reasonFor(err: ProtocolError): DisconnectReason {
-  switch (err.code) {
-    case 'TOKEN_TOO_OLD':
-      return 'too_old';
-    case 'UNKNOWN_STREAM':
-      return 'unknown_stream';
-    case 'AUTH_FAILED':
-    case 'AUTH_REQUIRED':
-    case 'NOT_PERMITTED':
-      return 'auth';
-    case 'STORE_FAILED':
-      return 'store_failed';
-    default:
-      return 'protocol_error';
   }
 }

@@ -17,7 +17,7 @@
  *     < GENERATION                           (a gateway extension: only our own clients ask)
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
-import { assertNever, type ClientActionCommand, type Command, type CommandName, type UserSyncCommand } from './commands.js';
+import { assertNever, type ClientActionCommand, type Command, type CommandName } from './commands.js';
 import { authRequired, fromPage, httpRequestRefusal, notPermitted, tlsHelloRefusal } from './access-refusal.js';
 import { admit } from './admission.js';
 import { reasonFor } from './disconnect-reason.js';
@@ -27,6 +27,7 @@ import { ProtocolError } from './errors.js';
 import { keepAliveAction } from './keep-alive.js';
 import { LineScanner, type LineSink } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
+import { SyncingUsers } from './syncing-users.js';
 import { WriterIngest } from './writer-ingest.js';
 import type { StreamLog } from './stream-log.js';
 import type { Transport } from './transport.js';
@@ -50,8 +51,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
   private access: Access | null = null;
   /** The credential came with the WebSocket upgrade (a cookie), not from AUTH: an AUTH may still replace it. */
   private authenticatedByUpgrade = false;
-  /** Users syncing on this connection, with their last sync time. */
-  private readonly syncingUsers = new Map<string, number>();
+  private readonly syncingUsers = new SyncingUsers();
   /** Set once AUTH makes this a writer. */
   private ingest: WriterIngest | null = null;
   /** Reused for every RDATA line a writer sends. */
@@ -196,7 +196,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
         return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.readable });
       case 'USER_SYNC':
         this.checkNotPageOnly(cmd.name);
-        this.userSync(cmd);
+        if (this.syncingUsers.apply(cmd)) this.host.userSyncing(this, cmd.userId, cmd.state === 'start', cmd.lastSyncMs);
         return this.host.clientCommand(this, cmd);
       case 'FEDERATION_ACK':
       case 'REMOVE_PUSHER':
@@ -274,16 +274,6 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
       throw notPermitted('write', name);
     }
     return log;
-  }
-
-  private userSync(cmd: UserSyncCommand): void {
-    if (cmd.state === 'start') {
-      const known = this.syncingUsers.has(cmd.userId);
-      this.syncingUsers.set(cmd.userId, cmd.lastSyncMs);
-      if (!known) this.host.userSyncing(this, cmd.userId, true, cmd.lastSyncMs);
-    } else if (this.syncingUsers.delete(cmd.userId)) {
-      this.host.userSyncing(this, cmd.userId, false, cmd.lastSyncMs);
-    }
   }
 
   /** Tells the hub's budget what this connection holds now (before it may be cut for it). */
@@ -451,7 +441,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     if (this.heldLineBytes !== 0) this.holdLineBytes(0);
     this.ingest?.close();
     this.queue.clear();
-    this.host.detach(this, this.syncingUsers.keys());
+    this.host.detach(this, this.syncingUsers.userIds());
     this.syncingUsers.clear();
   }
 }

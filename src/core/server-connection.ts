@@ -18,7 +18,7 @@
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
 import { assertNever, type ClientActionCommand, type Command, type CommandName } from './commands.js';
-import { authRequired, fromPage, httpRequestRefusal, notPermitted, tlsHelloRefusal } from './access-refusal.js';
+import { authRequired, fromPage, httpRequestRefusal, tlsHelloRefusal } from './access-refusal.js';
 import { admit } from './admission.js';
 import { reasonFor } from './disconnect-reason.js';
 import { RowRoute } from './dialect.js';
@@ -28,8 +28,8 @@ import { keepAliveAction } from './keep-alive.js';
 import { LineScanner, type LineSink } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
 import { SyncingUsers } from './syncing-users.js';
-import { WriterIngest } from './writer-ingest.js';
-import type { StreamLog } from './stream-log.js';
+import { writerIngestFor } from './writer-access.js';
+import type { WriterIngest } from './writer-ingest.js';
 import type { Transport } from './transport.js';
 import type { ConnectionHost, Peer } from './connection-host.js';
 import type { Access } from './credentials.js';
@@ -251,10 +251,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     this.role = access.credential.role;
     // A page's writer credential without `+page` only reads: its rows are refused (writerIngest).
     if (this.role === 'writer' && (!this.fromPage || access.fromPages)) {
-      this.ingest = new WriterIngest({
-        logOf: (stream) => this.writableLog(stream),
-        storeFailed: (err) => this.fail(err, 'store_failed'),
-      });
+      this.ingest = writerIngestFor(this.host, access, (err) => this.fail(err, 'store_failed'));
       this.host.addWriter(this);
     }
   }
@@ -265,15 +262,6 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
    */
   private mayReplaceCredential(): boolean {
     return this.authenticatedByUpgrade && this.ingest === null && this.host.subscriptionsOf(this).length === 0;
-  }
-
-  private writableLog(name: string): StreamLog {
-    const log = this.host.logOf(name);
-    const writable = this.access === null ? null : this.access.writable;
-    if (writable !== null && !writable.has(name)) {
-      throw notPermitted('write', name);
-    }
-    return log;
   }
 
   /** Tells the hub's budget what this connection holds now (before it may be cut for it). */

@@ -17,17 +17,19 @@
  *     < GENERATION                           (a gateway extension: only our own clients ask)
  *     > GENERATION 9f2c...                   the log's generation id, or `none`
  */
-import { assertNever, type ClientActionCommand, type Command, type CommandName, type UserSyncCommand } from './commands.js';
-import { authFailed, authRequired, fromPage, httpRequestRefusal, notPermitted, tlsHelloRefusal, tooManyAuthFailures } from './access-refusal.js';
-import { hostOf } from './auth-failures.js';
+import { assertNever, type ClientActionCommand, type Command, type CommandName } from './commands.js';
+import { authRequired, fromPage, httpRequestRefusal, tlsHelloRefusal } from './access-refusal.js';
+import { admit } from './admission.js';
+import { reasonFor } from './disconnect-reason.js';
 import { RowRoute } from './dialect.js';
 import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { keepAliveAction } from './keep-alive.js';
 import { LineScanner, type LineSink } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
-import { WriterIngest } from './writer-ingest.js';
-import type { StreamLog } from './stream-log.js';
+import { SyncingUsers } from './syncing-users.js';
+import { writerIngestFor } from './writer-access.js';
+import type { WriterIngest } from './writer-ingest.js';
 import type { Transport } from './transport.js';
 import type { ConnectionHost, Peer } from './connection-host.js';
 import type { Access } from './credentials.js';
@@ -49,8 +51,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
   private access: Access | null = null;
   /** The credential came with the WebSocket upgrade (a cookie), not from AUTH: an AUTH may still replace it. */
   private authenticatedByUpgrade = false;
-  /** Users syncing on this connection, with their last sync time. */
-  private readonly syncingUsers = new Map<string, number>();
+  private readonly syncingUsers = new SyncingUsers();
   /** Set once AUTH makes this a writer. */
   private ingest: WriterIngest | null = null;
   /** Reused for every RDATA line a writer sends. */
@@ -195,7 +196,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
         return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.readable });
       case 'USER_SYNC':
         this.checkNotPageOnly(cmd.name);
-        this.userSync(cmd);
+        if (this.syncingUsers.apply(cmd)) this.host.userSyncing(this, cmd.userId, cmd.state === 'start', cmd.lastSyncMs);
         return this.host.clientCommand(this, cmd);
       case 'FEDERATION_ACK':
       case 'REMOVE_PUSHER':
@@ -244,29 +245,13 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     if (this.role !== 'anonymous' && !this.mayReplaceCredential()) {
       throw new ProtocolError('BAD_ARGUMENT', `already authenticated as a ${this.role}`);
     }
-    const host = hostOf(this.remoteAddress);
-    const now = this.host.now();
-    const failures = this.host.authFailures;
-    const wait = failures.retryAfter(host, now);
-    if (wait > 0) {
-      this.host.events.authFailed?.(this, { host, failures: failures.countOf(host), limit: failures.limit, windowMs: failures.windowMs, refusedForMs: wait });
-      throw tooManyAuthFailures(host, wait);
-    }
-    const access = this.host.limits.credentials.lookup(secret);
-    if (access === null) {
-      const count = failures.failed(host, now);
-      this.host.events.authFailed?.(this, { host, failures: count, limit: failures.limit, windowMs: failures.windowMs, refusedForMs: 0 });
-      throw authFailed();
-    }
+    const access = admit(this.host, this, secret);
     this.access = access;
     this.authenticatedByUpgrade = false;
     this.role = access.credential.role;
     // A page's writer credential without `+page` only reads: its rows are refused (writerIngest).
     if (this.role === 'writer' && (!this.fromPage || access.fromPages)) {
-      this.ingest = new WriterIngest({
-        logOf: (stream) => this.writableLog(stream),
-        storeFailed: (err) => this.fail(err, 'store_failed'),
-      });
+      this.ingest = writerIngestFor(this.host, access, (err) => this.fail(err, 'store_failed'));
       this.host.addWriter(this);
     }
   }
@@ -277,25 +262,6 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
    */
   private mayReplaceCredential(): boolean {
     return this.authenticatedByUpgrade && this.ingest === null && this.host.subscriptionsOf(this).length === 0;
-  }
-
-  private writableLog(name: string): StreamLog {
-    const log = this.host.logOf(name);
-    const writable = this.access === null ? null : this.access.writable;
-    if (writable !== null && !writable.has(name)) {
-      throw notPermitted('write', name);
-    }
-    return log;
-  }
-
-  private userSync(cmd: UserSyncCommand): void {
-    if (cmd.state === 'start') {
-      const known = this.syncingUsers.has(cmd.userId);
-      this.syncingUsers.set(cmd.userId, cmd.lastSyncMs);
-      if (!known) this.host.userSyncing(this, cmd.userId, true, cmd.lastSyncMs);
-    } else if (this.syncingUsers.delete(cmd.userId)) {
-      this.host.userSyncing(this, cmd.userId, false, cmd.lastSyncMs);
-    }
   }
 
   /** Tells the hub's budget what this connection holds now (before it may be cut for it). */
@@ -463,24 +429,7 @@ export class ServerConnection implements Peer, LineSink, LineHolder {
     if (this.heldLineBytes !== 0) this.holdLineBytes(0);
     this.ingest?.close();
     this.queue.clear();
-    this.host.detach(this, this.syncingUsers.keys());
+    this.host.detach(this, this.syncingUsers.userIds());
     this.syncingUsers.clear();
-  }
-}
-
-function reasonFor(err: ProtocolError): DisconnectReason {
-  switch (err.code) {
-    case 'TOKEN_TOO_OLD':
-      return 'too_old';
-    case 'UNKNOWN_STREAM':
-      return 'unknown_stream';
-    case 'AUTH_FAILED':
-    case 'AUTH_REQUIRED':
-    case 'NOT_PERMITTED':
-      return 'auth';
-    case 'STORE_FAILED':
-      return 'store_failed';
-    default:
-      return 'protocol_error';
   }
 }

@@ -2,10 +2,12 @@
  * `GET /connections[?offset=&limit=&sort=]`: every open connection as JSON
  * (the shape of nats-server's /connz), a page at a time. Lag comes from the
  * stream timeline, as the lag metrics do (subscriptionLags is the one
- * place both read it).
+ * place both read it). The Synapse link is SynapseFollow.health(), as in
+ * /healthz.
  */
 import type { ConnectionInfo, ConnectionRole } from '../core/hub-types.js';
 import type { StreamTimeline } from './stream-timeline.js';
+import type { SynapseHealth } from './synapse-follow.js';
 
 export const CONNECTIONS_DEFAULT_LIMIT = 100;
 export const CONNECTIONS_MAX_LIMIT = 1000;
@@ -51,6 +53,8 @@ export interface ConnectionsPage extends ConnectionsQuery {
   /** Open connections in all, not only on this page. */
   total: number;
   connections: ConnectionReport[];
+  /** The Synapse link (--synapse-redis), the same report /healthz gives; null without one. */
+  synapse: SynapseHealth | null;
 }
 
 /** A bad query string: the route answers 400 with the message. */
@@ -99,7 +103,13 @@ function wholeNumber(key: string, value: string, min: number, max: number): numb
 }
 
 /** One page of `connections`, sorted by `query.sort` (lag and queued: largest first; ties by id). */
-export function connectionsPage(connections: Iterable<ConnectionInfo>, timeline: StreamTimeline, query: ConnectionsQuery, now: number): ConnectionsPage {
+export function connectionsPage(
+  connections: Iterable<ConnectionInfo>,
+  timeline: StreamTimeline,
+  query: ConnectionsQuery,
+  now: number,
+  synapse: SynapseHealth | null = null,
+): ConnectionsPage {
   const all: ConnectionReport[] = [];
   for (const c of connections) {
     const streams = subscriptionLags(c, timeline, now);
@@ -127,7 +137,7 @@ export function connectionsPage(connections: Iterable<ConnectionInfo>, timeline:
     });
   }
   all.sort(ORDER[query.sort]);
-  return { ...query, total: all.length, connections: all.slice(query.offset, query.offset + query.limit) };
+  return { ...query, total: all.length, connections: all.slice(query.offset, query.offset + query.limit), synapse };
 }
 
 type Order = (a: ConnectionReport, b: ConnectionReport) => number;

@@ -152,7 +152,7 @@ export class Gateway {
       metricsContentType: this.metrics.contentType,
       health: () => this.health(),
       congestion: () => this.cuts.list(),
-      connections: (query) => connectionsPage(this.view.connections(), this.timeline, query, this.clock()),
+      connections: (query) => connectionsPage(this.view.connections(), this.timeline, query, this.clock(), this.synapse?.health() ?? null),
     });
     this.http =
       engine === null

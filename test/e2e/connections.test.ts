@@ -29,6 +29,7 @@ interface Page {
   limit: number;
   sort: string;
   connections: Report[];
+  synapse: object | null;
 }
 
 async function connections(gw: GatewayProcess, query = ''): Promise<Page> {
@@ -71,6 +72,7 @@ describeEachEngine('GET /connections', ({ engine }) => {
     const page = await connections(gw);
     assert.equal(page.total, 3);
     assert.deepEqual([page.offset, page.limit, page.sort], [0, 100, 'id']);
+    assert.equal(page.synapse, null, 'no --synapse-redis: no link');
     const [w, sub, ws] = page.connections;
     assert.deepEqual([w!.name, w!.role, w!.transport, w!.streams], ['writer1', 'writer', 'tcp', []]);
 

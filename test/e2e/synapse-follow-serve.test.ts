@@ -80,6 +80,14 @@ describe('serve --synapse-redis', { skip: redisSkip() || todayRecordingsSkip() }
       assert.deepEqual(Object.keys(documented).sort(), Object.keys(h1).sort());
       assert.deepEqual(Object.keys((documented['pairs'] as object[])[0]!).sort(), Object.keys(h1.pairs[0]!).sort());
       assert.deepEqual(Object.keys(documented['stats'] as object).sort(), Object.keys(h1.stats).sort());
+      // /connections shows the same link report, read from the same place.
+      const viaConnections = (JSON.parse((await httpGet(gw.http!, '/connections')).body) as { synapse: typeof h1 & { lastMessageAgeMs: unknown } }).synapse;
+      const viaHealth = (await synapseHealth(gw)) as typeof h1 & { lastMessageAgeMs: unknown };
+      assert.equal(typeof viaConnections.lastMessageAgeMs, 'number');
+      assert.deepEqual({ ...viaConnections, lastMessageAgeMs: 0 }, { ...viaHealth, lastMessageAgeMs: 0 });
+      assert.ok(expected.every((x) => positions(viaConnections).includes(x)), 'its positions per (stream, instance)');
+      assert.equal(viaConnections.stats['gapsOpen'], 0);
+      assert.equal(viaConnections.stats['gapsFilled'], 0);
       const metrics = parseMetrics((await httpGet(gw.http!, '/metrics')).body);
       assert.equal(metrics.get('replication_gateway_synapse_connected'), 1);
       assert.equal(metrics.get('replication_gateway_synapse_connects_total'), 1);
@@ -109,6 +117,9 @@ describe('serve --synapse-redis', { skip: redisSkip() || todayRecordingsSkip() }
       assert.deepEqual(pair(h3, 'presence').gaps, []);
       assert.equal(pair(h3, 'presence').token, presence);
       assert.equal(parseMetrics((await httpGet(gw.http!, '/metrics')).body).get('replication_gateway_synapse_gaps_open'), 1);
+      const c3 = (JSON.parse((await httpGet(gw.http!, '/connections')).body) as { synapse: typeof h3 }).synapse;
+      assert.deepEqual(pair(c3, 'to_device').gaps, [{ afterToken: toDevice, uptoToken: toDevice + 1 }], '/connections shows the open gap');
+      assert.equal(c3.stats['gapsOpen'], 1);
     } finally {
       await gw.stop();
       publisher.disconnect();

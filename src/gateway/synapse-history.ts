@@ -11,8 +11,7 @@
  * fill restarts the pair's log at the gap's end, so a catch-up across it is
  * refused as too old, never served with a hole; a reset (the writer went
  * back) begins the pair's next generation. Logs come from a PairLogSource:
- * memory, or file logs under `<dir>/synapse/<stream>/<instance>/<generation>`
- * (generation 0: the pair's late rows, in arrival order).
+ * memory, or file logs under `<dir>/synapse/<stream>/<instance>/<generation>`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -68,9 +67,7 @@ export function filePairLogs(dir: string, options: Omit<FileLogOptions, 'startTo
         for (const instance of await names(path.join(root, stream))) {
           const generations = (await names(path.join(root, stream, instance))).filter((g) => /^[0-9]{1,9}$/.test(g)).map(Number);
           if (generations.length === 0) continue;
-          // Generation 0 is the pair's late-row log, never its history.
           const generation = Math.max(...generations);
-          if (generation === 0) continue;
           found.push({ stream, instance, generation, log: await open(stream, instance, generation) });
         }
       }
@@ -113,10 +110,6 @@ export class PairHistory {
   readonly waiting: PairOp[] = [];
   readonly gaps: RecordedGap[] = [];
   lateRows = 0;
-  /** Rows at or below the writer's position (backfill publishes descending), in arrival order: see lateLog(). */
-  lateLog: StreamLog | null = null;
-  readonly lateWaiting: LogEntry[] = [];
-  lateOpening = false;
   appendErrors = 0;
   gapsFilled = 0;
   /** A gap is being filled over HTTP: what comes after it waits. */
@@ -236,13 +229,11 @@ export class SynapseHistory implements FollowerSink {
     this.openLog(pair, token);
   }
 
-  late(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void {
+  late(stream: string, instance: string, token: number): void {
     const pair = this.pairs.get(key(stream, instance));
     this.lateRows++;
-    if (pair === undefined) return;
-    pair.lateRows++;
-    this.logger.debug({ stream, instance, token }, 'a Synapse row at or below its writer\'s position (backfill publishes descending): kept in the pair\'s late-row log');
-    this.appendLate(pair, { firstToken: 0, lastToken: 0, bytes, lines, rows: lines });
+    if (pair !== undefined) pair.lateRows++;
+    this.logger.info({ stream, instance, token }, 'a Synapse row at or below its writer\'s position (backfill publishes descending): not in the token-ordered history');
   }
 
   command(cmd: TodayCommand): void {
@@ -345,41 +336,6 @@ export class SynapseHistory implements FollowerSink {
       'gap in a Synapse stream: rows in this range were published while the gateway did not hear them; catch-up from before it is refused as too old',
     );
     if (uptoToken > log.lastAppended) log.restartAt(uptoToken);
-  }
-
-  /**
-   * Late rows go to the pair's generation-0 log, keyed by arrival (1, 2, 3...
-   * after what it holds): their own tokens descend, a log's keys must rise.
-   */
-  private appendLate(pair: PairHistory, entry: LogEntry): void {
-    const log = pair.lateLog;
-    if (log === null) {
-      pair.lateWaiting.push(entry);
-      if (!pair.lateOpening) this.openLateLog(pair);
-      return;
-    }
-    const seq = log.lastAppended + 1;
-    try {
-      const stored = log.append({ ...entry, firstToken: seq, lastToken: seq });
-      if (isPending(stored)) stored.catch((err: unknown) => this.appendFailed(pair, err));
-    } catch (err) {
-      this.appendFailed(pair, err);
-    }
-  }
-
-  private openLateLog(pair: PairHistory): void {
-    pair.lateOpening = true;
-    const done = (log: StreamLog): void => {
-      pair.lateLog = log;
-      pair.lateOpening = false;
-      for (const e of pair.lateWaiting.splice(0)) this.appendLate(pair, e);
-    };
-    const opened = this.source.open(pair.stream, pair.instance, 0, 0);
-    if (!isPending(opened)) done(opened);
-    else opened.then(done, (err: unknown) => {
-      pair.lateOpening = false;
-      this.logger.error({ stream: pair.stream, instance: pair.instance, err: (err as Error).message }, 'could not open the late-row log of a Synapse stream: its late rows are not kept');
-    });
   }
 
   private appendFailed(pair: PairHistory, err: unknown): void {

@@ -5,7 +5,7 @@
 // on each --ws-engine that runs here) and write result files with the documented fields,
 // and a subscriber that drops a row (--drop-row) must fail the run.
 // No timing assertions: only that figures exist and are positive.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -39,10 +39,15 @@ async function readJson(dir: string, id: string): Promise<Record<string, any>> {
   return JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as Record<string, any>;
 }
 
-test('the tiny run checks delivery, prints the summary and writes result files with the documented fields', { timeout: 90_000 }, async (t) => {
+/** Runs the bench with `args` and its results in a temporary directory, removed after the test. */
+async function benchInTempDir(t: TestContext, args: string[]): Promise<{ run: Run; dir: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const run = await runBench(['--tiny', '--only', 'W1,W3,W6', '--results-dir', dir]);
+  return { run: await runBench([...args, '--results-dir', dir]), dir };
+}
+
+test('the tiny run checks delivery, prints the summary and writes result files with the documented fields', { timeout: 90_000 }, async (t) => {
+  const { run, dir } = await benchInTempDir(t, ['--tiny', '--only', 'W1,W3,W6']);
   assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
 
   // Progress on stderr, the summary table on stdout.
@@ -108,9 +113,7 @@ test('the tiny run checks delivery, prints the summary and writes result files w
 });
 
 test('W7 in the tiny run: every log kind caught up with delivery checked, and every --fsync setting stored every row', { timeout: 90_000 }, async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const run = await runBench(['--tiny', '--only', 'W7', '--results-dir', dir]);
+  const { run, dir } = await benchInTempDir(t, ['--tiny', '--only', 'W7']);
   assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
   const w7 = await readJson(dir, 'W7');
   assert.equal(w7.ok, true);
@@ -123,9 +126,7 @@ test('W7 in the tiny run: every log kind caught up with delivery checked, and ev
 });
 
 test('W10 in the tiny run: every subscriber read every row at the steady rate, with latency, CPU per delivered row and the report section', { timeout: 90_000 }, async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const run = await runBench(['--tiny', '--only', 'W10', '--results-dir', dir]);
+  const { run, dir } = await benchInTempDir(t, ['--tiny', '--only', 'W10']);
   assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
   const w10 = await readJson(dir, 'W10');
   assert.equal(w10.ok, true);
@@ -143,9 +144,7 @@ test('W10 in the tiny run: every subscriber read every row at the steady rate, w
 });
 
 test('a subscriber that drops a row fails the run with a message naming the gap', { timeout: 60_000 }, async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const run = await runBench(['--tiny', '--only', 'W1', '--systems', 'gateway', '--drop-row', '100', '--results-dir', dir]);
+  const { run, dir } = await benchInTempDir(t, ['--tiny', '--only', 'W1', '--systems', 'gateway', '--drop-row', '100']);
   assert.equal(run.code, 1, `bench should exit 1, got ${run.code}:\n${run.stderr}`);
   assert.match(run.stderr, /W1 FAILED: .*delivery check failed: subscriber 0: expected token 100, saw 101 \(gap: rows lost\)/);
   const w1 = await readJson(dir, 'W1');
@@ -154,9 +153,7 @@ test('a subscriber that drops a row fails the run with a message naming the gap'
 });
 
 test('M7 in the quick run: the probe times every row with and without a PING flood beside it', { timeout: 90_000 }, async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-harness-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const run = await runBench(['--quick', '--only', 'M7', '--results-dir', dir]);
+  const { run, dir } = await benchInTempDir(t, ['--quick', '--only', 'M7']);
   assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
   const m7 = await readJson(dir, 'M7');
   assert.equal(m7.ok, true);

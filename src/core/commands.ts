@@ -95,6 +95,8 @@ export interface ReplicateCommand {
   /** A stream name, or 'ALL' (which always goes with 'NOW'). */
   readonly stream: string;
   readonly token: number | 'NOW';
+  /** The three-word form: a followed Synapse stream's writer instance, or '*' for every one; absent in v1's two words. */
+  readonly instance?: string;
 }
 export interface UserSyncCommand {
   readonly name: 'USER_SYNC';

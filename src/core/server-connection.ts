@@ -171,7 +171,7 @@ export class ServerConnection implements Peer, LineSink {
         return this.enqueue(v1Text.encode({ name: 'GENERATION', id: this.host.generation }), 1, 'GENERATION');
       case 'REPLICATE':
         if (cmd.stream === 'ALL') return this.host.subscribeAll(this, this.access.readable);
-        return this.host.subscribe(this, { stream: cmd.stream, token: cmd.token, readable: this.access.readable });
+        return this.host.subscribe(this, { stream: cmd.stream, instance: cmd.instance, token: cmd.token, readable: this.access.readable });
       case 'USER_SYNC':
         this.access.checkNotPageOnly(cmd.name);
         if (this.syncingUsers.apply(cmd)) this.host.userSyncing(this, cmd.userId, cmd.state === 'start', cmd.lastSyncMs);

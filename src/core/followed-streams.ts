@@ -110,6 +110,9 @@ class FollowedPair {
   }
 }
 
+/** The transport kind of a binary (MessagePack) WebSocket connection: its frames are translations of v1 lines only. */
+export const MSGPACK_TRANSPORT = 'ws-msgpack';
+
 export class FollowedStreams {
   private readonly byStream = new Map<string, Map<string, FollowedPair>>();
   /** Connections that asked `REPLICATE <stream> * ...`: each instance that appears later is theirs too, from its start. */
@@ -151,6 +154,7 @@ export class FollowedStreams {
   /** `REPLICATE <stream> <instance|*> <token|NOW>`; throws a ProtocolError to refuse. */
   subscribe(peer: Peer, request: SubscribeRequest & { readonly instance: string }): void {
     const { stream, instance, readable } = request;
+    if (peer.transportKind === MSGPACK_TRANSPORT) throw todayNotInFrames(stream);
     const pairs = this.byStream.get(stream);
     if (instance === '*') {
       // Synapse makes pairs lazily: a stream with no writer yet is waited for, not refused.
@@ -241,6 +245,13 @@ function multiWriter(stream: string, instances: string[]): ProtocolError {
   return new ProtocolError(
     'BAD_ARGUMENT',
     `stream ${stream} has ${instances.length} writer instances (${instances.join(', ')}): ask for one with REPLICATE ${stream} <instance> <token> (or * for all)`,
+  );
+}
+
+function todayNotInFrames(stream: string): ProtocolError {
+  return new ProtocolError(
+    'BAD_ARGUMENT',
+    `today's Synapse lines (REPLICATE with an instance) are served as text, not MessagePack frames: open the WebSocket in text mode, or ask REPLICATE ${stream} <token|NOW> for a single-writer stream`,
   );
 }
 

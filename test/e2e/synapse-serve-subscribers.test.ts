@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { pack } from 'msgpackr';
+import { MSGPACK_PROTOCOL } from '../../src/bindings/ws-bridge.js';
 import { WsPeer } from '../bindings/ws-harness.js';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
 import { loadRecording, synapsePublishes, todayRecordingsSkip, type Recording } from '../support/synapse-today.js';
@@ -76,6 +78,14 @@ function byPair(lines: string[]): Map<string, string[]> {
   return out;
 }
 
+
+async function waitFrames(peer: WsPeer, pred: (f: unknown[]) => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!peer.frames.some(pred)) {
+    if (Date.now() > deadline) throw new Error(`no such frame: got ${JSON.stringify(peer.frames.slice(-5))}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe('serve --synapse-redis serves its history to subscribers', { skip: redisSkip() || todayRecordingsSkip() }, () => {
   let redis: RedisServer;
@@ -197,6 +207,16 @@ describe('serve --synapse-redis serves its history to subscribers', { skip: redi
       await publisher.publish(recording.server_name, receipt);
       await ws.line(receipt);
       assert.equal(ws.lines.filter((l) => l === receipt).length, 1);
+
+      // MessagePack frames translate v1 lines: a binary connection reads a single-writer stream in v1 form, and is told to use text for today's.
+      const binary = await WsPeer.open(`ws://127.0.0.1:${gw.http}/replication`, { protocol: MSGPACK_PROTOCOL });
+      binary.send(pack(['REPLICATE', 'typing', 'NOW']));
+      await waitFrames(binary, (f) => f[0] === 'POSITION');
+      assert.deepEqual(binary.frames.find((f) => f[0] === 'POSITION'), ['POSITION', 'typing', typingHead + 1]);
+      binary.send(pack(['REPLICATE', 'typing', 'typing_writer1', 'NOW']));
+      await waitFrames(binary, (f) => f[0] === 'ERROR');
+      assert.match(String(binary.frames.find((f) => f[0] === 'ERROR')![1]), /^today's Synapse lines \(REPLICATE with an instance\) are served as text, not MessagePack frames/);
+      await binary.waitClosed();
     } finally {
       for (const c of clients) c.close();
       ws?.terminate();

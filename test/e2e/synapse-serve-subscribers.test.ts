@@ -5,6 +5,9 @@
 // the v1 form (a single-writer stream, instance dropped).
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { pack } from 'msgpackr';
@@ -48,15 +51,23 @@ function startTokens(recording: Recording): Map<string, number> {
   return out;
 }
 
-/** Replays the recording's publishes once the gateway hears the channel; resolves when /healthz shows the final positions. */
-async function replayInto(gw: GatewayProcess, recording: Recording, publisher: Redis): Promise<void> {
+type SynapseReport = { connected: boolean; pairs: { stream: string; instance: string; token: number }[] };
+const synapseHealth = async (gw: GatewayProcess): Promise<SynapseReport> => (JSON.parse((await httpGet(gw.http!, '/healthz')).body) as { synapse: SynapseReport }).synapse;
+
+async function linkUp(gw: GatewayProcess): Promise<void> {
   const deadline = Date.now() + 15_000;
-  const health = async () => (JSON.parse((await httpGet(gw.http!, '/healthz')).body) as { synapse: { connected: boolean; pairs: { stream: string; instance: string; token: number }[] } }).synapse;
-  while (!(await health()).connected) {
+  while (!(await synapseHealth(gw)).connected) {
     if (Date.now() > deadline) throw new Error('the Synapse link did not come up');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  for (const e of synapsePublishes(recording)) await publisher.publish(e.channel, e.payload);
+}
+
+/** Replays the recording's publishes (those of `part`, default all) once the gateway hears the channel; resolves when /healthz shows the final positions. */
+async function replayInto(gw: GatewayProcess, recording: Recording, publisher: Redis, part: (t: number) => boolean = () => true): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  const health = () => synapseHealth(gw);
+  await linkUp(gw);
+  for (const e of synapsePublishes(recording)) if (part(e.t)) await publisher.publish(e.channel, e.payload);
   const expected = Object.entries(recording.wire_final_positions).flatMap(([stream, byInstance]) => Object.entries(byInstance).map(([instance, token]) => `${stream}/${instance}=${token}`));
   for (;;) {
     const have = new Set((await health()).pairs.map((p) => `${p.stream}/${p.instance}=${p.token}`));
@@ -222,6 +233,67 @@ describe('serve --synapse-redis serves its history to subscribers', { skip: redi
       ws?.terminate();
       await gw.stop();
       publisher.disconnect();
+    }
+  });
+  it('a writer restart (05): live subscribers, today and v1, get POSITION at the new generation\'s start, then its rows; an old token joins at the head', async () => {
+    const recording = loadRecording('05_typing_writer_restart_reset');
+    const exit = recording.events.find((e) => e.kind === 'note' && e.text.startsWith('typing_writer1 process exits'))!.t;
+    const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
+    const gw = await startGateway(['--synapse-redis', `redis://127.0.0.1:${redis.port}`, '--synapse-server-name', recording.server_name]);
+    const clients: LineClient[] = [];
+    try {
+      await linkUp(gw);
+      for (const e of synapsePublishes(recording)) if (e.t < exit) await publisher.publish(e.channel, e.payload);
+      const today = await LineClient.connect(gw.tcp);
+      const v1 = await LineClient.connect(gw.tcp);
+      clients.push(today, v1);
+      today.send('REPLICATE typing typing_writer1 0');
+      v1.send('REPLICATE typing 0');
+      await today.waitFor((l) => l === 'POSITION typing typing_writer1 6 6');
+      await v1.waitFor((l) => l === 'POSITION typing 6');
+      const before = today.lines.length;
+      for (const e of synapsePublishes(recording)) if (e.t > exit) await publisher.publish(e.channel, e.payload);
+      await today.waitFor((l) => l.includes('@erin:example.com'));
+      assert.deepEqual(today.lines.slice(before), [
+        'POSITION typing typing_writer1 0 0',
+        'RDATA typing typing_writer1 1 ["!hq:example.com",[]]',
+        'RDATA typing typing_writer1 2 ["!dev:example.com",["@erin:example.com"]]',
+      ]);
+      await v1.waitFor((l) => l.includes('@erin:example.com'));
+      assert.deepEqual(v1.lines.slice(v1.lines.indexOf('POSITION typing 6') + 1), ['POSITION typing 0', 'RDATA typing 1 ["!hq:example.com",[]]', 'RDATA typing 2 ["!dev:example.com",["@erin:example.com"]]']);
+      const old = await LineClient.connect(gw.tcp);
+      clients.push(old);
+      old.send('REPLICATE typing typing_writer1 6');
+      assert.equal(await old.waitFor((l) => l.startsWith('POSITION ')), 'POSITION typing typing_writer1 2 2');
+    } finally {
+      for (const c of clients) c.close();
+      await gw.stop();
+      publisher.disconnect();
+    }
+  });
+
+  it('restarted on the file log, the gateway serves the history it read back before Synapse says anything', async () => {
+    const recording = loadRecording('03_live_other_streams');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rg-synapse-serve-'));
+    const args = ['--synapse-redis', `redis://127.0.0.1:${redis.port}`, '--synapse-server-name', `restart.${recording.server_name}`, '--log', `file:${dir}`];
+    const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
+    // Its own channel: the other tests' replays do not reach it.
+    const renamed = { ...recording, server_name: `restart.${recording.server_name}`, events: recording.events.map((e) => (e.kind === 'publish' && e.channel === recording.server_name ? { ...e, channel: `restart.${recording.server_name}` } : e)) };
+    let gw = await startGateway(args);
+    let client: LineClient | null = null;
+    try {
+      await replayInto(gw, renamed, publisher);
+      await gw.stop();
+      gw = await startGateway(args);
+      client = await LineClient.connect(gw.tcp);
+      client.send('REPLICATE device_lists * 0');
+      await client.waitFor((l) => l.startsWith('POSITION device_lists master '));
+      assert.deepEqual(client.lines.filter((l) => l.startsWith('RDATA ')), keptRows(recording).get('device_lists/master'));
+    } finally {
+      client?.close();
+      await gw.stop();
+      publisher.disconnect();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

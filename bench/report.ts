@@ -27,6 +27,7 @@ import {
   slowConsumerSection,
   storageSection,
   storageRedisSection,
+  synapseFollowSection,
   webSocketSection,
 } from './report/sections.js';
 import { SUMMARY_HEADERS, renderTable, scenarioRows } from './report/summary-table.js';
@@ -43,6 +44,7 @@ const SECTIONS: Record<string, (r: ScenarioResultFile, chart: string | null) => 
   W7: storageSection,
   W7R: storageRedisSection,
   W8: massReconnectSection,
+  W9: synapseFollowSection,
   W10: busySubscribersSection,
 };
 

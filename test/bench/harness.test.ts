@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINES } from '../bindings/ws-harness.js';
+import { redisSkip } from '../support/redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'dist', 'bench', 'main.js');
@@ -141,6 +142,18 @@ test('W10 in the tiny run: every subscriber read every row at the steady rate, w
     ),
   );
   assert.match(report, /\| system \| delivered rows\/s \| p50 \| p99 \| p99\.9 \|/);
+});
+
+test('W9 in the tiny run: a gateway following a Synapse channel on a real redis-server stores every row beside a bare subscriber, and serves them all to TCP subscribers', { timeout: 90_000, skip: redisSkip() }, async (t) => {
+  const { run, dir } = await benchInTempDir(t, ['--tiny', '--only', 'W9']);
+  assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
+  const w9 = await readJson(dir, 'W9');
+  assert.equal(w9.ok, true);
+  assert.equal(w9.data.rows, 3_000);
+  assert.ok(w9.data.ingest.bareRowsPerSec > 0 && w9.data.ingest.gatewayRowsPerSec > 0, JSON.stringify(w9.data.ingest));
+  assert.equal(w9.data.delivery.subscribers, 2);
+  assert.ok(w9.data.delivery.rowsPerSec > 0, 'the subscribers checked every row, in order, once');
+  assert.match(run.stdout, /W9\s+ingest from Redis pub\/sub\s+rows\/s/);
 });
 
 test('a subscriber that drops a row fails the run with a message naming the gap', { timeout: 60_000 }, async (t) => {

@@ -94,10 +94,11 @@ export class SynapseRedisLink {
     this.publisher.on('error', (err: Error) => {
       this.problem = err.message;
     });
+    const channelBytes = Buffer.from(this.channel, 'utf8');
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.lastMessageAt = Date.now();
       const line = Buffer.concat([message, LF]);
-      if (channel.length === this.channel.length && channel.toString('utf8') === this.channel) options.onLine(line);
+      if (channel.equals(channelBytes)) options.onLine(line);
       else if (options.userIp) options.onUserIp?.(line);
     });
   }

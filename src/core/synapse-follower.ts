@@ -63,25 +63,27 @@ interface HeldGroup {
 /** Tokens of a stream's recent rows, whoever wrote them: which tokens another writer used. */
 export const RECENT_TOKENS = 4096;
 
+/** A ring of the tokens, in arrival order: a write per row; the rare gap check scans it. */
 class StreamTokens {
-  private readonly set = new Set<number>();
   private readonly ring = new Float64Array(RECENT_TOKENS);
   private next = 0;
   private count = 0;
 
   add(token: number): void {
-    if (this.count === RECENT_TOKENS) this.set.delete(this.ring[this.next]!);
-    else this.count++;
+    if (this.count < RECENT_TOKENS) this.count++;
     this.ring[this.next] = token;
-    this.next = (this.next + 1) % RECENT_TOKENS;
-    this.set.add(token);
+    this.next = this.next + 1 === RECENT_TOKENS ? 0 : this.next + 1;
   }
 
   /** Whether every token in (after, upto] is one of them. */
   coverAll(after: number, upto: number): boolean {
     if (upto - after > this.count) return false;
-    for (let t = after + 1; t <= upto; t++) if (!this.set.has(t)) return false;
-    return true;
+    const inRange = new Set<number>();
+    for (let i = 0; i < this.count; i++) {
+      const t = this.ring[i]!;
+      if (t > after && t <= upto) inRange.add(t);
+    }
+    return inRange.size === upto - after;
   }
 }
 

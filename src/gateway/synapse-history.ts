@@ -134,7 +134,8 @@ export interface SynapseHistoryStats {
 export type PairLogListener = (pair: PairHistory, log: StreamLog) => void;
 
 export class SynapseHistory implements FollowerSink {
-  private readonly pairs = new Map<string, PairHistory>();
+  /** By stream, then writer instance. */
+  private readonly pairs = new Map<string, Map<string, PairHistory>>();
   private rows = 0;
   private lateRows = 0;
   private refusedLines = 0;
@@ -155,7 +156,7 @@ export class SynapseHistory implements FollowerSink {
     for (const stored of await this.source.existing()) {
       const pair = new PairHistory(stored.stream, stored.instance, stored.generation);
       pair.log = stored.log;
-      this.pairs.set(key(stored.stream, stored.instance), pair);
+      this.add(pair);
       out.push(pair);
     }
     return out;
@@ -165,18 +166,28 @@ export class SynapseHistory implements FollowerSink {
     this.pairListener = listener;
   }
 
+  /** Looked up per row: by stream, then instance (no key string made per row). */
   pair(stream: string, instance: string): PairHistory | undefined {
-    return this.pairs.get(key(stream, instance));
+    return this.pairs.get(stream)?.get(instance);
+  }
+
+  private add(pair: PairHistory): void {
+    let byInstance = this.pairs.get(pair.stream);
+    if (byInstance === undefined) {
+      byInstance = new Map();
+      this.pairs.set(pair.stream, byInstance);
+    }
+    byInstance.set(pair.instance, pair);
   }
 
   all(): PairHistory[] {
-    return [...this.pairs.values()];
+    return [...this.pairs.values()].flatMap((byInstance) => [...byInstance.values()]);
   }
 
   stats(): SynapseHistoryStats {
     let gapsOpen = 0;
     let gapsFilled = 0;
-    for (const p of this.pairs.values()) {
+    for (const p of this.all()) {
       gapsOpen += p.gaps.length;
       gapsFilled += p.gapsFilled;
     }
@@ -195,29 +206,32 @@ export class SynapseHistory implements FollowerSink {
       return;
     }
     const pair = new PairHistory(stream, instance, 1);
-    this.pairs.set(key(stream, instance), pair);
+    this.add(pair);
     this.openLog(pair, token);
   }
 
   group(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void {
-    const pair = this.pairs.get(key(stream, instance));
+    const pair = this.pair(stream, instance);
     if (pair === undefined) return;
     this.rows += lines;
-    this.apply(pair, { kind: 'append', entry: { firstToken: token, lastToken: token, bytes, lines, rows: lines } });
+    const entry = { firstToken: token, lastToken: token, bytes, lines, rows: lines };
+    // The usual case, per row: the log is there and nothing waits before this entry.
+    if (pair.log !== null && !pair.filling) this.append(pair, pair.log, entry);
+    else this.apply(pair, { kind: 'append', entry });
   }
 
   advanced(stream: string, instance: string, token: number): void {
-    const pair = this.pairs.get(key(stream, instance));
+    const pair = this.pair(stream, instance);
     if (pair !== undefined) this.apply(pair, { kind: 'append', entry: advanceEntry(token) });
   }
 
   gap(stream: string, instance: string, afterToken: number, uptoToken: number): void {
-    const pair = this.pairs.get(key(stream, instance));
+    const pair = this.pair(stream, instance);
     if (pair !== undefined) this.apply(pair, { kind: 'fill', afterToken, uptoToken });
   }
 
   reset(stream: string, instance: string, fromToken: number, token: number): void {
-    const pair = this.pairs.get(key(stream, instance));
+    const pair = this.pair(stream, instance);
     if (pair === undefined) return;
     pair.generation++;
     this.logger.warn({ stream, instance, fromToken, token, generation: pair.generation }, 'a Synapse writer restarted its stream from a lower token: a new generation of the pair begins');
@@ -229,7 +243,7 @@ export class SynapseHistory implements FollowerSink {
   }
 
   late(stream: string, instance: string, token: number): void {
-    const pair = this.pairs.get(key(stream, instance));
+    const pair = this.pair(stream, instance);
     this.lateRows++;
     if (pair !== undefined) pair.lateRows++;
     this.logger.info({ stream, instance, token }, 'a Synapse row at or below its writer\'s position (backfill publishes descending): not in the token-ordered history');
@@ -341,8 +355,4 @@ export class SynapseHistory implements FollowerSink {
     pair.appendErrors++;
     this.logger.error({ stream: pair.stream, instance: pair.instance, err: (err as Error).message }, 'could not store rows of a Synapse stream');
   }
-}
-
-function key(stream: string, instance: string): string {
-  return `${stream}\u0000${instance}`;
 }

@@ -60,6 +60,8 @@ const USAGE = `usage: npm run bench -- [options]   (or: node dist/bench/main.js 
   --no-peers             skip nats-server and redis-server
   --json                 print every result as one JSON object on stdout instead of tables
   --results-dir DIR      where <id>.json files go (default bench/results; env BENCH_RESULTS_DIR)
+                         env BENCH_GATEWAY_NODE_ARGS: node options for the gateway process only, e.g.
+                         '--cpu-prof --cpu-prof-dir=/tmp/prof' (one .cpuprofile per gateway started)
   --drop-row K           test only: the first gateway subscriber connection ignores token K,
                          so the delivery check must fail the run
   -h, --help             this text

@@ -149,6 +149,8 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
       readyFile: path.join(workDir, `gateway-${n}.ready`),
       readyTimeoutMs: READY_TIMEOUT_MS,
       stdout: { file: logFile },
+      // For profiling the gateway alone (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): the writer and readers run unprofiled.
+      nodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [],
     });
   } catch (err) {
     throw new Error(`gateway did not start: ${(err as Error).message}`);

@@ -47,8 +47,11 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 }
 
 /** `serve <args>` with stdout and stderr piped, killed if still running when this process exits. */
-export function spawnServe(args: readonly string[], opts: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess {
-  const child = spawn(process.execPath, [GATEWAY_BIN, 'serve', ...args], {
+export function spawnServe(
+  args: readonly string[],
+  opts: { env?: Record<string, string>; cwd?: string; nodeArgs?: readonly string[] } = {},
+): ChildProcess {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), GATEWAY_BIN, 'serve', ...args], {
     cwd: opts.cwd ?? projectRoot(),
     env: cleanEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -66,6 +69,8 @@ export interface GatewayChildOptions {
   /** Variables on top of our environment without its RG_ ones. */
   env?: Record<string, string>;
   cwd?: string;
+  /** Options for node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: readonly string[];
   readyTimeoutMs: number;
   /** pino's JSON lines: to a file, or to a reader attached before the wait (so the pipe never fills). */
   stdout: { file: string } | ((stdout: Readable) => void);

@@ -83,6 +83,26 @@ export class RingQueue {
     return out;
   }
 
+  /** Takes entries from the head, in order, while they fit in `maxBytes` (at least one), for one vectored write. */
+  takeUpTo(maxBytes: number): Buffer[] {
+    const out: Buffer[] = [];
+    const mask = this.slots.length - 1;
+    let bytes = 0;
+    while (this.entries > 0) {
+      const at = this.head;
+      const buf = this.slots[at]!;
+      if (out.length > 0 && bytes + buf.length > maxBytes) break;
+      out.push(buf);
+      bytes += buf.length;
+      this.slots[at] = undefined;
+      this.head = (at + 1) & mask;
+      this.entries--;
+      this.commandCount -= this.counts[at]!;
+    }
+    this.byteCount -= bytes;
+    return out;
+  }
+
   clear(): void {
     this.slots = new Array(INITIAL_CAPACITY);
     this.counts = new Array(INITIAL_CAPACITY);

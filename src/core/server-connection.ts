@@ -25,9 +25,12 @@ import { SyncingUsers } from './syncing-users.js';
 import { UnfinishedLine } from './unfinished-line.js';
 import type { Transport } from './transport.js';
 import type { ConnectionHost, Peer } from './connection-host.js';
-import type { ConnectionRole, DisconnectReason } from './hub-types.js';
+import { DEFAULT_CATCH_UP_CHUNK_BYTES, type ConnectionRole, type DisconnectReason } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
+
+/** The most one write hands the transport: a catch-up chunk's worth. */
+const WRITE_REQUEST_BYTES = DEFAULT_CATCH_UP_CHUNK_BYTES;
 
 export class ServerConnection implements Peer, LineSink {
   name: string | undefined;
@@ -238,10 +241,14 @@ export class ServerConnection implements Peer, LineSink {
     return true;
   }
 
-  /** Writes what is queued (counted when queued), then lets the host read catch-ups while the transport takes them. */
+  /**
+   * Writes what is queued (counted when queued) in requests of at most WRITE_REQUEST_BYTES while the
+   * transport takes them, then lets the host read catch-ups. A socket lowers its unsent bytes only
+   * as a whole request is sent: bounded requests are what lets the stall limit see a slow reader's progress.
+   */
   flush(): void {
     if (this.state !== 'open' || this.isBlocked) return;
-    if (this.queue.length > 0) this.write(this.queue.takeAll());
+    while (this.queue.length > 0 && !this.isBlocked) this.write(this.queue.takeUpTo(WRITE_REQUEST_BYTES));
     if (!this.isBlocked) this.host.catchUp(this);
   }
 

@@ -131,6 +131,32 @@ test('a stopped reader that fell behind to the log is cut after maxStallMs, its 
   assert.deepEqual(stopped!.other, ['ERROR Failed to keep up']);
 });
 
+test('a subscriber that keeps reading, slowly, while megabytes wait for it is not cut by the stall limit', { timeout: 60_000 }, async (t) => {
+  const rows = 50_000; // ~12 MB of lines
+  const f = await startServer({ maxStallMs: 1_500, pingIntervalMs: 60_000, maxQueueBytes: 32 * MiB, maxQueueCommands: rows, retentionRows: rows });
+  const [slow] = await readers(f, 1);
+  t.after(async () => {
+    slow!.socket.destroy();
+    await f.close();
+  });
+  const cuts: SlowConsumerDetails[] = [];
+  f.server.on('slowConsumer', (_c, d) => cuts.push(d));
+  // One read every 40 ms (~1.5 MB/s): the socket always takes bytes, far slower than they are published.
+  slow!.socket.on('data', () => {
+    slow!.socket.pause();
+    setTimeout(() => slow!.socket.resume(), 40);
+  });
+  for (let token = 0; token < rows; ) {
+    for (let i = 0; i < 1_000; i++) token = await f.server.publish('events', [[token + 1, PAD]]);
+    await tick();
+  }
+  await slow!.until(() => slow!.last === rows || slow!.closed, 'every row', 50_000);
+  assert.deepEqual(cuts, [], 'no stall cut while it read');
+  assert.deepEqual(slow!.other, []);
+  assert.deepEqual(slow!.problems, []);
+  assert.equal(slow!.rows, rows);
+});
+
 test('a subscriber whose socket makes no progress for maxStallMs is cut', { timeout: 20_000 }, async (t) => {
   const f = await startServer({ maxStallMs: 300, pingIntervalMs: 60_000 });
   t.after(() => f.close());

@@ -85,3 +85,15 @@ test('property: counts match a plain array model', () => {
     ),
   );
 });
+
+test('takeUpTo takes whole entries from the head while they fit (always at least one), and leaves the rest with their counts', () => {
+  const q = new RingQueue(100, 1_000);
+  for (let i = 0; i < 5; i++) assert.ok(q.push(Buffer.alloc(100, 48 + i), 2));
+  q.push(Buffer.alloc(400, 53), 1);
+  assert.deepEqual(q.takeUpTo(250).map((b) => b[0]), [48, 49]);
+  assert.deepEqual([q.length, q.commands, q.bytes], [4, 7, 700]);
+  assert.deepEqual(q.takeUpTo(50).map((b) => b.length), [100], 'an entry larger than the limit still goes, alone');
+  assert.deepEqual(q.takeUpTo(10_000).map((b) => b[0]), [51, 52, 53]);
+  assert.deepEqual([q.length, q.commands, q.bytes], [0, 0, 0]);
+  assert.deepEqual(q.takeUpTo(100), []);
+});

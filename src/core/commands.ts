@@ -94,6 +94,8 @@ export interface ReplicateCommand {
   readonly name: 'REPLICATE';
   /** A stream name, or 'ALL' (which always goes with 'NOW'). */
   readonly stream: string;
+  /** Today's dialect (three arguments): a writer instance of the stream, or '*' for every one; absent in v1. */
+  readonly instance?: string;
   readonly token: number | 'NOW';
 }
 export interface UserSyncCommand {

@@ -341,7 +341,7 @@ function commandText(cmd: Exclude<Command, RdataCommand | PositionCommand>): str
     case 'NAME':
       return `NAME ${cmd.clientName}`;
     case 'REPLICATE':
-      return `REPLICATE ${cmd.stream} ${cmd.token}`;
+      return cmd.instance === undefined ? `REPLICATE ${cmd.stream} ${cmd.token}` : `REPLICATE ${cmd.stream} ${cmd.instance} ${cmd.token}`;
     case 'USER_SYNC':
       return `USER_SYNC ${cmd.userId} ${cmd.state} ${cmd.lastSyncMs}`;
     case 'FEDERATION_ACK':

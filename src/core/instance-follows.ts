@@ -1,0 +1,230 @@
+/**
+ * The client side of today's Synapse dialect as a gateway serves it
+ * (docs/protocol.md): streams followed per writer instance, each
+ * (stream, instance) pair with its own position. ClientConnection hands
+ * over the lines of the streams followed here; no I/O.
+ *
+ *     < REPLICATE <stream> <instance> <token|NOW>    one pair
+ *     < REPLICATE <stream> * <token|NOW>             every writer of the stream, now and later
+ *     > RDATA <stream> <instance> batch <json>       held per pair...
+ *     > RDATA <stream> <instance> <token> <json>     ...and delivered with this row as one batch
+ *     > POSITION <stream> <instance> <prev> <new>    the pair is at <new>; below its position: a reset
+ *
+ * A named pair is re-asked from its own position on every connect. A `*`
+ * stream is one subscription, re-asked with the lowest position of the pairs
+ * it has seen (so the gateway also sends the writers that appeared meanwhile);
+ * until a pair's POSITION comes on that connection, its rows at or below the
+ * position it had are ones already delivered, and are dropped. After that
+ * POSITION rows are taken as they come (backfill's rows are published in
+ * descending token order, and the gateway keeps both).
+ */
+import { RdataCommand } from './commands.js';
+import { parseTodayCommand, routeTodayRow, TodayRowRoute } from './dialects/synapse-today.js';
+import { internName, v1Text } from './dialects/v1-text.js';
+import { ProtocolError } from './errors.js';
+import { RowCollector, type RowBatch } from './row-batch.js';
+
+/** A pair to follow: `instance` is a writer's name or '*' (every writer of the stream). */
+export interface InstanceFollow {
+  stream: string;
+  instance: string;
+  /** After this token, or 'NOW' (the default for a new pair). */
+  from?: number | 'NOW';
+}
+
+/** Where InstanceFollows' deliveries go (ClientConnection's sink). */
+export interface InstanceSink {
+  rows(batch: RowBatch): void;
+  /** The pair is at `token`; `before` is where it was (null before any); lower means the writer was reset. */
+  position(stream: string, token: number, before: number | null, instance: string): void;
+}
+
+interface PairState {
+  /** The highest token delivered, or the last POSITION; null before any. */
+  token: number | null;
+  /** Where a named pair asks from before it has a token ('NOW' or the caller's token). */
+  from: number | 'NOW';
+  /** A `*` stream's catch-up on this connection: rows at or below this were delivered before. null: none to drop. */
+  dropAtOrBelow: number | null;
+  /** `batch` rows waiting for their numbered row. */
+  batch: RowCollector;
+}
+
+interface StreamState {
+  /** Followed as `*`; otherwise only the named pairs. */
+  every: boolean;
+  /** `*`: the token first asked for, used while no pair is known. */
+  from: number | 'NOW';
+  pairs: Map<string, PairState>;
+}
+
+const SPACE = 0x20;
+const NAME = /^[^\s\x00-\x1f\x7f]+$/;
+
+/** Whether `name` can be a stream or instance word of a REPLICATE line. */
+export function isFollowName(name: string): boolean {
+  return NAME.test(name);
+}
+const RDATA_ = Buffer.from('RDATA ');
+const POSITION_ = Buffer.from('POSITION ');
+
+export class InstanceFollows {
+  private readonly streams = new Map<string, StreamState>();
+  private readonly route = new TodayRowRoute();
+
+  constructor(
+    private readonly sink: InstanceSink,
+    private readonly maxBatchBytes: number,
+  ) {}
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  has(stream: string): boolean {
+    return this.streams.has(stream);
+  }
+
+  /**
+   * Follows a pair (or '*'), from `from`; without it a pair already followed
+   * keeps its position. Returns the REPLICATE line to send now, or null when
+   * nothing changed. A stream follows either '*' or named writers, not both.
+   */
+  follow(stream: string, instance: string, from?: number | 'NOW'): Buffer | null {
+    for (const [what, name] of [['stream', stream], ['instance', instance]] as const) {
+      if (!isFollowName(name)) throw new TypeError(`bad ${what} name ${JSON.stringify(name)}: a word without spaces or control characters`);
+    }
+    let st = this.streams.get(stream);
+    const every = instance === '*';
+    if (st !== undefined && st.every !== every) {
+      throw new TypeError(
+        `stream ${stream} is followed ${st.every ? "as '*'" : 'by named instances'}: follow it either as '*' (every writer) or by instance names, not both`,
+      );
+    }
+    if (st === undefined) {
+      st = { every, from: from ?? 'NOW', pairs: new Map() };
+      this.streams.set(stream, st);
+    } else if (every) {
+      if (from === undefined) return null;
+      st.from = from;
+      st.pairs.clear(); // a new starting token: the pairs' positions start over from it
+    }
+    if (every) return this.replicate(stream, st);
+    const known = st.pairs.get(instance);
+    if (known !== undefined && from === undefined) return null;
+    const pair = newPair(from ?? 'NOW');
+    st.pairs.set(instance, pair);
+    return v1Text.encode({ name: 'REPLICATE', stream, instance, token: pair.from });
+  }
+
+  /** A connection opened: the REPLICATE lines of every followed stream, each pair from its position. */
+  replicates(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const [stream, st] of this.streams) {
+      if (st.every) {
+        out.push(this.replicate(stream, st));
+        continue;
+      }
+      for (const [instance, pair] of st.pairs) {
+        out.push(v1Text.encode({ name: 'REPLICATE', stream, instance, token: pair.token ?? pair.from }));
+      }
+    }
+    return out;
+  }
+
+  /** The connection closed: unfinished batches were never delivered, and the resume sends them again. */
+  disconnected(): void {
+    for (const st of this.streams.values()) for (const pair of st.pairs.values()) pair.batch.clear();
+  }
+
+  /** Whether `buf[start, end)` is an RDATA or POSITION line of a stream followed here. */
+  claims(buf: Buffer, start: number, end: number): boolean {
+    let from: number;
+    if (startsWith(buf, start, end, RDATA_)) from = start + RDATA_.length;
+    else if (startsWith(buf, start, end, POSITION_)) from = start + POSITION_.length;
+    else return false;
+    let to = from;
+    while (to < end && buf[to] !== SPACE) to++;
+    return this.streams.has(internName(buf, from, to));
+  }
+
+  /** A line claims() took; throws ProtocolError for a malformed one or a batch past maxBatchBytes. */
+  line(buf: Buffer, start: number, end: number): void {
+    if (buf[start] === RDATA_[0]) this.rdata(buf, start, end);
+    else this.position(buf, start, end);
+  }
+
+  /** The position of every pair seen, per stream and instance (null: named, nothing yet). */
+  positions(): Record<string, Record<string, number | null>> {
+    const out: Record<string, Record<string, number | null>> = {};
+    for (const [stream, st] of this.streams) {
+      const pairs: Record<string, number | null> = {};
+      for (const [instance, pair] of st.pairs) pairs[instance] = pair.token;
+      out[stream] = pairs;
+    }
+    return out;
+  }
+
+  /** `REPLICATE s * <lowest position seen>`, and arms each pair's drop of what it had. */
+  private replicate(stream: string, st: StreamState): Buffer {
+    let lowest: number | null = null;
+    for (const pair of st.pairs.values()) {
+      pair.dropAtOrBelow = pair.token;
+      if (pair.token !== null && (lowest === null || pair.token < lowest)) lowest = pair.token;
+    }
+    return v1Text.encode({ name: 'REPLICATE', stream, instance: '*', token: lowest ?? st.from });
+  }
+
+  private rdata(buf: Buffer, start: number, end: number): void {
+    const r = this.route;
+    routeTodayRow(buf, start, end, r);
+    const st = this.streams.get(r.stream)!;
+    let pair = st.pairs.get(r.instance);
+    if (pair === undefined) {
+      if (!st.every) return; // a writer not asked for: moot
+      pair = newPair('NOW');
+      st.pairs.set(r.instance, pair);
+    }
+    pair.batch.add(new RdataCommand(r.stream, r.token, buf, r.rowStart, end), buf, start, end);
+    const token = r.token;
+    if (token === null) {
+      if (pair.batch.bytes > this.maxBatchBytes) {
+        throw new ProtocolError('BATCH_TOO_LARGE', `batch of ${r.stream} ${r.instance} over ${this.maxBatchBytes} bytes without its numbered row`);
+      }
+      return;
+    }
+    if (pair.dropAtOrBelow !== null && token <= pair.dropAtOrBelow) {
+      pair.batch.clear();
+      return;
+    }
+    if (pair.token === null || token > pair.token) pair.token = token;
+    this.sink.rows(pair.batch.take(r.stream, token, 0, r.instance));
+  }
+
+  private position(buf: Buffer, start: number, end: number): void {
+    const cmd = parseTodayCommand(buf, start, end);
+    if (cmd.name !== 'POSITION') throw new ProtocolError('BAD_ARGUMENT', 'expected POSITION <stream> <instance> <prev> <new>');
+    const st = this.streams.get(cmd.stream)!;
+    let pair = st.pairs.get(cmd.instance);
+    if (pair === undefined) {
+      if (!st.every) return;
+      pair = newPair('NOW');
+      st.pairs.set(cmd.instance, pair);
+    }
+    pair.batch.clear(); // a POSITION inside a batch: the batch never completes
+    pair.dropAtOrBelow = null; // caught up: from here rows come once, as published
+    const before = pair.token;
+    pair.token = cmd.newToken;
+    this.sink.position(cmd.stream, cmd.newToken, before, cmd.instance);
+  }
+}
+
+function newPair(from: number | 'NOW'): PairState {
+  return { token: from === 'NOW' ? null : from, from, dropAtOrBelow: null, batch: new RowCollector() };
+}
+
+function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  if (end - start < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (buf[start + i] !== prefix[i]) return false;
+  return true;
+}

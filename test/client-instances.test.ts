@@ -38,8 +38,8 @@ function collect(client: ReplicationClient): { deliveries: Delivery[]; positions
   return { deliveries, positions };
 }
 
-async function peer(t: TestContext): Promise<TodayPeer> {
-  const p = await TodayPeer.start();
+async function peer(t: TestContext, options: { lineByLine?: boolean } = {}): Promise<TodayPeer> {
+  const p = await TodayPeer.start(options);
   t.after(() => p.close());
   return p;
 }
@@ -131,54 +131,62 @@ test('a named pair re-asks from its own position on reconnect: nothing lost or d
   );
 });
 
-test("'*': every writer, one that appears later from its start, and each pair exactly once in order across cuts anywhere", { timeout: 60_000 }, async (t) => {
-  const p = await peer(t);
-  const proxy = await startCuttableProxy(p.port);
-  t.after(() => proxy.close());
-  const c = client(t, { port: proxy.port, instances: [{ stream: 'events', instance: '*', from: 0 }] });
-  const { deliveries } = collect(c);
-  let connects = 0;
-  c.on('connected', () => void connects++);
-  c.start();
-  await until(() => p.connections === 1 && replicates(p)[0]!.length === 1, 5000, 'the REPLICATE');
+for (const lineByLine of [false, true]) {
+  test(`'*': every writer, one that appears later from its start, and each pair exactly once in order across cuts anywhere${lineByLine ? ' (the gateway reads the re-asks one by one)' : ''}`, { timeout: 60_000 }, async (t) => {
+    const p = await peer(t, { lineByLine });
+    const proxy = await startCuttableProxy(p.port);
+    t.after(() => proxy.close());
+    const c = client(t, { port: proxy.port, instances: [{ stream: 'events', instance: '*', from: 0 }] });
+    const { deliveries } = collect(c);
+    let connects = 0;
+    c.on('connected', () => void connects++);
+    c.start();
+    await until(() => p.connections === 1 && replicates(p)[0]!.length === 1, 5000, 'the REPLICATE');
 
-  // Two writers sharing one sequence, batches among them; a third writer appears half way.
-  const expected = new Map<string, [number, string[]][]>();
-  let token = 0;
-  const write = (instance: string, rows: string[]): void => {
-    token++;
-    p.append('events', instance, token, rows);
-    const list = expected.get(instance) ?? [];
-    list.push([token, rows]);
-    expected.set(instance, list);
-  };
-  for (let round = 0; round < 40; round++) {
-    if (round % 3 === 0) {
-      // Connected again: the next cut lands after a varying number of bytes (between lines, inside one, inside a batch).
-      const cuts = proxy.cuts;
-      await until(() => connects === cuts + 1 && replicates(p)[cuts]?.length === 1, 5000, 'the reconnect');
-      proxy.cutAfter(17 + ((round * 53) % 190));
+    // Two writers sharing one sequence, batches among them; a third writer appears half way.
+    const expected = new Map<string, [number, string[]][]>();
+    let token = 0;
+    const write = (instance: string, rows: string[]): void => {
+      token++;
+      p.append('events', instance, token, rows);
+      const list = expected.get(instance) ?? [];
+      list.push([token, rows]);
+      expected.set(instance, list);
+    };
+    for (let round = 0, armed = -1; round < 40; round++) {
+      if (armed === -1) {
+        // Connected again: the next cut lands after a varying number of bytes (between lines, inside one, inside a batch).
+        const cuts = proxy.cuts;
+        await until(() => connects === cuts + 1 && (replicates(p)[cuts]?.length ?? 0) >= 1, 5000, 'the reconnect');
+        proxy.cutAfter(17 + ((round * 53) % 190));
+        armed = cuts;
+      }
+      write('event_persister1', [`["a${round}"]`]);
+      write('event_persister2', round % 4 === 0 ? [`["b${round}x"]`, `["b${round}y"]`] : [`["b${round}"]`]);
+      if (round >= 20) write('event_persister3', [`["c${round}"]`]);
+      await new Promise((r) => setTimeout(r, 2));
+      if (proxy.cuts > armed) armed = -1;
     }
-    write('event_persister1', [`["a${round}"]`]);
-    write('event_persister2', round % 4 === 0 ? [`["b${round}x"]`, `["b${round}y"]`] : [`["b${round}"]`]);
-    if (round >= 20) write('event_persister3', [`["c${round}"]`]);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  const total = [...expected.values()].reduce((n, list) => n + list.length, 0);
-  await until(() => deliveries.length >= total, 20_000, `all ${total} groups`);
-  await new Promise((r) => setTimeout(r, 50)); // anything doubled would come now
+    const total = [...expected.values()].reduce((n, list) => n + list.length, 0);
+    await until(() => deliveries.length >= total, 20_000, `all ${total} groups`);
+    await new Promise((r) => setTimeout(r, 50)); // anything doubled would come now
 
-  assert.ok(proxy.cuts >= 5, `cut ${proxy.cuts} times`);
-  for (const [instance, list] of expected) {
-    const got = deliveries.filter((d) => d.instance === instance).map((d) => [d.token, d.lines.map((l) => l.slice(l.lastIndexOf(' ') + 1))]);
-    assert.deepEqual(got, list, `${instance}: every group once, in order, whole`);
-  }
-  assert.equal(deliveries.length, total);
-  // Every reconnect asked `*` from the lowest position it held.
-  const asked = replicates(p).flat();
-  assert.ok(asked.every((l) => /^REPLICATE events \* \d+$/.test(l)), asked.join('\n'));
-  assert.ok(asked.slice(1).some((l) => l !== 'REPLICATE events * 0'), 'reconnects resume above 0');
-});
+    assert.ok(proxy.cuts >= 8, `cut ${proxy.cuts} times`);
+    for (const [instance, list] of expected) {
+      const got = deliveries.filter((d) => d.instance === instance).map((d) => [d.token, d.lines.map((l) => l.slice(l.lastIndexOf(' ') + 1))]);
+      assert.deepEqual(got, list, `${instance}: every group once, in order, whole`);
+    }
+    assert.equal(deliveries.length, total);
+    // Every reconnect asked `*` from the start (for writers it does not know), then each pair it knew from its position.
+    const asked = replicates(p);
+    assert.deepEqual(asked[0], ['REPLICATE events * 0']);
+    for (const lines of asked.slice(1)) {
+      assert.equal(lines[0], 'REPLICATE events * 0');
+      for (const l of lines.slice(1)) assert.match(l, /^REPLICATE events event_persister[123] [1-9]\d*$/);
+    }
+    assert.ok(asked.slice(1).some((lines) => lines.length === 4), 'a reconnect that knew all three writers re-asked each');
+  });
+}
 
 test('a POSITION below the pair\'s position is its writer\'s reset: rewound, then the new generation', { timeout: 10_000 }, async (t) => {
   const p = await peer(t);
@@ -199,8 +207,8 @@ test('a POSITION below the pair\'s position is its writer\'s reset: rewound, the
   ]);
   // A reconnect asks from the new generation's position.
   p.cut();
-  await until(() => p.connections === 2 && replicates(p)[1]!.length === 1, 5000, 'the reconnect');
-  assert.deepEqual(replicates(p)[1], ['REPLICATE typing * 2']);
+  await until(() => p.connections === 2 && replicates(p)[1]!.length === 2, 5000, 'the reconnect');
+  assert.deepEqual(replicates(p)[1], ['REPLICATE typing * 0', 'REPLICATE typing typing_writer1 2']);
 });
 
 test("'*' from NOW joins every pair at its head and keeps each pair's position", { timeout: 10_000 }, async (t) => {

@@ -286,8 +286,8 @@ export class ClientConnection {
    */
   followInstance(stream: string, instance: string, from: number | 'NOW' | undefined, now: number): void {
     if (this.streams.has(stream)) throw mixedFollow(stream);
-    const line = this.instances.follow(stream, instance, from);
-    if (line !== null && this.state === 'open') this.writeNow([line], now);
+    const lines = this.instances.follow(stream, instance, from);
+    if (lines.length > 0 && this.state === 'open') this.writeNow(lines, now);
   }
 
   /** Follows `stream` from NOW on every connect: the POSITION is the server's head (a writer's view). */

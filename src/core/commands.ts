@@ -94,9 +94,9 @@ export interface ReplicateCommand {
   readonly name: 'REPLICATE';
   /** A stream name, or 'ALL' (which always goes with 'NOW'). */
   readonly stream: string;
-  /** Today's dialect (three arguments): a writer instance of the stream, or '*' for every one; absent in v1. */
-  readonly instance?: string;
   readonly token: number | 'NOW';
+  /** The three-word form: a followed Synapse stream's writer instance, or '*' for every one; absent in v1's two words. */
+  readonly instance?: string;
 }
 export interface UserSyncCommand {
   readonly name: 'USER_SYNC';

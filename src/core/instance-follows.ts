@@ -10,13 +10,16 @@
  *     > RDATA <stream> <instance> <token> <json>     ...and delivered with this row as one batch
  *     > POSITION <stream> <instance> <prev> <new>    the pair is at <new>; below its position: a reset
  *
- * A named pair is re-asked from its own position on every connect. A `*`
- * stream is one subscription, re-asked with the lowest position of the pairs
- * it has seen (so the gateway also sends the writers that appeared meanwhile);
- * until a pair's POSITION comes on that connection, its rows at or below the
- * position it had are ones already delivered, and are dropped. After that
- * POSITION rows are taken as they come (backfill's rows are published in
- * descending token order, and the gateway keeps both).
+ * Every pair is re-asked from its own position on every connect. A `*`
+ * stream is re-asked as `REPLICATE s * 0` first (so the gateway sends the
+ * writers that appeared meanwhile from their start, and those that appear
+ * later), then `REPLICATE s <instance> <position>` for each pair already
+ * seen, which replaces that pair's subscription from 0 on the same
+ * connection. The gateway serves each pair in rising token order (its history
+ * keeps no row at or below its writer's last token), so a numbered row at or
+ * below a pair's position is one already delivered (the replaced catch-up's
+ * first rows, if the gateway read them before the second line) and is
+ * dropped; a POSITION below it is the writer's reset, and moves it down.
  */
 import { RdataCommand } from './commands.js';
 import { parseTodayCommand, routeTodayRow, TodayRowRoute } from './dialects/synapse-today.js';
@@ -44,8 +47,6 @@ interface PairState {
   token: number | null;
   /** Where a named pair asks from before it has a token ('NOW' or the caller's token). */
   from: number | 'NOW';
-  /** A `*` stream's catch-up on this connection: rows at or below this were delivered before. null: none to drop. */
-  dropAtOrBelow: number | null;
   /** `batch` rows waiting for their numbered row. */
   batch: RowCollector;
 }
@@ -87,10 +88,10 @@ export class InstanceFollows {
 
   /**
    * Follows a pair (or '*'), from `from`; without it a pair already followed
-   * keeps its position. Returns the REPLICATE line to send now, or null when
-   * nothing changed. A stream follows either '*' or named writers, not both.
+   * keeps its position. Returns the REPLICATE lines to send now (none when
+   * nothing changed). A stream follows either '*' or named writers, not both.
    */
-  follow(stream: string, instance: string, from?: number | 'NOW'): Buffer | null {
+  follow(stream: string, instance: string, from?: number | 'NOW'): Buffer[] {
     for (const [what, name] of [['stream', stream], ['instance', instance]] as const) {
       if (!isFollowName(name)) throw new TypeError(`bad ${what} name ${JSON.stringify(name)}: a word without spaces or control characters`);
     }
@@ -105,16 +106,16 @@ export class InstanceFollows {
       st = { every, from: from ?? 'NOW', pairs: new Map() };
       this.streams.set(stream, st);
     } else if (every) {
-      if (from === undefined) return null;
+      if (from === undefined) return [];
       st.from = from;
       st.pairs.clear(); // a new starting token: the pairs' positions start over from it
     }
     if (every) return this.replicate(stream, st);
     const known = st.pairs.get(instance);
-    if (known !== undefined && from === undefined) return null;
+    if (known !== undefined && from === undefined) return [];
     const pair = newPair(from ?? 'NOW');
     st.pairs.set(instance, pair);
-    return v1Text.encode({ name: 'REPLICATE', stream, instance, token: pair.from });
+    return [v1Text.encode({ name: 'REPLICATE', stream, instance, token: pair.from })];
   }
 
   /** A connection opened: the REPLICATE lines of every followed stream, each pair from its position. */
@@ -122,7 +123,7 @@ export class InstanceFollows {
     const out: Buffer[] = [];
     for (const [stream, st] of this.streams) {
       if (st.every) {
-        out.push(this.replicate(stream, st));
+        out.push(...this.replicate(stream, st));
         continue;
       }
       for (const [instance, pair] of st.pairs) {
@@ -165,14 +166,14 @@ export class InstanceFollows {
     return out;
   }
 
-  /** `REPLICATE s * <lowest position seen>`, and arms each pair's drop of what it had. */
-  private replicate(stream: string, st: StreamState): Buffer {
-    let lowest: number | null = null;
-    for (const pair of st.pairs.values()) {
-      pair.dropAtOrBelow = pair.token;
-      if (pair.token !== null && (lowest === null || pair.token < lowest)) lowest = pair.token;
-    }
-    return v1Text.encode({ name: 'REPLICATE', stream, instance: '*', token: lowest ?? st.from });
+  /** A `*` stream's lines: from its first token while no pair is known; else `* 0`, then each known pair from its position. */
+  private replicate(stream: string, st: StreamState): Buffer[] {
+    const known = [...st.pairs].filter(([, pair]) => pair.token !== null);
+    if (known.length === 0) return [v1Text.encode({ name: 'REPLICATE', stream, instance: '*', token: st.from })];
+    return [
+      v1Text.encode({ name: 'REPLICATE', stream, instance: '*', token: 0 }),
+      ...known.map(([instance, pair]) => v1Text.encode({ name: 'REPLICATE', stream, instance, token: pair.token! })),
+    ];
   }
 
   private rdata(buf: Buffer, start: number, end: number): void {
@@ -193,11 +194,11 @@ export class InstanceFollows {
       }
       return;
     }
-    if (pair.dropAtOrBelow !== null && token <= pair.dropAtOrBelow) {
-      pair.batch.clear();
+    if (pair.token !== null && token <= pair.token) {
+      pair.batch.clear(); // delivered before
       return;
     }
-    if (pair.token === null || token > pair.token) pair.token = token;
+    pair.token = token;
     this.sink.rows(pair.batch.take(r.stream, token, 0, r.instance));
   }
 
@@ -212,7 +213,6 @@ export class InstanceFollows {
       st.pairs.set(cmd.instance, pair);
     }
     pair.batch.clear(); // a POSITION inside a batch: the batch never completes
-    pair.dropAtOrBelow = null; // caught up: from here rows come once, as published
     const before = pair.token;
     pair.token = cmd.newToken;
     this.sink.position(cmd.stream, cmd.newToken, before, cmd.instance);
@@ -220,7 +220,7 @@ export class InstanceFollows {
 }
 
 function newPair(from: number | 'NOW'): PairState {
-  return { token: from === 'NOW' ? null : from, from, dropAtOrBelow: null, batch: new RowCollector() };
+  return { token: from === 'NOW' ? null : from, from, batch: new RowCollector() };
 }
 
 function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {

@@ -173,7 +173,7 @@ test('--instance follows a stream per writer: each JSON line says its instance, 
   assert.ok(err.all().some((l) => l.msg === 'position' && l.instance === 'event_persister2'), 'positions are logged with their instance');
   assert.deepEqual(
     peer.received.map((lines) => lines.filter((l) => l.startsWith('REPLICATE'))),
-    [['REPLICATE events * 1030'], ['REPLICATE events * 1031']],
+    [['REPLICATE events * 1030'], ['REPLICATE events * 0', 'REPLICATE events event_persister1 1031', 'REPLICATE events event_persister2 1032']],
   );
 });
 

@@ -6,8 +6,10 @@
 //   > RDATA <stream> <instance> <token|batch> <row>      the pair's entries after token, as stored
 //   > POSITION <stream> <instance> <head> <head>         ending each pair's catch-up, and for advances
 //
-// `*` subscribes every pair of the stream from the token, and pairs that
-// appear later from their start. reset() starts a pair's new generation: its
+// `*` subscribes every pair of the stream from the token (`0`: from its
+// start), and pairs that appear later from their start. As on the gateway, a
+// REPLICATE of a pair already subscribed replaces its subscription, and the
+// catch-ups are read after the lines at hand (one read's, here). reset() starts a pair's new generation: its
 // subscribers get `POSITION s i <start> <start>`. Every line a client sends is
 // kept per connection (`received`), so tests can check what was asked.
 
@@ -49,8 +51,16 @@ export class TodayPeer {
   port = 0;
   wsPort = 0;
 
-  static async start(): Promise<TodayPeer> {
-    const peer = new TodayPeer();
+  /**
+   * `lineByLine`: each line is its own read, so a REPLICATE's catch-up is
+   * written before the next line is seen (as a gateway does when the lines
+   * come in separate segments): a later REPLICATE of a pair then replaces a
+   * subscription whose first rows are already out.
+   */
+  constructor(private readonly lineByLine = false) {}
+
+  static async start(options: { lineByLine?: boolean } = {}): Promise<TodayPeer> {
+    const peer = new TodayPeer(options.lineByLine ?? false);
     await peer.listen();
     return peer;
   }
@@ -100,6 +110,7 @@ export class TodayPeer {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       socket.on('error', () => {});
+      socket.setNoDelay(true);
       const conn = this.open(
         (text) => void (socket.writable && socket.write(text)),
         () => socket.destroy(),
@@ -107,12 +118,10 @@ export class TodayPeer {
       let pending = '';
       socket.setEncoding('utf8');
       socket.on('data', (chunk: string) => {
-        pending += chunk;
-        let nl: number;
-        while ((nl = pending.indexOf('\n')) !== -1) {
-          this.onLine(conn, pending.slice(0, nl));
-          pending = pending.slice(nl + 1);
-        }
+        const lines = (pending + chunk).split('\n');
+        pending = lines.pop()!;
+        if (this.lineByLine) for (const line of lines) this.onLines(conn, [line]);
+        else this.onLines(conn, lines);
       });
       socket.once('close', () => this.conns.delete(conn));
     });
@@ -127,9 +136,7 @@ export class TodayPeer {
         (text) => void (ws.readyState === ws.OPEN && ws.send(text)),
         () => ws.terminate(),
       );
-      ws.on('message', (data) => {
-        for (const line of data.toString().split('\n')) if (line !== '') this.onLine(conn, line);
-      });
+      ws.on('message', (data) => this.onLines(conn, data.toString().split('\n').filter((l) => l !== '')));
       ws.once('close', () => this.conns.delete(conn));
     });
     await new Promise<void>((resolve) => this.tcp.listen(0, '127.0.0.1', resolve));
@@ -156,22 +163,26 @@ export class TodayPeer {
     return conn;
   }
 
-  private onLine(conn: PeerConnection, line: string): void {
-    conn.lines.push(line);
-    const words = line.split(' ');
-    if (words[0] !== 'REPLICATE') return;
-    if (words.length !== 4) {
-      conn.write('ERROR this scripted peer only serves REPLICATE <stream> <instance|*> <token|NOW>\n');
-      return;
+  private onLines(conn: PeerConnection, lines: string[]): void {
+    // The pairs asked for, in order; a later request for a pair replaces an earlier one.
+    const asked = new Map<string, [string, string, number | 'NOW']>();
+    for (const line of lines) {
+      conn.lines.push(line);
+      const words = line.split(' ');
+      if (words[0] !== 'REPLICATE') continue;
+      if (words.length !== 4) {
+        conn.write('ERROR this scripted peer only serves REPLICATE <stream> <instance|*> <token|NOW>\n');
+        continue;
+      }
+      const [, stream, instance, tokenText] = words as [string, string, string, string];
+      const from = tokenText === 'NOW' ? 'NOW' : Number(tokenText);
+      if (instance === '*') conn.every.add(stream);
+      for (const i of instance === '*' ? [...(this.logs.get(stream)?.keys() ?? [])] : [instance]) {
+        asked.delete(`${stream} ${i}`);
+        asked.set(`${stream} ${i}`, [stream, i, from]);
+      }
     }
-    const [, stream, instance, tokenText] = words as [string, string, string, string];
-    const from = tokenText === 'NOW' ? 'NOW' : Number(tokenText);
-    if (instance === '*') {
-      conn.every.add(stream);
-      for (const known of this.logs.get(stream)?.keys() ?? []) this.subscribe(conn, stream, known, from);
-    } else {
-      this.subscribe(conn, stream, instance, from);
-    }
+    for (const [stream, instance, from] of asked.values()) this.subscribe(conn, stream, instance, from);
   }
 
   /** Catch-up after `from` from the pair's log, then its head; live from here on. */

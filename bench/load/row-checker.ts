@@ -10,6 +10,9 @@
 //   nats:         MSG events 1 199\r\n RDATA events 7 [...]\r\n
 //   redis:        *3\r\n $7\r\n message\r\n $6\r\n events\r\n $199\r\n RDATA events 7 [...]\r\n
 //
+// In today's Synapse dialect (W9) a row names its writer instance before the
+// token (`RDATA events w9_writer 7 [...]`): `instance` skips that word too.
+//
 // Only the token is parsed (digits after the second space); other lines are
 // handed to the protocol layer only if their first byte is one it asked for.
 // In msgpack mode the frames are decoded by msgpack-frames.ts, which hands
@@ -67,6 +70,8 @@ export interface RowCheckerOptions {
   /** First bytes of non-row lines the protocol layer wants to see. */
   controlFirstBytes: string;
   onControl: (buf: Buffer, start: number, end: number) => void;
+  /** Rows are in today's dialect: a writer-instance word comes before the token. */
+  instance?: boolean;
   /** Deliberate fault: behave as if this token never arrived. */
   dropToken?: number;
   latency?: Samples;
@@ -139,9 +144,10 @@ export class RowChecker {
   }
 
   private row(buf: Buffer, start: number, end: number): void {
-    // The space after the stream name; a JS loop, as a native indexOf call costs more than these few bytes.
+    // The space after the stream name (and the instance); a JS loop, as a native indexOf call costs more than these few bytes.
     let sp = start + 6;
     while (sp < end && buf[sp] !== SPACE) sp++;
+    if (this.opts.instance === true) for (sp++; sp < end && buf[sp] !== SPACE; ) sp++;
     let i = sp + 1;
     let token = 0;
     while (i < end && i - sp <= MAX_TOKEN_DIGITS) {

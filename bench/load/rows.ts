@@ -6,7 +6,12 @@
 // The padding string brings every line to the same size; the last field is
 // the time the writer produced the row (epoch ms with µs, from
 // performance.timeOrigin + performance.now()) so subscribers can measure
-// writer-to-subscriber latency. The token rises by one per row.
+// writer-to-subscriber latency. The token rises by one per row. In today's
+// Synapse dialect (W9) the stream is followed by the writer instance:
+//
+//   RDATA events w9_writer 7 [...]
+//
+// (callers pass `events w9_writer` as the stream words).
 
 export const ROW_LINE_BYTES = 200;
 /** Writers emit lines in chunks of about this size: large writes, still cheap to precompute. */

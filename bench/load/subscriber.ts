@@ -5,7 +5,7 @@
 //   node dist/bench/load/subscriber.js --port P --count S --expect N
 //     [--protocol replication|ws|ws-msgpack|nats|redis] [--stream events] [--from NOW|token]
 //     [--auth TOKEN] [--slow K --pause-ms MS] [--latency] [--timeout-s T]
-//     [--ready-file F] [--drop-row K] [--host 127.0.0.1]
+//     [--ready-file F] [--drop-row K] [--host 127.0.0.1] [--instance NAME] [--channel NAME]
 //
 // Contract with the runner:
 // - Ready: once every connection is subscribed (replication: its first
@@ -35,6 +35,11 @@
 // the process started and when its last connection got its first POSITION,
 // i.e. (with --from a token) finished its catch-up and went live.
 //
+// --instance NAME: today's Synapse dialect (W9): `REPLICATE <stream> NAME <from>`
+// to the gateway, and rows (from it or, with --protocol redis, straight off
+// a Synapse channel) carry the instance before the token. --channel: the
+// redis channel or nats subject instead of <stream>.
+//
 // The nats and redis connections speak those wire protocols directly on a
 // raw socket instead of through the client libraries, so that reading costs
 // the same (one indexOf walk) for every system compared.
@@ -50,7 +55,7 @@ import { epochMs } from './rows.js';
 const USAGE =
   'subscriber.js --port P --count S --expect N [--protocol replication|ws|ws-msgpack|nats|redis] [--stream events] ' +
   '[--from NOW|token] [--auth TOKEN] [--slow K --pause-ms MS] [--latency] [--timeout-s T] ' +
-  '[--ready-file F] [--drop-row K] [--host H]';
+  '[--ready-file F] [--drop-row K] [--host H] [--instance NAME] [--channel NAME]';
 const MAX_CONNECTS_IN_FLIGHT = 256; // keeps thousands of connects within the server's accept backlog
 
 const a = parseArgs(
@@ -58,7 +63,7 @@ const a = parseArgs(
   {
     host: 'string', port: 'number', count: 'number', expect: 'number', protocol: 'string', stream: 'string',
     from: 'string', auth: 'string', slow: 'number', 'pause-ms': 'number', latency: 'flag', 'timeout-s': 'number',
-    'ready-file': 'string', 'drop-row': 'number',
+    'ready-file': 'string', 'drop-row': 'number', instance: 'string', channel: 'string',
   },
   USAGE,
 );
@@ -68,6 +73,8 @@ const count = (a.count as number | undefined) ?? 1;
 const expect = a.expect as number | undefined;
 const protocol = (a.protocol as string | undefined) ?? 'replication';
 const stream = (a.stream as string | undefined) ?? 'events';
+const instance = a.instance as string | undefined;
+const channel = (a.channel as string | undefined) ?? stream;
 const auth = a.auth as string | undefined;
 const slowCount = (a.slow as number | undefined) ?? 0;
 const pauseMs = a['pause-ms'] as number | undefined;
@@ -77,6 +84,7 @@ const dropRow = a['drop-row'] as number | undefined;
 if (port === undefined || expect === undefined) fail('--port and --expect are required', USAGE);
 const PROTOCOLS = ['replication', 'ws', 'ws-msgpack', 'nats', 'redis'];
 if (!PROTOCOLS.includes(protocol)) fail(`unknown --protocol ${protocol}`, USAGE);
+if (instance !== undefined && protocol === 'ws-msgpack') fail('--instance applies to text protocols (replication, ws, nats, redis)', USAGE);
 if (slowCount < 0 || slowCount > count) fail('--slow must be between 0 and --count', USAGE);
 if (slowCount > 0 && pauseMs === undefined) fail('--slow needs --pause-ms', USAGE);
 // ws and ws-msgpack are the replication protocol over the gateway's WebSocket bridge (--port: its --http port).
@@ -136,17 +144,17 @@ function handshake(): { hello: string | Buffer; controlFirstBytes: string } {
     case 'replication':
     case 'ws':
       return {
-        hello: (auth !== undefined ? `AUTH ${auth}\n` : '') + `REPLICATE ${stream} ${fromArg}\n`,
+        hello: (auth !== undefined ? `AUTH ${auth}\n` : '') + `REPLICATE ${stream} ${instance === undefined ? '' : `${instance} `}${fromArg}\n`,
         controlFirstBytes: 'PE', // POSITION, ERROR
       };
     case 'nats': {
       const connect = JSON.stringify({ verbose: false, pedantic: false, name: 'bench-subscriber', auth_token: auth });
       // The PONG to this PING tells us the SUB is in place.
-      return { hello: `CONNECT ${connect}\r\nSUB ${stream} 1\r\nPING\r\n`, controlFirstBytes: 'P-' };
+      return { hello: `CONNECT ${connect}\r\nSUB ${channel} 1\r\nPING\r\n`, controlFirstBytes: 'P-' };
     }
     case 'redis':
       return {
-        hello: (auth !== undefined ? resp(['AUTH', auth]) : '') + resp(['SUBSCRIBE', stream]),
+        hello: (auth !== undefined ? resp(['AUTH', auth]) : '') + resp(['SUBSCRIBE', channel]),
         controlFirstBytes: ':-', // the SUBSCRIBE reply's count, errors
       };
     default:
@@ -233,6 +241,7 @@ function open(index: number, hello: string | Buffer, controlFirstBytes: string):
       expect: expect!,
       base: fromToken,
       controlFirstBytes,
+      instance: instance !== undefined,
       onControl: (buf, start, end) => onControl(conn, buf, start, end),
       ...(index === 0 && dropRow !== undefined ? { dropToken: dropRow } : {}),
       ...(latency !== undefined && !slow ? { latency } : {}),

@@ -3,12 +3,16 @@
 //
 //   node dist/bench/load/writer.js --port P --rows N [--protocol replication|nats|redis] [--raw]
 //     [--auth TOKEN] [--rate R] [--stream events] [--start-token T] [--host 127.0.0.1]
+//     [--instance NAME] [--channel NAME]
 //
 // replication: `AUTH <token>` if given, then the RDATA lines in ~64 KiB writes,
 //   waiting for 'drain' whenever write() says the socket is full.
 // nats: each RDATA line (without its LF) published to subject <stream>;
 // redis: PUBLISHed to channel <stream>. With the `nats` / `ioredis` clients,
 //   or with --raw as wire bytes on a plain socket (see writer-sinks.ts).
+// --instance NAME: rows in today's Synapse dialect (`RDATA <stream> NAME <token> ...`),
+//   as a Synapse writer publishes them; --channel: the nats subject or redis
+//   channel instead of <stream> (a Synapse deployment's channel is its server name).
 // --rate R: R rows/s in ~1 ms ticks, each row carrying the time it was sent,
 //   for the subscriber's --latency. --rate 0 (default): as fast as the
 //   server takes them, rows produced before connecting (see precompute).
@@ -26,7 +30,7 @@ import { frameFor, openSink, type SinkProtocol } from './writer-sinks.js';
 
 const USAGE =
   'writer.js --port P --rows N [--protocol replication|nats|redis] [--raw] [--auth TOKEN] [--rate R] ' +
-  '[--stream events] [--start-token T] [--host H]';
+  '[--stream events] [--start-token T] [--host H] [--instance NAME] [--channel NAME]';
 const TICK_MS = 1;
 const PRECOMPUTED_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -34,7 +38,7 @@ const a = parseArgs(
   process.argv.slice(2),
   {
     host: 'string', port: 'number', auth: 'string', protocol: 'string', raw: 'flag', rows: 'number', rate: 'number',
-    stream: 'string', 'start-token': 'number',
+    stream: 'string', 'start-token': 'number', instance: 'string', channel: 'string',
   },
   USAGE,
 );
@@ -44,6 +48,10 @@ const protocol = (a.protocol as string | undefined) ?? 'replication';
 const raw = a.raw === true;
 const rate = (a.rate as number | undefined) ?? 0;
 const stream = (a.stream as string | undefined) ?? 'events';
+const instance = a.instance as string | undefined;
+const channel = (a.channel as string | undefined) ?? stream;
+/** The words between RDATA and the token. */
+const rowWords = instance === undefined ? stream : `${stream} ${instance}`;
 const startToken = (a['start-token'] as number | undefined) ?? 0;
 if (port === undefined || total === undefined) fail('--port and --rows are required', USAGE);
 if (protocol !== 'replication' && protocol !== 'nats' && protocol !== 'redis') fail(`unknown --protocol ${protocol}`, USAGE);
@@ -54,11 +62,11 @@ function die(message: string): never {
   process.exit(1);
 }
 
-const frame = frameFor({ protocol: protocol as SinkProtocol, raw, stream });
+const frame = frameFor({ protocol: protocol as SinkProtocol, raw, stream: channel });
 
 /** The next rows as the sink's bytes, produced now so their send time is now. */
 function chunkAt(firstToken: number, maxRows: number): { framed: Buffer; rows: number } {
-  const { buf, rows } = rowChunk(firstToken, maxRows, epochMs(), stream, CHUNK_BYTES);
+  const { buf, rows } = rowChunk(firstToken, maxRows, epochMs(), rowWords, CHUNK_BYTES);
   return { framed: frame(buf), rows };
 }
 
@@ -90,7 +98,7 @@ async function main(): Promise<void> {
     host: (a.host as string | undefined) ?? '127.0.0.1',
     port: port!,
     auth: a.auth as string | undefined,
-    stream,
+    stream: channel,
     die,
   });
 

@@ -384,3 +384,33 @@ export function storageRedisSection(r: ScenarioResultFile): string {
     '',
   ].join('\n');
 }
+
+/** W9: following a current Synapse on Redis pub/sub (bench/scenarios/synapse-follow.ts). */
+export function synapseFollowSection(r: ScenarioResultFile): string {
+  const f = failed(r);
+  if (f !== null) return f;
+  const d = r.data as {
+    rows: number;
+    ingest: { bareRowsPerSec: number | null; gatewayRowsPerSec: number | null; gatewayCpuSeconds: number };
+    delivery: { subscribers: number; rowsPerSec: number | null; gatewayCpuSeconds: number; gatewayPeakRssBytes: number };
+  };
+  const { ingest, delivery } = d;
+  return [
+    header(r),
+    '',
+    `${d.rows.toLocaleString('en-US')} rows of ~200 bytes in today's dialect, one PUBLISH each on the deployment's channel.`,
+    '',
+    renderTable(
+      ['reader', 'rows/s', 'gateway ÷ bare', 'gateway CPU'],
+      [
+        ['bare raw-RESP subscriber', formatRate(ingest.bareRowsPerSec), '—', '—'],
+        ['**gateway** ingest (its pair at the last token)', formatRate(ingest.gatewayRowsPerSec), formatRatio(ratio(ingest.gatewayRowsPerSec, ingest.bareRowsPerSec)), formatSeconds(ingest.gatewayCpuSeconds)],
+        [`**gateway** to S = ${delivery.subscribers} TCP subscribers (per subscriber)`, formatRate(delivery.rowsPerSec), formatRatio(ratio(delivery.rowsPerSec, ingest.bareRowsPerSec)), formatSeconds(delivery.gatewayCpuSeconds)],
+      ],
+      'markdown',
+    ),
+    '',
+    notes(r),
+    '',
+  ].join('\n');
+}

@@ -10,6 +10,7 @@ import { runMassReconnect } from './mass-reconnect.js';
 import { runSlowConsumer } from './slow-consumer.js';
 import { runStorage } from './storage.js';
 import { runStorageRedis } from './storage-redis.js';
+import { runSynapseFollow } from './synapse-follow.js';
 import { runWebSocket } from './websocket.js';
 import type { Mode, Scenario, Sizes } from './types.js';
 
@@ -23,6 +24,7 @@ export const SCENARIOS: Scenario[] = [
   { id: 'W7', title: 'storage: catch-up from each log, writer ingest per --fsync setting, vs the memory log', run: runStorage },
   { id: 'W7R', title: 'storage, W7\'s Redis rows: catch-up from the Redis log; W1 S=10 through two gateways on one Redis', run: runStorageRedis },
   { id: 'W8', title: 'mass reconnect while a writer goes on', run: runMassReconnect },
+  { id: 'W9', title: 'following a current Synapse: ingest from Redis pub/sub vs a bare subscriber; delivery to S TCP subscribers', run: runSynapseFollow },
   { id: 'W10', title: '1,000 busy subscribers at a steady rate', run: runBusySubscribers },
 ];
 

@@ -49,6 +49,8 @@ export interface GatewaySettings {
   fsync?: string;
   /** --max-connections-per-address: every bench peer connects from 127.0.0.1. */
   maxConnectionsPerAddress?: number;
+  /** Follow a Synapse deployment's channel (W9): --synapse-redis URL --synapse-server-name NAME. */
+  synapse?: { redis: string; serverName: string };
 }
 
 export interface RunningServer {
@@ -138,6 +140,7 @@ async function startGateway(workDir: string, settings: GatewaySettings): Promise
   if (settings.log !== undefined) args.push('--log', settings.log);
   if (settings.fsync !== undefined) args.push('--fsync', settings.fsync);
   if (settings.maxConnectionsPerAddress !== undefined) args.push('--max-connections-per-address', String(settings.maxConnectionsPerAddress));
+  if (settings.synapse !== undefined) args.push('--synapse-redis', settings.synapse.redis, '--synapse-server-name', settings.synapse.serverName);
   // Settings come from these flags only: the child gets none of the user's RG_ variables.
   let gw: GatewayChild;
   try {

@@ -23,6 +23,7 @@ import type { ReplicationHub } from '../core/hub.js';
 import type { ServerConnection } from '../core/server-connection.js';
 import type { Transport } from '../core/transport.js';
 import { ProtocolError } from '../core/errors.js';
+import { MSGPACK_TRANSPORT } from '../core/followed-streams.js';
 import type { AcceptedUpgrade, EdgeBridge, EdgeSocket, HttpReply, SocketEvents, SocketMode, UpgradeAnswer, UpgradeRequest } from './edge-engine.js';
 import { cookieValue, originAllowed } from './ws-access.js';
 import { MsgpackCodec, type RdataTranscoder } from './ws-msgpack.js';
@@ -168,7 +169,7 @@ class WsLink extends SocketLink implements Transport {
 
   protected accept(): void {
     const { fromPage, cookieSecret } = this.accepted;
-    const conn = this.bridge.hub.accept(this, this.mode === 'msgpack' ? 'ws-msgpack' : 'ws', this.accepted.remoteAddress, {
+    const conn = this.bridge.hub.accept(this, this.mode === 'msgpack' ? MSGPACK_TRANSPORT : 'ws', this.accepted.remoteAddress, {
       fromPage,
       ...(cookieSecret !== undefined ? { secret: cookieSecret } : {}),
     });

@@ -3,6 +3,7 @@
  * a relay whose upstream sent it, in one place so the two cannot drift:
  *
  *     ERROR token 0 is older than the oldest retained token 500 (stream=events oldest=500 head=900)   a gateway
+ *     ERROR token 0 is older than ... (stream=events instance=event_persister1 oldest=500 head=900)   a followed Synapse pair
  *     ERROR failed to handle replicate: Exception('stream events has fallen behined')             Synapse 2017 (sic)
  *
  * Only the gateway's form is part of its protocol (docs/protocol.md section
@@ -10,9 +11,10 @@
  * follow a refused stream from NOW.
  */
 
-/** The reason text of our too-old ERROR (no `ERROR ` prefix). */
-export function tooOldReason(stream: string, token: number, oldest: number, head: number): string {
-  return `token ${token} is older than the oldest retained token ${oldest} (stream=${stream} oldest=${oldest} head=${head})`;
+/** The reason text of our too-old ERROR (no `ERROR ` prefix); a followed Synapse pair's also names its instance. */
+export function tooOldReason(stream: string, token: number, oldest: number, head: number, instance?: string): string {
+  const pair = instance === undefined ? '' : ` instance=${instance}`;
+  return `token ${token} is older than the oldest retained token ${oldest} (stream=${stream}${pair} oldest=${oldest} head=${head})`;
 }
 
 const GATEWAY_TOO_OLD = /\bis older than the oldest retained token \d+(?: \(stream=([A-Za-z0-9_.-]+)[ )])?/;

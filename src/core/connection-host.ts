@@ -58,6 +58,8 @@ export interface Peer extends ConnectionInfo, MasterLink {
 /** A subscription request: what REPLICATE asked, and which streams the connection may read (null: all). */
 export interface SubscribeRequest {
   readonly stream: string;
+  /** The three-argument form's writer instance of a followed Synapse stream, or '*'; absent in v1's form. */
+  readonly instance?: string | undefined;
   readonly token: number | 'NOW';
   readonly readable: ReadonlySet<string> | null;
 }

@@ -21,6 +21,7 @@ import { v1Text } from './dialects/v1-text.js';
 import { PartialLineBudget } from './partial-line-budget.js';
 import { advanceEntry, tokenNotRising, type StreamLog } from './stream-log.js';
 import { StreamState, Subscriptions } from './subscriptions.js';
+import { FollowedStreams, followsNoDeployment } from './followed-streams.js';
 import type { Transport } from './transport.js';
 import { ServerConnection } from './server-connection.js';
 import type { ConnectionHost, ConnectionLimits, MasterLink, Peer, SubscribeRequest } from './connection-host.js';
@@ -33,6 +34,8 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   private readonly streamMap = new Map<string, StreamState>();
   private readonly connectionSet = new Set<ServerConnection>();
   private readonly subscriptions: Subscriptions;
+  /** The streams followed from a Synapse deployment (serve --synapse-redis); null: none. */
+  private followedStreams: FollowedStreams | null = null;
   private readonly writers = new Set<MasterLink>();
   private dirty: ServerConnection[] = [];
   private readonly dirtySet = new Set<ServerConnection>();
@@ -208,8 +211,21 @@ export class ReplicationHub implements ConnectionHost, ServerView {
 
   // ------------------------------------------------------------ subscriptions
 
+  /** REPLICATE; with an instance, or of a stream followed but not declared, of a followed Synapse stream (followed-streams.ts). */
   subscribe(peer: Peer, request: SubscribeRequest): void {
+    const followed = this.followedStreams;
+    const instance = request.instance;
+    if (instance !== undefined) {
+      if (followed === null) throw followsNoDeployment([...this.streamMap.keys()]);
+      return followed.subscribe(peer, { ...request, instance });
+    }
+    if (followed !== null && !this.streamMap.has(request.stream) && followed.has(request.stream)) return followed.subscribeV1(peer, request);
     this.subscriptions.subscribe(peer, request);
+  }
+
+  /** The followed Synapse streams, served from now on: serve --synapse-redis hands it each pair's log. */
+  followed(): FollowedStreams {
+    return (this.followedStreams ??= new FollowedStreams(this.subscriptions));
   }
 
   subscribeAll(peer: Peer, readable: ReadonlySet<string> | null): void {
@@ -292,6 +308,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   /** A connection closes: out of fan-out, and its syncing users end. */
   detach(peer: Peer, syncingUsers: Iterable<string>): void {
     this.subscriptions.remove(peer);
+    this.followedStreams?.forget(peer);
     this.writers.delete(peer);
     const now = this.clock();
     for (const userId of syncingUsers) this.userSyncing(peer, userId, false, now);
@@ -301,6 +318,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
   forget(peer: Peer): void {
     if (this.connectionSet.delete(peer as ServerConnection)) this.perAddress.remove(hostOf(peer.remoteAddress));
     this.subscriptions.remove(peer);
+    this.followedStreams?.forget(peer);
   }
 
   markDirty(peer: Peer): void {

@@ -30,8 +30,57 @@ export interface FallBehind {
   fallBehind(sub: Subscription): void;
 }
 
+/**
+ * What a subscription reads: a declared stream, or a followed Synapse pair
+ * in one of its forms (followed-streams.ts). The catch-up and live rules
+ * are the same for all; the lines differ.
+ */
+export interface Source {
+  /** The stream's name: what read lists allow and too-old ERRORs name. */
+  readonly name: string;
+  /** A connection holds one subscription per key (a declared stream's is its name). */
+  readonly key: string;
+  /** Where it reads; a followed pair's reset moves its sources to the new generation's log. */
+  readonly log: StreamLog;
+  readonly tooOld: 'error' | 'jump';
+  /** Subscriptions at the head, receiving entries as they are stored. */
+  readonly live: Set<Subscription>;
+  /** The line that says a subscriber is at `token`. */
+  positionLine(token: number): Buffer;
+  /** The refusal of a catch-up from `token`, older than the log keeps. */
+  tooOldError(token: number): ProtocolError;
+  /** The log's stored lines as this source's subscribers get them (absent: as stored). */
+  readonly present?: (chunks: Buffer[]) => Buffer[];
+}
+
+/**
+ * A stored entry to every live subscription of `source`, as `bytes` (an
+ * advance, stored without a line, as the source's POSITION).
+ */
+export function fanOut(source: Source, entry: LogEntry, bytes: Buffer, behind: FallBehind): void {
+  if (source.live.size === 0) return;
+  const token = entry.lastToken;
+  const empty = entry.bytes.length === 0;
+  const out = empty ? source.positionLine(token) : bytes;
+  const lines = empty ? 1 : entry.lines;
+  const command = empty ? 'POSITION' : 'RDATA';
+  for (const sub of source.live) {
+    // lastToken moves only with what was queued: a subscription that falls behind reads on after it.
+    if (sub.peer.offer(out, lines, command)) sub.lastToken = token;
+    else behind.fallBehind(sub);
+  }
+}
+
+/** The log lost entries after `afterToken` before it could tell them: live subscribers cannot go on without a gap. */
+export function failLive(source: Source, afterToken: number): void {
+  for (const sub of [...source.live]) {
+    source.live.delete(sub);
+    sub.peer.fail(source.tooOldError(afterToken), 'too_old');
+  }
+}
+
 /** One declared stream: its log, and the subscriptions at its head. Told by the log of every stored entry. */
-export class StreamState implements LogListener {
+export class StreamState implements LogListener, Source {
   /** Subscriptions at the head of this stream, receiving rows as they are stored. */
   readonly live = new Set<Subscription>();
   rowsWritten = 0;
@@ -46,6 +95,18 @@ export class StreamState implements LogListener {
     log.listen(this);
   }
 
+  get key(): string {
+    return this.name;
+  }
+
+  positionLine(token: number): Buffer {
+    return v1Text.encodePosition(this.name, token);
+  }
+
+  tooOldError(token: number): ProtocolError {
+    return tooOld(this.name, token, this.log.oldest, this.log.head);
+  }
+
   get liveSubscribers(): number {
     return this.live.size;
   }
@@ -53,20 +114,8 @@ export class StreamState implements LogListener {
   /** The log stored an entry (whoever appended it): live fan-out. */
   stored(entry: LogEntry): void {
     this.rowsWritten += entry.rows;
-    const token = entry.lastToken;
-    if (this.live.size > 0) {
-      // An advance is stored without a line; live subscribers hear it as POSITION.
-      const empty = entry.bytes.length === 0;
-      const bytes = empty ? v1Text.encodePosition(this.name, token) : entry.bytes;
-      const lines = empty ? 1 : entry.lines;
-      const command = empty ? 'POSITION' : 'RDATA';
-      for (const sub of this.live) {
-        // lastToken moves only with what was queued: a subscription that falls behind reads on after it.
-        if (sub.peer.offer(bytes, lines, command)) sub.lastToken = token;
-        else this.behind.fallBehind(sub);
-      }
-    }
-    this.events.written?.(this.name, entry.rows, token);
+    fanOut(this, entry, entry.bytes, this.behind);
+    this.events.written?.(this.name, entry.rows, entry.lastToken);
   }
 
   /**
@@ -75,11 +124,7 @@ export class StreamState implements LogListener {
    * (a `jump` stream, whose readers accept a jump, goes on).
    */
   gap(afterToken: number): void {
-    if (this.tooOld === 'jump') return;
-    for (const sub of [...this.live]) {
-      this.live.delete(sub);
-      sub.peer.fail(tooOld(this.name, afterToken, this.log.oldest, this.log.head), 'too_old');
-    }
+    if (this.tooOld !== 'jump') failLive(this, afterToken);
   }
 }
 
@@ -92,7 +137,7 @@ export class Subscription {
   ready: LogRead | null | undefined = undefined;
   constructor(
     readonly peer: Peer,
-    readonly stream: StreamState,
+    readonly source: Source,
     /** Token of the last line handed to the transport for this stream. */
     public lastToken: number,
   ) {}
@@ -100,7 +145,8 @@ export class Subscription {
 
 /** A connection's subscriptions, held by the hub. */
 interface PeerSubscriptions {
-  readonly byStream: Map<string, Subscription>;
+  /** By source key. */
+  readonly byKey: Map<string, Subscription>;
   /** Those still catching up, in the order they asked. */
   readonly catchUps: Subscription[];
 }
@@ -122,46 +168,80 @@ export class Subscriptions implements FallBehind {
 
   /** A new connection: it may subscribe from now on. */
   add(peer: Peer): void {
-    this.peers.set(peer, { byStream: new Map(), catchUps: [] });
+    this.peers.set(peer, { byKey: new Map(), catchUps: [] });
   }
 
   /** A connection leaves: out of every stream's fan-out. */
   remove(peer: Peer): void {
     const subs = this.peers.get(peer);
     if (subs === undefined) return;
-    for (const sub of subs.byStream.values()) sub.stream.live.delete(sub);
+    for (const sub of subs.byKey.values()) sub.source.live.delete(sub);
     this.peers.delete(peer);
   }
 
   subscribe(peer: Peer, request: SubscribeRequest): void {
-    const { token, readable } = request;
     const stream = this.streams.get(request.stream);
     if (!stream) throw unknownStream(request.stream);
-    if (readable !== null && !readable.has(stream.name)) {
-      throw notPermitted('read', stream.name);
+    this.subscribeTo(peer, stream, request.token, request.readable);
+  }
+
+  /** REPLICATE of one source: from the log after `token`, or at the head; throws a ProtocolError to refuse. */
+  subscribeTo(peer: Peer, source: Source, token: number | 'NOW', readable: ReadonlySet<string> | null): void {
+    if (readable !== null && !readable.has(source.name)) {
+      throw notPermitted('read', source.name);
     }
     const subs = this.peers.get(peer);
     if (subs === undefined) return;
-    this.unsubscribe(subs, stream.name);
-    const log = stream.log;
+    this.unsubscribe(subs, source.key);
+    const log = source.log;
     const head = log.head;
     if (token === 'NOW' || token >= head) {
       // A token ahead of the head means the source went back (an in-memory
       // stream after a restart): move the worker back, as Synapse 2017 did.
       if (token !== 'NOW' && token > head) {
-        this.host.tokenAhead(peer, stream.name, token, head);
+        this.host.tokenAhead(peer, source.key, token, head);
       }
-      this.subscribeAtHead(peer, subs, stream);
+      this.subscribeAtHead(peer, subs, source);
       return;
     }
     const cursor = log.cursorAfter(token);
     if (cursor === null) {
-      if (stream.tooOld === 'jump') return this.subscribeAtHead(peer, subs, stream);
-      throw tooOld(stream.name, token, log.oldest, head);
+      if (source.tooOld === 'jump') return this.subscribeAtHead(peer, subs, source);
+      throw source.tooOldError(token);
     }
-    const sub = new Subscription(peer, stream, token);
-    subs.byStream.set(stream.name, sub);
+    const sub = new Subscription(peer, source, token);
+    subs.byKey.set(source.key, sub);
     this.readFrom(subs, sub, cursor);
+  }
+
+  /** The peers holding a subscription to `source` (live or catching up). */
+  subscribersOf(source: Source): Peer[] {
+    const out: Peer[] = [];
+    for (const [peer, subs] of this.peers) if (subs.byKey.get(source.key)?.source === source) out.push(peer);
+    return out;
+  }
+
+  /**
+   * `source` reads a new log (a followed pair's next generation): each of
+   * its subscribers is told `positionLine(start)`, a position below what it
+   * had, then reads the new log from its start.
+   */
+  moved(source: Source): void {
+    const log = source.log;
+    for (const peer of this.subscribersOf(source)) {
+      const subs = this.peers.get(peer)!;
+      this.unsubscribe(subs, source.key);
+      if (log.head === log.oldest) {
+        this.subscribeAtHead(peer, subs, source);
+        continue;
+      }
+      peer.enqueue(source.positionLine(log.oldest), 1, 'POSITION');
+      const cursor = log.cursorAfter(log.oldest);
+      if (!peer.open || cursor === null) continue;
+      const sub = new Subscription(peer, source, log.oldest);
+      subs.byKey.set(source.key, sub);
+      this.readFrom(subs, sub, cursor);
+    }
   }
 
   /**
@@ -170,18 +250,18 @@ export class Subscriptions implements FallBehind {
    * never by throwing): it reads the log after the last token it queued.
    */
   fallBehind(sub: Subscription): void {
-    const stream = sub.stream;
-    stream.live.delete(sub);
+    const source = sub.source;
+    source.live.delete(sub);
     const subs = this.peers.get(sub.peer);
     if (subs === undefined) return;
-    const log = stream.log;
+    const log = source.log;
     let cursor = log.cursorAfter(sub.lastToken);
-    if (cursor === null && stream.tooOld === 'jump') {
+    if (cursor === null && source.tooOld === 'jump') {
       // A jump stream's reader accepts a jump: the catch-up's POSITION at the head says where it landed.
       sub.lastToken = log.head;
       cursor = log.cursorAfter(log.head);
     }
-    if (cursor === null) return sub.peer.fail(tooOld(stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
+    if (cursor === null) return sub.peer.fail(source.tooOldError(sub.lastToken), 'too_old');
     this.readFrom(subs, sub, cursor);
   }
 
@@ -222,9 +302,9 @@ export class Subscriptions implements FallBehind {
   of(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[] {
     const subs = this.peers.get(peer);
     if (subs === undefined) return [];
-    return [...subs.byStream.values()].map((s) => ({
-      stream: s.stream.name,
-      catchingUp: !s.stream.live.has(s),
+    return [...subs.byKey.values()].map((s) => ({
+      stream: s.source.key,
+      catchingUp: !s.source.live.has(s),
       lastToken: s.lastToken,
     }));
   }
@@ -247,7 +327,7 @@ export class Subscriptions implements FallBehind {
         read = sub.ready!;
         sub.ready = undefined;
       } else {
-        const answer = sub.stream.log.read(sub.cursor!, this.host.catchUpChunkBytes);
+        const answer = sub.source.log.read(sub.cursor!, this.host.catchUpChunkBytes);
         if (isPending(answer)) {
           sub.waiting = true;
           answer.then(
@@ -263,16 +343,17 @@ export class Subscriptions implements FallBehind {
         }
         read = answer;
       }
-      const log = sub.stream.log;
+      const source = sub.source;
+      const log = source.log;
       if (read === null) {
-        if (sub.stream.tooOld === 'error') {
-          peer.fail(tooOld(sub.stream.name, sub.lastToken, log.oldest, log.head), 'too_old');
+        if (source.tooOld === 'error') {
+          peer.fail(source.tooOldError(sub.lastToken), 'too_old');
           return;
         }
         // Rows it needed left retention: a jump stream's reader jumps to the head.
       } else if (read.chunks.length > 0) {
         sub.lastToken = read.lastToken;
-        peer.writeOut(read.chunks, read.lines, 'RDATA');
+        peer.writeOut(source.present === undefined ? read.chunks : source.present(read.chunks), read.lines, 'RDATA');
         continue;
       } else if (later) {
         // Entries stored while the read was on its way reached only live subscribers: read on.
@@ -283,50 +364,50 @@ export class Subscriptions implements FallBehind {
       catchUps.shift();
       sub.cursor = null;
       sub.lastToken = log.head;
-      sub.stream.live.add(sub);
-      peer.writeOut([v1Text.encodePosition(sub.stream.name, log.head)], 1, 'POSITION');
+      source.live.add(sub);
+      peer.writeOut([source.positionLine(log.head)], 1, 'POSITION');
     }
   }
 
-  private subscribeAtHead(peer: Peer, subs: PeerSubscriptions, stream: StreamState): void {
-    this.unsubscribe(subs, stream.name);
-    const head = stream.log.head;
-    peer.enqueue(v1Text.encodePosition(stream.name, head), 1, 'POSITION');
+  private subscribeAtHead(peer: Peer, subs: PeerSubscriptions, source: Source): void {
+    this.unsubscribe(subs, source.key);
+    const head = source.log.head;
+    peer.enqueue(source.positionLine(head), 1, 'POSITION');
     if (!peer.open) return;
-    const sub = new Subscription(peer, stream, head);
-    subs.byStream.set(stream.name, sub);
-    stream.live.add(sub);
+    const sub = new Subscription(peer, source, head);
+    subs.byKey.set(source.key, sub);
+    source.live.add(sub);
   }
 
-  private unsubscribe(subs: PeerSubscriptions, name: string): void {
-    const sub = subs.byStream.get(name);
+  private unsubscribe(subs: PeerSubscriptions, key: string): void {
+    const sub = subs.byKey.get(key);
     if (!sub) return;
-    subs.byStream.delete(name);
-    sub.stream.live.delete(sub);
+    subs.byKey.delete(key);
+    sub.source.live.delete(sub);
     const i = subs.catchUps.indexOf(sub);
     if (i !== -1) subs.catchUps.splice(i, 1);
   }
 
   /** A cursor that answered later found the token too old. */
   private refuseTooOld(peer: Peer, subs: PeerSubscriptions, sub: Subscription): void {
-    const stream = sub.stream;
-    if (stream.tooOld === 'jump') return this.subscribeAtHead(peer, subs, stream);
-    throw tooOld(stream.name, sub.lastToken, stream.log.oldest, stream.log.head);
+    const source = sub.source;
+    if (source.tooOld === 'jump') return this.subscribeAtHead(peer, subs, source);
+    throw source.tooOldError(sub.lastToken);
   }
 
   private isCurrent(sub: Subscription): boolean {
-    return sub.peer.open && this.peers.get(sub.peer)?.byStream.get(sub.stream.name) === sub;
+    return sub.peer.open && this.peers.get(sub.peer)?.byKey.get(sub.source.key) === sub;
   }
 
   private logFailed(sub: Subscription, err: unknown): void {
     sub.waiting = false;
     if (!this.isCurrent(sub)) return;
     const reason = err instanceof Error ? err.message : String(err);
-    sub.peer.fail(new ProtocolError('STORE_FAILED', `catch-up of ${sub.stream.name} failed: ${reason}`));
+    sub.peer.fail(new ProtocolError('STORE_FAILED', `catch-up of ${sub.source.key} failed: ${reason}`));
   }
 }
 
-/** Names the stream, so a relay downstream knows which catch-up was refused (catch-up-refusal.ts). */
-function tooOld(stream: string, token: number, oldest: number, head: number): ProtocolError {
-  return new ProtocolError('TOKEN_TOO_OLD', tooOldReason(stream, token, oldest, head));
+/** Names the stream (and a followed pair's instance), so a relay downstream knows which catch-up was refused (catch-up-refusal.ts). */
+export function tooOld(stream: string, token: number, oldest: number, head: number, instance?: string): ProtocolError {
+  return new ProtocolError('TOKEN_TOO_OLD', tooOldReason(stream, token, oldest, head, instance));
 }

@@ -72,6 +72,8 @@ export function loadConfig({ argv, env, readFile = (p) => readFileSync(p, 'utf8'
     const chosen = raws?.at(-1) ?? (o.defaultText === null ? undefined : { text: o.defaultText, source: { kind: 'default' } as Source });
     values[o.key] = chosen === undefined ? null : parseValue(o, chosen);
   }
+  // A follower serves the streams it hears: a declared stream of the same name would shadow one for v1 subscribers.
+  if (values['synapseRedis'] !== null && !explicit.has('streams')) values['streams'] = [];
   const config = values as unknown as GatewayConfig;
   checkCombinations(config, explicit);
   return { config, help: false, explicit };
@@ -181,7 +183,7 @@ function printable(text: string): string {
   return cut.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** Every token differs from every other, and lists only declared streams. */
+/** Every token differs from every other, and lists only declared streams (or, following a Synapse deployment, any: its streams are learnt as they are heard). */
 function checkTokens(config: GatewayConfig): void {
   const flagOf = (c: Credential): string => (c.role === 'writer' ? '--writer-token' : '--subscriber-token');
   const seen = new Map<string, Credential>();
@@ -192,7 +194,7 @@ function checkTokens(config: GatewayConfig): void {
       throw new ConfigError(`${what}; expected every token to differ`);
     }
     seen.set(c.secret, c);
-    const undeclared = c.streams?.find((s) => !config.streams.includes(s));
+    const undeclared = config.synapseRedis !== null ? undefined : c.streams?.find((s) => !config.streams.includes(s));
     if (undeclared !== undefined) {
       throw new ConfigError(`${flagOf(c)} lists stream '${undeclared}', which is not declared; expected streams of --streams (${config.streams.join(',')})`);
     }

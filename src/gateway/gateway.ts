@@ -122,6 +122,7 @@ export class Gateway {
       ...(tls.tcp !== null ? { tls: tls.tcp } : {}),
     });
     this.view = hubOf(this.server);
+    synapse?.serveTo(hubOf(this.server).followed());
     this.relay =
       config.upstream === null
         ? null

@@ -311,7 +311,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'RG_STREAMS',
     valueName: 'a,b,c',
     defaultText: SYNAPSE_STREAMS.join(','),
-    help: "declared streams (default: Synapse 2017's fifteen)",
+    help: "declared streams (default: Synapse 2017's fifteen; none with --synapse-redis, which serves the streams it follows)",
     parse: streamList,
   },
   {
@@ -702,7 +702,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'RG_SYNAPSE_REDIS',
     valueName: 'redis://HOST:PORT[/DB]',
     defaultText: null,
-    help: "follow a current Synapse deployment (1.67 and later) on its Redis: its streams are kept per writer instance (--log memory or file; serving them to subscribers is not there yet, docs/synapse.md); rediss:// for TLS, unix:/PATH[?db=N] for a unix socket; needs --synapse-server-name; default: off",
+    help: "follow a current Synapse deployment (1.67 and later) on its Redis: its streams are kept per writer instance (--log memory or file) and served to subscribers (REPLICATE <stream> <instance|*> <token|NOW>, docs/synapse.md); rediss:// for TLS, unix:/PATH[?db=N] for a unix socket; needs --synapse-server-name; default: off",
     parse: (t) => parseSynapseRedisUrl(t) ?? new Invalid('redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix:/PATH[?db=N]'),
   },
   {

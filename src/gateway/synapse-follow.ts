@@ -10,6 +10,7 @@ import { SynapseRedisLink, type SynapseLinkHealth } from '../bindings/synapse-re
 import type { SynapseRedisSpec } from '../core/synapse-redis-url.js';
 import { fetchStreamUpdates } from '../bindings/synapse-http.js';
 import { SynapseFollower } from '../core/synapse-follower.js';
+import type { FollowedStreams } from '../core/followed-streams.js';
 import type { LogSpec, FsyncPolicy } from './log-store.js';
 import { SynapseHistory, filePairLogs, memoryPairLogs, type SynapseHistoryStats } from './synapse-history.js';
 
@@ -81,6 +82,16 @@ export class SynapseFollow {
     follow = new SynapseFollow(history, follower, link, options.serverName);
     if (options.log.kind === 'file') logger.info({ dir: path.join(options.log.dir, 'synapse') }, 'Synapse history kept in the file log');
     return follow;
+  }
+
+  /**
+   * Serves the history through `followed` (the hub's): every pair's log,
+   * those read back from the file log now, each new one and each next
+   * generation (a reset) as it opens.
+   */
+  serveTo(followed: FollowedStreams): void {
+    this.history.onPairLog((pair, log) => followed.pairLog(pair.stream, pair.instance, log));
+    for (const pair of this.history.all()) if (pair.log !== null) followed.pairLog(pair.stream, pair.instance, pair.log);
   }
 
   start(): Promise<void> {

@@ -20,6 +20,7 @@ import type { TodayCommand } from '../core/dialects/synapse-today.js';
 import type { ProtocolError } from '../core/errors.js';
 import { advanceEntry, isPending, MemoryStreamLog, type LogEntry, type StreamLog } from '../core/stream-log.js';
 import type { FollowerSink } from '../core/synapse-follower.js';
+import { SYNAPSE_NAME } from '../core/synapse-name.js';
 import { updateGroups, type StreamUpdates } from '../core/synapse-catch-up.js';
 import { FileStreamLog, type FileLogOptions } from '../bindings/file-log.js';
 
@@ -47,8 +48,6 @@ export function memoryPairLogs(options: { retentionRows: number; retentionBytes:
   };
 }
 
-/** Stream and instance names become directory names: only these characters. */
-const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export function filePairLogs(dir: string, options: Omit<FileLogOptions, 'startToken'>): PairLogSource {
   const root = path.join(dir, 'synapse');
@@ -82,7 +81,7 @@ export function filePairLogs(dir: string, options: Omit<FileLogOptions, 'startTo
 
 async function names(dir: string): Promise<string[]> {
   try {
-    return (await fs.promises.readdir(dir)).filter((n) => SAFE_NAME.test(n)).sort();
+    return (await fs.promises.readdir(dir)).filter((n) => SYNAPSE_NAME.test(n)).sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -191,7 +190,7 @@ export class SynapseHistory implements FollowerSink {
   // ---------------------------------------------------------------- FollowerSink
 
   started(stream: string, instance: string, token: number): void {
-    if (!SAFE_NAME.test(stream) || !SAFE_NAME.test(instance)) {
+    if (!SYNAPSE_NAME.test(stream) || !SYNAPSE_NAME.test(instance)) {
       this.logger.error({ stream, instance }, 'a Synapse stream or instance name with characters the gateway does not store (letters, digits, _ . - only): its rows are not kept');
       return;
     }

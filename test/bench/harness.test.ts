@@ -8,11 +8,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINES } from '../bindings/ws-harness.js';
+import { redisSkip } from '../support/redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'dist', 'bench', 'main.js');
@@ -37,6 +38,15 @@ function runBench(args: string[]): Promise<Run> {
 
 async function readJson(dir: string, id: string): Promise<Record<string, any>> {
   return JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as Record<string, any>;
+}
+
+/** node dist/bench/report.js on the results in `dir`: the page it writes there (report.md). */
+function reportOf(dir: string): Promise<string> {
+  return new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, [path.join(ROOT, 'dist/bench/report.js'), '--results-dir', dir, '--out', path.join(dir, 'report.md'), '--svg', path.join(dir, 'chart.svg')], { cwd: ROOT }, (err) =>
+      err ? reject(err) : resolve(readFile(path.join(dir, 'report.md'), 'utf8')),
+    ),
+  );
 }
 
 /** Runs the bench with `args` and its results in a temporary directory, removed after the test. */
@@ -135,12 +145,27 @@ test('W10 in the tiny run: every subscriber read every row at the steady rate, w
   assert.equal(gateway.samples, 200 * 5, 'every row at every subscriber');
   assert.ok(gateway.p99 > 0 && gateway.p999 >= gateway.p99 && gateway.deliveredRowsPerSec > 0 && gateway.serverPeakRssBytes > 0);
   assert.match(run.stdout, /W10\s+0\.2k rows\/s, S=5\s+server CPU per delivered row/);
-  const report = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, [path.join(ROOT, 'dist/bench/report.js'), '--results-dir', dir, '--out', path.join(dir, 'report.md'), '--svg', path.join(dir, 'chart.svg')], { cwd: ROOT }, (err) =>
-      err ? reject(err) : resolve(readFile(path.join(dir, 'report.md'), 'utf8')),
-    ),
-  );
+  const report = await reportOf(dir);
   assert.match(report, /\| system \| delivered rows\/s \| p50 \| p99 \| p99\.9 \|/);
+  // The page ends with its hand-written part (A/B records, profiles): a new report keeps it as it is.
+  const mark = report.indexOf('<!-- Written by hand from here on');
+  assert.ok(mark > 0, 'the page ends with the hand-written mark');
+  const note = '\n## A/B: a change\n\nmain 0.40, branch 0.43 (node dist/bench/main.js --only W1)\n';
+  await writeFile(path.join(dir, 'report.md'), report + note);
+  const again = await reportOf(dir);
+  assert.equal(again, report + note, 'regenerated, with the hand-written part kept once');
+});
+
+test('W9 in the tiny run: a gateway following a Synapse channel on a real redis-server stores every row beside a bare subscriber, and serves them all to TCP subscribers', { timeout: 90_000, skip: redisSkip() }, async (t) => {
+  const { run, dir } = await benchInTempDir(t, ['--tiny', '--only', 'W9']);
+  assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
+  const w9 = await readJson(dir, 'W9');
+  assert.equal(w9.ok, true);
+  assert.equal(w9.data.rows, 3_000);
+  assert.ok(w9.data.ingest.bareRowsPerSec > 0 && w9.data.ingest.gatewayRowsPerSec > 0, JSON.stringify(w9.data.ingest));
+  assert.equal(w9.data.delivery.subscribers, 2);
+  assert.ok(w9.data.delivery.rowsPerSec > 0, 'the subscribers checked every row, in order, once');
+  assert.match(run.stdout, /W9\s+ingest from Redis pub\/sub\s+rows\/s/);
 });
 
 test('a subscriber that drops a row fails the run with a message naming the gap', { timeout: 60_000 }, async (t) => {

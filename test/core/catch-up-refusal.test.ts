@@ -9,6 +9,10 @@ test('our too-old ERROR reads back as a refusal of its stream', () => {
     assert.deepEqual(catchUpRefusal(reason), { stream });
   }
   assert.deepEqual(catchUpRefusal('token 0 is older than the oldest retained token 500 (oldest=500 head=900)'), { stream: null }, 'an older build named no stream');
+  // A followed Synapse pair's also names its instance, and still reads back as a refusal of its stream.
+  const pair = tooOldReason('events', 0, 500, 900, 'event_persister1');
+  assert.equal(pair, 'token 0 is older than the oldest retained token 500 (stream=events instance=event_persister1 oldest=500 head=900)');
+  assert.deepEqual(catchUpRefusal(pair), { stream: 'events' });
 });
 
 test("Synapse 2017's refusal names its stream too, and other ERRORs refuse nothing", () => {

@@ -49,6 +49,14 @@ describe('loadConfig', () => {
     assert.deepEqual(config.upstream, { host: 'hs', port: 9092 });
   });
 
+  it('following a Synapse deployment, declares no stream unless --streams says, and read lists may name the streams it will hear', () => {
+    const synapse = ['--synapse-redis', 'redis://127.0.0.1:6379', '--synapse-server-name', 'example.com'];
+    const { config } = loadConfig({ argv: [...synapse, '--subscriber-token', 's:events,typing'], env: {} });
+    assert.deepEqual(config.streams, []);
+    assert.deepEqual(config.subscriberToken, [{ secret: 's', role: 'subscriber', streams: ['events', 'typing'] }]);
+    assert.deepEqual(loadConfig({ argv: [...synapse, '--streams', 'mine'], env: {} }).config.streams, ['mine']);
+  });
+
   const bad: [string, Parameters<typeof loadConfig>[0], RegExp][] = [
     ['a bad flag value', { argv: ['--max-line-bytes', '12'], env: {} }, /^invalid --max-line-bytes: '12'; expected a whole number of bytes from 64/],
     ['a bad variable', { argv: [], env: { RG_HTTP: 'on' } }, /^invalid --http \(from RG_HTTP\): 'on'; expected HOST:PORT .*, or off$/],

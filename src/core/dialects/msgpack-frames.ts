@@ -192,7 +192,7 @@ function commandFrame(cmd: Exclude<Command, RdataCommand | PositionCommand>): un
     case 'NAME':
       return [cmd.name, cmd.clientName];
     case 'REPLICATE':
-      return [cmd.name, cmd.stream, cmd.token];
+      return cmd.instance === undefined ? [cmd.name, cmd.stream, cmd.token] : [cmd.name, cmd.stream, cmd.instance, cmd.token];
     case 'USER_SYNC':
       return [cmd.name, cmd.userId, cmd.state, cmd.lastSyncMs];
     case 'FEDERATION_ACK':

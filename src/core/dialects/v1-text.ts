@@ -6,6 +6,7 @@
  *     POSITION <stream> <token>            ERROR <message>
  *     PING <data>                          SYNC <data>
  *     NAME <name>                          REPLICATE <stream|ALL> <token|NOW>
+ *     REPLICATE <stream> <instance|*> <token|NOW>   (a followed Synapse stream, per writer)
  *     USER_SYNC <user_id> <start|end> <last_sync_ms>
  *     FEDERATION_ACK <token>               REMOVE_PUSHER <app_id> <push_key> <user_id>
  *     INVALIDATE_CACHE <cache_func> <keys_json>
@@ -32,6 +33,7 @@ import {
 } from '../commands.js';
 import { RowRoute, type LineDialect } from '../dialect.js';
 import { ProtocolError } from '../errors.js';
+import { SYNAPSE_NAME } from '../synapse-name.js';
 import { encodePosition, encodeRdata, encodeRdataRun } from './v1-row-lines.js';
 
 /** SENT_BY's answer for RDATA, looked up once: it is asked on every line. */
@@ -92,14 +94,8 @@ function parseArguments(name: CommandName, rest: string, buf: Buffer, lineStart:
       return { name, data: rest };
     case 'NAME':
       return { name, clientName: required(name, rest, '<name>') };
-    case 'REPLICATE': {
-      const [stream, tokenText] = words(name, rest, 2, '<stream|ALL> <token|NOW>');
-      const token = tokenText === 'NOW' || tokenText === 'now' ? 'NOW' : parseToken(name, tokenText, ' or NOW');
-      if (stream === 'ALL' && token !== 'NOW') {
-        throw new ProtocolError('BAD_ARGUMENT', `REPLICATE ALL takes NOW, not ${printable(tokenText)}`);
-      }
-      return { name, stream, token };
-    }
+    case 'REPLICATE':
+      return parseReplicate(rest);
     case 'USER_SYNC': {
       const [userId, state, lastSync] = words(name, rest, 3, '<user_id> <start|end> <last_sync_ms>');
       if (state !== 'start' && state !== 'end') {
@@ -137,6 +133,41 @@ function parseArguments(name: CommandName, rest: string, buf: Buffer, lineStart:
     case 'GENERATION':
       return parseGeneration(rest, from);
   }
+}
+
+/**
+ * `REPLICATE <stream|ALL> <token|NOW>` (v1), or with three words
+ * `REPLICATE <stream> <instance|*> <token|NOW>`: a followed Synapse stream
+ * read per writer instance (today's dialect, docs/protocol.md section 4).
+ */
+function parseReplicate(rest: string): Command {
+  const name = 'REPLICATE';
+  // Three non-empty words; anything else is read (and refused) as v1's two, as before the three-word form.
+  const split = rest.split(' ');
+  const three = split.length === 3 && !split.includes('');
+  const usage = three ? '<stream> <instance|*> <token|NOW>' : '<stream|ALL> <token|NOW>';
+  const parts = words(name, rest, three ? 3 : 2, usage);
+  const stream = parts[0]!;
+  const tokenText = parts[parts.length - 1]!;
+  const token = tokenText === 'NOW' || tokenText === 'now' ? 'NOW' : parseToken(name, tokenText, ' or NOW');
+  if (!three) {
+    if (stream === 'ALL' && token !== 'NOW') {
+      throw new ProtocolError('BAD_ARGUMENT', `REPLICATE ALL takes NOW, not ${printable(tokenText)}`);
+    }
+    return { name, stream, token };
+  }
+  const instance = parts[1]!;
+  for (const [what, word] of [['stream', stream], ['instance', instance]] as const) {
+    if (what === 'instance' && word === '*') continue;
+    if (!SYNAPSE_NAME.test(word)) {
+      throw new ProtocolError(
+        'BAD_ARGUMENT',
+        `bad ${what} name ${printable(word)} in REPLICATE: expected letters, digits, '_', '.', '-' (REPLICATE <stream> <instance|*> <token|NOW>)`,
+      );
+    }
+  }
+  if (stream === 'ALL') throw new ProtocolError('BAD_ARGUMENT', 'REPLICATE ALL takes no instance: send REPLICATE ALL NOW');
+  return { name, stream, instance, token };
 }
 
 /** A client asks with the bare name; a server answers with its log's id, or `none`. */

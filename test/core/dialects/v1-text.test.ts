@@ -51,6 +51,8 @@ const canonical: [string, Sender][] = [
   ['REPLICATE events 1', 'client'],
   ['REPLICATE events NOW', 'client'],
   ['REPLICATE ALL NOW', 'client'],
+  ['REPLICATE events event_persister1 1040', 'client'],
+  ['REPLICATE events * NOW', 'client'],
   ['USER_SYNC @alice:example.com start 1490197670513', 'client'],
   ['USER_SYNC @alice:example.com end 1490197670513', 'client'],
   ['FEDERATION_ACK 7', 'client'],
@@ -74,6 +76,9 @@ test('the protocol example parses to the expected commands', () => {
   assert.deepEqual(parse('REPLICATE events 1', 'client'), { name: 'REPLICATE', stream: 'events', token: 1 });
   assert.deepEqual(parse('REPLICATE caches NOW', 'client'), { name: 'REPLICATE', stream: 'caches', token: 'NOW' });
   assert.deepEqual(parse('REPLICATE caches now', 'client'), { name: 'REPLICATE', stream: 'caches', token: 'NOW' });
+  // Three words: a followed Synapse stream per writer instance (docs/protocol.md section 4).
+  assert.deepEqual(parse('REPLICATE events event_persister1 1040', 'client'), { name: 'REPLICATE', stream: 'events', instance: 'event_persister1', token: 1040 });
+  assert.deepEqual(parse('REPLICATE events * 0', 'client'), { name: 'REPLICATE', stream: 'events', instance: '*', token: 0 });
   assert.deepEqual(parse('POSITION caches 2', 'server'), { name: 'POSITION', stream: 'caches', token: 2 });
   assert.deepEqual(parse('NAME synapse.app.appservice', 'client'), { name: 'NAME', clientName: 'synapse.app.appservice' });
   assert.deepEqual(parse('USER_SYNC @a:hs end 5', 'client'), { name: 'USER_SYNC', userId: '@a:hs', state: 'end', lastSyncMs: 5 });
@@ -164,6 +169,11 @@ const bad: [string, Sender, ProtocolErrorCode, RegExp?][] = [
   ['REPLICATE events 9007199254740992', 'client', 'BAD_TOKEN'],
   ['REPLICATE events 1e3', 'client', 'BAD_TOKEN'],
   ['REPLICATE ALL 5', 'client', 'BAD_ARGUMENT'],
+  ['REPLICATE ALL * NOW', 'client', 'BAD_ARGUMENT', /^REPLICATE ALL takes no instance/],
+  ['REPLICATE events ev/1 NOW', 'client', 'BAD_ARGUMENT', /^bad instance name 'ev\/1' in REPLICATE/],
+  ['REPLICATE ev:x master NOW', 'client', 'BAD_ARGUMENT', /^bad stream name 'ev:x' in REPLICATE/],
+  ['REPLICATE events master later', 'client', 'BAD_TOKEN', /^bad token 'later' in REPLICATE/],
+  ['REPLICATE events master 1 2', 'client', 'BAD_TOKEN'],
   ['RDATA events 1', 'server', 'MISSING_ARGUMENTS'],
   ['RDATA events 1 ', 'server', 'MISSING_ARGUMENTS'],
   ['RDATA events', 'server', 'MISSING_ARGUMENTS'],

@@ -79,7 +79,7 @@ export async function startGateway(args: string[], opts: StartOptions = {}): Pro
 }
 
 /** Runs `serve` to its exit (for settings that must stop it at once). */
-export function runGateway(args: string[], env: Record<string, string> = {}, timeoutMs = 10_000): Promise<Exit & { stdout: string; stderr: string }> {
+export function runGateway(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Exit & { stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawnServe(args, { env });
     let stdout = '';

@@ -1,0 +1,6 @@
+/**
+ * What a followed Synapse stream or writer instance may be called here: the
+ * history keeps each pair under `<stream>/<instance>/` on disk, and the
+ * three-argument REPLICATE names them, so both hold to one rule.
+ */
+export const SYNAPSE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;

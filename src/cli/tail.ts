@@ -11,7 +11,7 @@
 import { destination, pino } from 'pino';
 import { ReplicationClient } from '../client.js';
 import type { ProtocolError } from '../core/errors.js';
-import { isFollowName } from '../core/instance-follows.js';
+import { isInstanceWord } from '../core/instance-follows.js';
 import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
 import { parseReplicateFrom } from '../core/token-text.js';
 import { clientTls, parseCommandLine, parseConnect, TLS_OPTIONS, tlsHelp, usageError } from './client-args.js';
@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   const target = parseConnect(values.connect);
   if (typeof target === 'string') return usageError('tail', target, HELP);
   const instanceNames = values.instance ?? [];
-  const badInstance = instanceNames.find((i) => !isFollowName(i));
+  const badInstance = instanceNames.find((i) => !isInstanceWord(i));
   if (badInstance !== undefined) return usageError('tail', `bad --instance ${JSON.stringify(badInstance)}: expected a writer instance's name, or *`, HELP);
   if (instanceNames.includes('*') && instanceNames.length > 1) {
     return usageError('tail', '--instance * already means every writer instance: give it alone, or name the instances', HELP);

@@ -26,6 +26,7 @@ import { parseTodayCommand, routeTodayRow, TodayRowRoute } from './dialects/syna
 import { internName, v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { RowCollector, type RowBatch } from './row-batch.js';
+import { SYNAPSE_NAME } from './synapse-name.js';
 
 /** A pair to follow: `instance` is a writer's name or '*' (every writer of the stream). */
 export interface InstanceFollow {
@@ -60,11 +61,9 @@ interface StreamState {
 }
 
 const SPACE = 0x20;
-const NAME = /^[^\s\x00-\x1f\x7f]+$/;
-
-/** Whether `name` can be a stream or instance word of a REPLICATE line. */
-export function isFollowName(name: string): boolean {
-  return NAME.test(name);
+/** Whether `name` can be the instance word of a REPLICATE line: a writer's name (the gateway's rule), or '*'. */
+export function isInstanceWord(name: string): boolean {
+  return name === '*' || SYNAPSE_NAME.test(name);
 }
 const RDATA_ = Buffer.from('RDATA ');
 const POSITION_ = Buffer.from('POSITION ');
@@ -92,8 +91,9 @@ export class InstanceFollows {
    * nothing changed). A stream follows either '*' or named writers, not both.
    */
   follow(stream: string, instance: string, from?: number | 'NOW'): Buffer[] {
-    for (const [what, name] of [['stream', stream], ['instance', instance]] as const) {
-      if (!isFollowName(name)) throw new TypeError(`bad ${what} name ${JSON.stringify(name)}: a word without spaces or control characters`);
+    const bad = !SYNAPSE_NAME.test(stream) ? ['stream', stream] : !isInstanceWord(instance) ? ['instance', instance] : null;
+    if (bad !== null) {
+      throw new TypeError(`bad ${bad[0]} name ${JSON.stringify(bad[1])}: expected letters, digits, '_', '.', '-' (an instance may also be '*')`);
     }
     let st = this.streams.get(stream);
     const every = instance === '*';

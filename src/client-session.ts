@@ -103,7 +103,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
         error: (err) => this.reportError(err),
         stopped: (err) => this.fire('stopped', err),
         rows: (batch) => this.onRows(batch),
-        position: (stream, token, before) => this.onPosition(stream, token, before),
+        position: (stream, token, before, instance) => this.onPosition(stream, token, before, instance),
         sync: (data) => this.fire('sync', data),
         forwarded: (cmd) => this.onForwarded(cmd),
         generation: (previous, current) => this.onGeneration(previous, current),
@@ -157,7 +157,7 @@ export abstract class ReplicationSession<E extends SessionEvents & Record<keyof 
   // ---------------------------------------------------------------- hooks
 
   protected abstract onRows(batch: RowBatch): void;
-  protected abstract onPosition(stream: string, token: number, before: number | null): void;
+  protected abstract onPosition(stream: string, token: number, before: number | null, instance?: string): void;
   protected onForwarded(_cmd: ClientActionCommand): void {}
   protected onGeneration(_previous: string | null, _current: string | null): void {}
   protected onOpen(): void {}

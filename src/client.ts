@@ -5,11 +5,19 @@
  */
 import { ReplicationSession, type SessionEvents, type SessionOptions } from './client-session.js';
 import type { RdataCommand } from './core/commands.js';
+import type { InstanceFollow } from './core/instance-follows.js';
 import type { RowBatch } from './core/row-batch.js';
 
 export interface ReplicationClientOptions extends SessionOptions {
   /** Streams to follow: names (from NOW), or name → token to start after. */
   streams?: readonly string[] | Readonly<Record<string, number | 'NOW'>>;
+  /**
+   * Streams of today's Synapse dialect to follow per writer instance
+   * (`instance: '*'` for every writer of the stream), from a gateway that
+   * follows a Synapse deployment (docs/client.md). A stream is followed
+   * either here or in `streams`, not both.
+   */
+  instances?: readonly InstanceFollow[];
   /** Users syncing on this worker now (USER_SYNC start on every connect). */
   syncingUsers?: readonly string[];
   /** Batches a stream() iterator holds before the client stops reading the socket (default 1000). */
@@ -31,16 +39,18 @@ interface StreamConsumer {
 }
 
 export interface ReplicationClientEvents extends SessionEvents {
-  /** The rows of one token; `rows[i].row()` decodes one. */
+  /** The rows of one token; `rows[i].row()` decodes one; `batch.instance` is their writer (null for a v1 stream). */
   rows: [stream: string, token: number, rows: readonly RdataCommand[], batch: RowBatch];
-  /** The stream is at token without new rows. */
-  position: [stream: string, token: number];
+  /** The stream (the instance's pair, for a stream followed per instance; else null) is at token without new rows. */
+  position: [stream: string, token: number, instance: string | null];
   /**
    * The server put the stream below where this client was (its log was wiped
    * or replaced, a new generation, or lost rows in a crash): rows from `token`
-   * on come again, under tokens this client may have seen with other rows. Also logged.
+   * on come again, under tokens this client may have seen with other rows.
+   * For a stream followed per instance: that writer restarted the stream from
+   * a lower token (a reset; `instance` names it, null for v1). Also logged.
    */
-  rewound: [stream: string, before: number, token: number];
+  rewound: [stream: string, before: number, token: number, instance: string | null];
   /**
    * With followGeneration: the gateway's log is another generation than on
    * the last connection (wiped or replaced; null: a log without one). Its
@@ -63,6 +73,7 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
     const now = Date.now();
     if (isNameList(streams)) for (const s of streams) this.conn.follow(s, undefined, now);
     else for (const [s, from] of Object.entries(streams)) this.conn.follow(s, from, now);
+    for (const f of options.instances ?? []) this.conn.followInstance(f.stream, f.instance, f.from, now);
     for (const u of options.syncingUsers ?? []) this.conn.userSync(u, true, now);
   }
 
@@ -72,6 +83,21 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
    */
   follow(stream: string, from?: number | 'NOW'): void {
     this.conn.follow(stream, from, Date.now());
+  }
+
+  /**
+   * Follows writer `instance` of `stream` in today's Synapse dialect, or
+   * every writer with '*' (new ones included), after token `from` (or 'NOW');
+   * without `from`, a pair already followed keeps its position. Rows come
+   * with `batch.instance`; positions are kept per (stream, instance).
+   */
+  followInstance(stream: string, instance: string, from?: number | 'NOW'): void {
+    this.conn.followInstance(stream, instance, from, Date.now());
+  }
+
+  /** The last token per (stream, instance) of the streams followed per instance: `{ events: { event_persister1: 1040 } }`. */
+  instancePositions(): Record<string, Record<string, number | null>> {
+    return this.conn.instancePositions();
   }
 
   /** The gateway's log generation as last answered (null: none); undefined until one is, or without followGeneration. */
@@ -106,14 +132,19 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
   }
 
   /**
-   * The batches of `stream` as an async iterator (following it if not yet).
+   * The batches of `stream` as an async iterator (following it if not yet;
+   * for a stream followed per instance, the batches of all its followed writers).
    * Each iterator holds up to maxBufferedBatches undelivered batches; past
    * that the client stops reading the socket until the consumer catches up
    * (the server then buffers, and may drop a far-behind client, which
    * reconnects and resumes). It ends when the client is closed or the loop breaks.
    */
   stream(stream: string, from?: number | 'NOW'): AsyncIterableIterator<RowBatch> {
-    this.follow(stream, from);
+    if (this.conn.followsInstances(stream)) {
+      if (from !== undefined) throw new TypeError(`stream ${stream} is followed per instance: give its token to followInstance, not stream()`);
+    } else {
+      this.follow(stream, from);
+    }
     const consumer: StreamConsumer = { batches: [], wake: null, paused: false, done: false };
     let set = this.consumers.get(stream);
     if (set === undefined) this.consumers.set(stream, (set = new Set()));
@@ -159,12 +190,16 @@ export class ReplicationClient extends ReplicationSession<ReplicationClientEvent
     }
   }
 
-  protected onPosition(stream: string, token: number, before: number | null): void {
+  protected onPosition(stream: string, token: number, before: number | null, instance?: string): void {
     if (before !== null && token < before) {
-      this.log.warn({ stream, before, token }, 'the server went back on this stream (its log was wiped, replaced or lost rows): following it from its head');
-      this.emit('rewound', stream, before, token);
+      if (instance === undefined) {
+        this.log.warn({ stream, before, token }, 'the server went back on this stream (its log was wiped, replaced or lost rows): following it from its head');
+      } else {
+        this.log.warn({ stream, instance, before, token }, 'the writer restarted this stream from a lower token (a reset): following it from there');
+      }
+      this.emit('rewound', stream, before, token, instance ?? null);
     }
-    this.emit('position', stream, token);
+    this.emit('position', stream, token, instance ?? null);
   }
 
   protected override onGeneration(previous: string | null, current: string | null): void {

@@ -15,6 +15,7 @@ export {
 } from './relay.js';
 export { ReplicationClient, type ReplicationClientOptions, type ReplicationClientEvents } from './client.js';
 export type { SessionOptions, SessionEvents } from './client-session.js';
+export type { InstanceFollow } from './core/instance-follows.js';
 export { ReplicationWriter, type ReplicationWriterOptions, type ReplicationWriterEvents } from './writer.js';
 export type { BackoffOptions } from './core/backoff.js';
 export type { ClientTransport, TransportEvents, TransportFactory } from './core/client-transport.js';

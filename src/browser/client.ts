@@ -16,6 +16,7 @@
  */
 import type { BackoffOptions } from '../core/backoff.js';
 import type { TransportFactory } from '../core/client-transport.js';
+import type { InstanceFollow } from '../core/instance-follows.js';
 import type { RowBatch } from '../core/row-batch.js';
 import { SessionLoop } from '../core/session-loop.js';
 import { systemScheduler } from '../bindings/system-scheduler.js';
@@ -26,6 +27,11 @@ export interface BrowserClientOptions {
   url?: string;
   /** Streams to follow: names (from NOW), or name -> token to start after. */
   streams?: readonly string[] | Readonly<Record<string, number | 'NOW'>>;
+  /**
+   * Streams of today's Synapse dialect, per writer instance ('*': every
+   * writer), from a gateway following a Synapse deployment; not also in `streams`.
+   */
+  instances?: readonly InstanceFollow[];
   /** Sent as AUTH on every connect. */
   auth?: string;
   /** Sent as NAME. */
@@ -45,6 +51,8 @@ export interface BrowserClientOptions {
 
 export interface RowsEvent {
   stream: string;
+  /** The writer of a stream followed per instance; null for a v1 stream. */
+  instance: string | null;
   token: number;
   /** The rows' values. */
   rows: unknown[];
@@ -53,7 +61,8 @@ export interface RowsEvent {
 
 export interface ClientEvents {
   rows: (event: RowsEvent) => void;
-  position: (event: { stream: string; token: number }) => void;
+  /** `instance`: as in RowsEvent; a token below the pair's last one is that writer's reset. */
+  position: (event: { stream: string; instance: string | null; token: number }) => void;
   connected: (event: { serverName: string }) => void;
   disconnected: (event: { reason: string; retryInMs: number }) => void;
   /** ERROR from the server (a refusal with its own code, else REMOTE_ERROR), a wrong remote, a ping timeout, bad input. */
@@ -103,8 +112,8 @@ export class ReplicationClient {
         disconnected: (reason, retryInMs) => this.emit('disconnected', { reason, retryInMs }),
         error: (err) => this.emit('error', { code: err.code, message: err.message }),
         stopped: (err) => this.emit('stopped', { code: err.code, message: err.message }),
-        rows: (batch) => this.emit('rows', { stream: batch.stream, token: batch.token, rows: batch.values(), batch }),
-        position: (stream, token) => this.emit('position', { stream, token }),
+        rows: (batch) => this.emit('rows', { stream: batch.stream, instance: batch.instance, token: batch.token, rows: batch.values(), batch }),
+        position: (stream, token, _before, instance) => this.emit('position', { stream, instance: instance ?? null, token }),
         generation: (previous, current) => this.emit('generation', { previous, current }),
       },
     });
@@ -112,6 +121,7 @@ export class ReplicationClient {
     const now = Date.now();
     if (Array.isArray(streams)) for (const s of streams as readonly string[]) this.loop.conn.follow(s, undefined, now);
     else for (const [s, from] of Object.entries(streams as Record<string, number | 'NOW'>)) this.loop.conn.follow(s, from, now);
+    for (const f of options.instances ?? []) this.loop.conn.followInstance(f.stream, f.instance, f.from, now);
   }
 
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): this {
@@ -135,9 +145,19 @@ export class ReplicationClient {
     this.loop.conn.follow(stream, from, Date.now());
   }
 
+  /** Follows writer `instance` of `stream` (or every writer: '*') after `from` (or NOW), as the Node client's followInstance. */
+  followInstance(stream: string, instance: string, from?: number | 'NOW'): void {
+    this.loop.conn.followInstance(stream, instance, from, Date.now());
+  }
+
   /** The last token delivered per stream (a batch's token, or a POSITION), null before any. */
   positions(): Record<string, number | null> {
     return this.loop.conn.positions();
+  }
+
+  /** The last token per (stream, instance) of the streams followed per instance. */
+  instancePositions(): Record<string, Record<string, number | null>> {
+    return this.loop.conn.instancePositions();
   }
 
   get connected(): boolean {

@@ -2,13 +2,16 @@
  * `replication-gateway tail`: follows streams and prints every row as one
  * JSON line on stdout, `{"stream":"events","token":12,"row":[...]}` (a
  * batch's rows all carry its token). The row is the server's JSON bytes,
- * spliced in unparsed. Connection events go to stderr as pino JSON lines.
+ * spliced in unparsed. With `--instance` the streams are followed per writer
+ * instance (today's Synapse dialect, from a gateway following a Synapse
+ * deployment) and each line also says `"instance"`. Connection events go to stderr as pino JSON lines.
  * Reconnects and resumes until SIGINT or SIGTERM (exit 0), the reader of
  * stdout leaving (exit 0), or a refusal retrying cannot cure (exit 2).
  */
 import { destination, pino } from 'pino';
 import { ReplicationClient } from '../client.js';
 import type { ProtocolError } from '../core/errors.js';
+import { isInstanceWord } from '../core/instance-follows.js';
 import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
 import { parseReplicateFrom } from '../core/token-text.js';
 import { clientTls, parseCommandLine, parseConnect, TLS_OPTIONS, tlsHelp, usageError } from './client-args.js';
@@ -16,6 +19,7 @@ import { clientTls, parseCommandLine, parseConnect, TLS_OPTIONS, tlsHelp, usageE
 const OPTIONS = {
   connect: { type: 'string' },
   stream: { type: 'string', multiple: true },
+  instance: { type: 'string', multiple: true },
   'server-name': { type: 'string' },
   name: { type: 'string', default: 'replication-gateway-tail' },
   auth: { type: 'string' },
@@ -27,7 +31,8 @@ const OPTIONS = {
 const HELP = `usage: replication-gateway tail --connect HOST:PORT --stream NAME[:TOKEN] ... [options]
 
 Prints each row of the streams as a JSON line {"stream":..,"token":..,"row":..}
-on stdout; connection events go to stderr. Resumes across drops; exits 0 on
+on stdout ({"stream":..,"instance":..,"token":..,"row":..} with --instance);
+connection events go to stderr. Resumes across drops; exits 0 on
 SIGINT or SIGTERM, or when the reader of stdout leaves (tail | head); exits 2
 when the server refuses it (a bad --auth, an unknown or forbidden stream, a
 wrong --server-name): retrying would not help.
@@ -35,6 +40,8 @@ wrong --server-name): retrying would not help.
 options:
   --connect HOST:PORT     the server to follow (required; no default)
   --stream NAME[:TOKEN]   a stream to follow, after TOKEN (default: from NOW); repeatable, at least one
+  --instance NAME|*       follow the streams per writer instance, this one or * for all; repeatable (default: none)
+                          (today's Synapse dialect, from a gateway started with --synapse-redis)
   --server-name N         insist on this SERVER name (default: accept any)
   --name N                the NAME sent to the server (default: replication-gateway-tail)
   --auth TOKEN            send AUTH TOKEN first (default: none; a Synapse master knows no AUTH)
@@ -49,6 +56,12 @@ export async function run(argv: string[]): Promise<number> {
   if (values.stream === undefined || values.stream.length === 0) return usageError('tail', 'give at least one --stream', HELP);
   const target = parseConnect(values.connect);
   if (typeof target === 'string') return usageError('tail', target, HELP);
+  const instanceNames = values.instance ?? [];
+  const badInstance = instanceNames.find((i) => !isInstanceWord(i));
+  if (badInstance !== undefined) return usageError('tail', `bad --instance ${JSON.stringify(badInstance)}: expected a writer instance's name, or *`, HELP);
+  if (instanceNames.includes('*') && instanceNames.length > 1) {
+    return usageError('tail', '--instance * already means every writer instance: give it alone, or name the instances', HELP);
+  }
   const streams: Record<string, number | 'NOW'> = {};
   for (const spec of values.stream) {
     const m = /^([^:\s]+)(?::(.*))?$/.exec(spec);
@@ -72,18 +85,21 @@ export async function run(argv: string[]): Promise<number> {
     name: values.name,
     serverName: values['server-name'],
     auth: values.auth,
-    streams,
+    ...(instanceNames.length === 0
+      ? { streams }
+      : { instances: Object.entries(streams).flatMap(([stream, from]) => instanceNames.map((instance) => ({ stream, instance, from }))) }),
     pingIntervalMs,
     pingTimeoutMs: pingIntervalMs * PING_TIMEOUT_INTERVALS,
     logger,
   });
   client.on('error', (err) => logger.warn({ code: err.code }, err.message));
-  client.on('position', (stream: string, token: number) => logger.info({ stream, token }, 'position'));
+  client.on('position', (stream, token, instance) => logger.info(instance === null ? { stream, token } : { stream, instance, token }, 'position'));
 
   const out = process.stdout;
   let waitingForDrain = false;
-  client.on('rows', (stream: string, token: number, rows: readonly { rowJson: Buffer }[]) => {
-    const head = `{"stream":${JSON.stringify(stream)},"token":${token},"row":`;
+  client.on('rows', (stream, token, rows, batch) => {
+    const instance = batch.instance === null ? '' : `"instance":${JSON.stringify(batch.instance)},`;
+    const head = `{"stream":${JSON.stringify(stream)},${instance}"token":${token},"row":`;
     const chunks: Buffer[] = [];
     for (const r of rows) chunks.push(Buffer.from(head), r.rowJson, CLOSE_LINE);
     if (!out.write(Buffer.concat(chunks)) && !waitingForDrain) {

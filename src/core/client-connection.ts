@@ -30,10 +30,15 @@
  * has come on a connection, rows at or below the stored token are dropped.
  * Before it (catch-up) rows are taken as they come, since Synapse's
  * account_data catch-up is not in token order.
+ *
+ * Streams followed per writer instance (today's Synapse dialect, served by a
+ * gateway: `REPLICATE <stream> <instance|*> <token|NOW>`) are kept by
+ * src/core/instance-follows.ts, which gets their RDATA and POSITION lines.
  */
 import { CLIENT_ACTION_COMMANDS, RdataCommand, type ClientActionCommand, type Command } from './commands.js';
 import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
+import { InstanceFollows } from './instance-follows.js';
 import { DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, keepAliveAction } from './keep-alive.js';
 import { LineScanner } from './line-scanner.js';
 import { RingQueue } from './ring-queue.js';
@@ -77,8 +82,10 @@ export interface ClientConnectionSink {
    * The stream is at `token`; `before` is where this client was (null before
    * any token). A token below `before` means the server went back: its log
    * was wiped or replaced (a new generation), or lost rows in a crash.
+   * `instance` names the writer of a stream followed per instance (a token
+   * below `before` is then that writer's reset).
    */
-  position(stream: string, token: number, before: number | null): void;
+  position(stream: string, token: number, before: number | null, instance?: string): void;
   /** The server sent ERROR (it usually closes next). */
   remoteError(message: string): void;
   sync(data: string): void;
@@ -118,6 +125,8 @@ export class ClientConnection {
     Pick<ClientConnectionOptions, 'name' | 'expectedServerName' | 'auth'>;
   private readonly scanner: LineScanner;
   private readonly streams = new Map<string, StreamState>();
+  /** Streams followed per writer instance (today's dialect). */
+  private readonly instances: InstanceFollows;
   private readonly syncingUsers = new Set<string>();
   private readonly queue: RingQueue;
   private state: State = 'disconnected';
@@ -152,6 +161,7 @@ export class ClientConnection {
       followGeneration: options.followGeneration ?? false,
     };
     this.queue = new RingQueue(this.options.maxQueuedCommands, this.options.maxQueuedBytes);
+    this.instances = new InstanceFollows(sink, this.options.maxBatchBytes);
     this.scanner = new LineScanner(
       {
         onLine: (buf, start, end) => this.onLine(buf, start, end),
@@ -206,6 +216,7 @@ export class ClientConnection {
       st.live = false;
       out.push(replicate(stream, st));
     }
+    for (const buf of this.instances.replicates()) out.push(buf);
     for (const userId of this.syncingUsers) {
       out.push(v1Text.encode({ name: 'USER_SYNC', userId, state: 'start', lastSyncMs: now }));
     }
@@ -225,6 +236,7 @@ export class ClientConnection {
     this.scanner.reset();
     // Rows of an unfinished batch were never delivered: the resume sends them again.
     for (const st of this.streams.values()) st.batch.clear();
+    this.instances.disconnected();
   }
 
   /** Keep-alive (PROTOCOL.md, Keep-alive): PING after a quiet interval, give up after the timeout. */
@@ -257,6 +269,7 @@ export class ClientConnection {
    * While connected the REPLICATE goes at once and replaces the old subscription.
    */
   follow(stream: string, from: number | 'NOW' | undefined, now: number): void {
+    if (this.instances.has(stream)) throw mixedFollow(stream);
     let st = this.streams.get(stream);
     if (st !== undefined && from === undefined) return;
     if (st === undefined || from !== undefined) {
@@ -265,6 +278,16 @@ export class ClientConnection {
       this.streams.set(stream, st);
     }
     if (this.state === 'open') this.writeNow([replicate(stream, st)], now);
+  }
+
+  /**
+   * Follows one writer `instance` of `stream`, or every one ('*'), in
+   * today's dialect (src/core/instance-follows.ts); `from` as for follow().
+   */
+  followInstance(stream: string, instance: string, from: number | 'NOW' | undefined, now: number): void {
+    if (this.streams.has(stream)) throw mixedFollow(stream);
+    const lines = this.instances.follow(stream, instance, from);
+    if (lines.length > 0 && this.state === 'open') this.writeNow(lines, now);
   }
 
   /** Follows `stream` from NOW on every connect: the POSITION is the server's head (a writer's view). */
@@ -315,6 +338,16 @@ export class ClientConnection {
     return out;
   }
 
+  /** Whether `stream` is followed per writer instance. */
+  followsInstances(stream: string): boolean {
+    return this.instances.has(stream);
+  }
+
+  /** The token each followed (stream, instance) pair has reached, per stream then instance. */
+  instancePositions(): Record<string, Record<string, number | null>> {
+    return this.instances.positions();
+  }
+
   /** Sends nothing more and asks the binding to close (the caller is done). */
   close(): void {
     if (this.state === 'open') this.state = 'closing';
@@ -324,6 +357,14 @@ export class ClientConnection {
 
   private onLine(buf: Buffer, start: number, end: number): void {
     if (this.state !== 'open') return; // a close is under way: the rest of the chunk is moot
+    if (this.instances.size > 0 && this.instances.claims(buf, start, end)) {
+      try {
+        this.instances.line(buf, start, end);
+      } catch (err) {
+        this.fail(err as ProtocolError);
+      }
+      return;
+    }
     let cmd: Command;
     try {
       // A writer also takes the client actions its gateway passes on; anyone else gets them as errors.
@@ -470,6 +511,10 @@ function newStream(from: number | 'NOW', fromNow: boolean): StreamState {
     live: false,
     batch: new RowCollector(),
   };
+}
+
+function mixedFollow(stream: string): TypeError {
+  return new TypeError(`stream ${stream} is followed both as a v1 stream and per writer instance: choose one (follow or followInstance)`);
 }
 
 function replicate(stream: string, st: StreamState): Buffer {

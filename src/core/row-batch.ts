@@ -7,7 +7,8 @@
  *
  * Rows stay bytes: `rows[i].row()` parses one, `values()` parses all, and
  * `line(i)` is the received line itself (a view, no LF), for a relay that
- * forwards it unchanged.
+ * forwards it unchanged. Rows of today's Synapse dialect name their writer
+ * (`RDATA events event_persister1 1040 [...]`): `instance` is it, null for v1.
  */
 import type { RdataCommand } from './commands.js';
 
@@ -20,6 +21,8 @@ export class RowBatch {
     private readonly lineBufs: readonly Buffer[],
     private readonly lineStarts: readonly number[],
     private readonly lineEnds: readonly number[],
+    /** The writer instance of today's dialect; null for a v1 stream. */
+    readonly instance: string | null = null,
   ) {}
 
   /** Every row's value, parsed now. */
@@ -61,10 +64,10 @@ export class RowCollector {
   }
 
   /** The collected rows from index `from` on, as one batch; the collector is empty afterwards. */
-  take(stream: string, token: number, from = 0): RowBatch {
+  take(stream: string, token: number, from = 0, instance: string | null = null): RowBatch {
     const batch =
       from === 0
-        ? new RowBatch(stream, token, this.rows, this.bufs, this.starts, this.ends)
+        ? new RowBatch(stream, token, this.rows, this.bufs, this.starts, this.ends, instance)
         : new RowBatch(
             stream,
             token,
@@ -72,6 +75,7 @@ export class RowCollector {
             this.bufs.slice(from),
             this.starts.slice(from),
             this.ends.slice(from),
+            instance,
           );
     this.clear();
     return batch;

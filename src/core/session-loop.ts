@@ -55,8 +55,8 @@ export interface SessionLoopEvents {
   /** A refusal stopped the loop (onRefused 'stop'): no more connections; `closed` follows. */
   stopped?(err: ProtocolError): void;
   rows(batch: RowBatch): void;
-  /** As ClientConnectionSink.position: `before` above `token` means the server went back. */
-  position(stream: string, token: number, before: number | null): void;
+  /** As ClientConnectionSink.position: `before` above `token` means the server (or the `instance`) went back. */
+  position(stream: string, token: number, before: number | null, instance?: string): void;
   sync?(data: string): void;
   /** A client command the gateway forwarded (a writer's connection only). */
   forwarded?(cmd: ClientActionCommand): void;
@@ -139,7 +139,7 @@ export class SessionLoop {
           this.events.connected(serverName);
         },
         rows: (batch) => this.events.rows(batch),
-        position: (stream, token, before) => this.events.position(stream, token, before),
+        position: (stream, token, before, instance) => this.events.position(stream, token, before, instance),
         remoteError: (message) => {
           this.log?.warn({ message }, 'replication server sent ERROR');
           const refused = accessRefusal(message);

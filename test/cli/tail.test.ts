@@ -8,6 +8,7 @@ import { ReplicationServer } from '../../src/server.js';
 import { JsonLineLog } from '../support/json-line-log.js';
 import { projectRoot } from '../support/project-root.js';
 import { startCuttableProxy } from '../support/cuttable-proxy.js';
+import { TodayPeer } from '../support/today-peer.js';
 
 const BIN = path.join(projectRoot(), 'bin', 'replication-gateway.js');
 
@@ -121,7 +122,7 @@ test('--help lists every option with its default', async () => {
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   const code = await new Promise((resolve) => child.on('close', resolve));
   assert.equal(code, 0);
-  for (const opt of ['--connect', '--stream', '--server-name', '--name', '--auth', '--ping-interval-ms']) {
+  for (const opt of ['--connect', '--stream', '--instance', '--server-name', '--name', '--auth', '--ping-interval-ms']) {
     const line = stdout.split('\n').find((l) => l.trimStart().startsWith(`${opt} `));
     assert.match(line ?? '', /default/, `${opt} is listed with its default`);
   }
@@ -137,5 +138,52 @@ test('refuses a --stream token the wire would refuse, naming it, with exit code 
     const code = await new Promise((resolve) => child.on('close', resolve));
     assert.equal(code, 2, spec);
     assert.ok(stderr.includes(`bad --stream "${spec}": expected NAME or NAME:TOKEN`), `${spec}: ${stderr}`);
+  }
+});
+
+test('--instance follows a stream per writer: each JSON line says its instance, and a drop loses and doubles nothing', { timeout: 20_000 }, async (t) => {
+  const peer = await TodayPeer.start();
+  t.after(() => peer.close());
+  peer.append('events', 'event_persister1', 1031, ['{"n":1}']);
+  peer.append('events', 'event_persister2', 1032, ['{"n":2}', '{"n":3}']);
+  const child = spawn(
+    process.execPath,
+    [BIN, 'tail', '--connect', `127.0.0.1:${peer.port}`, '--stream', 'events:1030', '--instance', '*', '--ping-interval-ms', '200'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => void child.kill('SIGKILL'));
+  const out = new JsonLineLog<TailLine & { instance: string }>('tail stdout');
+  out.attach(child.stdout);
+  const err = new JsonLineLog<{ msg: string; instance?: string }>('tail stderr');
+  err.attach(child.stderr);
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  await out.waitFor((l) => l.token === 1032 && (l.row as { n: number }).n === 3, 10_000, 'the batch of event_persister2');
+  peer.cut();
+  await err.waitFor((l) => l.msg === 'replication connection lost', 10_000, 'the drop logged');
+  peer.append('events', 'event_persister1', 1033, ['{"n":4}']);
+  await out.waitFor((l) => l.token === 1033, 10_000, 'the row after the drop');
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.deepEqual(out.all(), [
+    { stream: 'events', instance: 'event_persister1', token: 1031, row: { n: 1 } },
+    { stream: 'events', instance: 'event_persister2', token: 1032, row: { n: 2 } },
+    { stream: 'events', instance: 'event_persister2', token: 1032, row: { n: 3 } },
+    { stream: 'events', instance: 'event_persister1', token: 1033, row: { n: 4 } },
+  ]);
+  assert.ok(err.all().some((l) => l.msg === 'position' && l.instance === 'event_persister2'), 'positions are logged with their instance');
+  assert.deepEqual(
+    peer.received.map((lines) => lines.filter((l) => l.startsWith('REPLICATE'))),
+    [['REPLICATE events * 1030'], ['REPLICATE events * 0', 'REPLICATE events event_persister1 1031', 'REPLICATE events event_persister2 1032']],
+  );
+});
+
+test('--instance with a bad name, or * beside names, is a usage error (exit 2)', { timeout: 20_000 }, async () => {
+  for (const [args, problem] of [
+    [['--instance', 'a b'], 'bad --instance "a b"'],
+    [['--instance', '*', '--instance', 'event_persister1'], '--instance * already means every writer instance'],
+  ] as const) {
+    const { code, stderr } = await runTail(['--connect', '127.0.0.1:9', '--stream', 'events', ...args]);
+    assert.equal(code, 2, stderr);
+    assert.ok(stderr.includes(problem), stderr);
   }
 });

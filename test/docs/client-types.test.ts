@@ -12,6 +12,10 @@ export function mistakesTheCompilerCatches(client: ReplicationClient, writer: Re
   client.on('rowz', () => {});
   // @ts-expect-error: 'position' gives (stream: string, token: number)
   client.on('position', (stream: number) => void stream);
+  // @ts-expect-error: 'position' gives the instance as string | null (null: a v1 stream)
+  client.on('position', (stream: string, token: number, instance: string) => void [stream, token, instance]);
+  // @ts-expect-error: the browser client's position event has `instance`, not `writer`
+  page.on('position', ({ writer }: { writer: string }) => void writer);
   // @ts-expect-error: a writer has no 'rows' event
   writer.on('rows', () => {});
   // @ts-expect-error: the browser client has no 'rowz' event either

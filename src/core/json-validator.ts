@@ -7,11 +7,16 @@
  *     RDATA events 6 ["$ev:hs",                                        unexpected end of the row at byte 9
  *     RDATA events 7 not-json                                          unexpected 'n' at byte 0
  *
+ * Two checkers give the same answers: a WebAssembly scanner says yes or no
+ * (json-scanner-wasm.ts: ~3x this file's loop, docs/benchmarks.md M5), and
+ * the byte checker here says why a row it refused is not JSON.
+ *
  * UTF-8 is the line scanner's check, so bytes from 0x80 inside strings are
  * passed over here. Nesting is bounded (a subscriber's parser recurses), and
  * the stack of open containers is one preallocated array: checking a row
  * allocates nothing.
  */
+import { WasmJsonScanner } from './json-scanner-wasm.js';
 
 /** Containers open at once in a row, at most: far beyond any Synapse row, well inside every parser's stack. */
 export const MAX_JSON_DEPTH = 256;
@@ -56,10 +61,44 @@ function failAt(index: number): number {
 }
 
 /**
- * One validator per reader (its stack is reused): `valid()` answers, and
- * after a false answer `errorAt` and `error` say where and why.
+ * One validator per reader (its memory is reused): `valid()` answers, and
+ * after a false answer `errorAt` and `error` say where and why. Rows of one
+ * buffer are copied into the scanner's memory once per 64 KiB: a reader that
+ * changes a buffer's bytes after a check calls `forget()` first.
  */
 export class JsonValidator {
+  private readonly scanner: WasmJsonScanner;
+  private readonly checker: JsonByteChecker;
+
+  constructor(readonly maxDepth = MAX_JSON_DEPTH) {
+    this.scanner = new WasmJsonScanner(maxDepth);
+    this.checker = new JsonByteChecker(maxDepth);
+  }
+
+  /** Whether `buf[start, end)` is exactly one JSON value, with optional whitespace around it. */
+  valid(buf: Buffer, start: number, end: number): boolean {
+    // The byte checker is asked only about refusals (rare): its answer, with its reason, stands.
+    return this.scanner.valid(buf, start, end) || this.checker.valid(buf, start, end);
+  }
+
+  /** The bytes of the buffers checked so far may change: the next check copies again. */
+  forget(): void {
+    this.scanner.forget();
+  }
+
+  /** After a failed check: the offset, from the text's start, of the first byte that cannot be JSON there (its length when the text ends too soon). */
+  get errorAt(): number {
+    return this.checker.errorAt;
+  }
+
+  /** Why the last check failed, as words for an ERROR line: `unexpected 'n' at byte 0`. */
+  get error(): string {
+    return this.checker.error;
+  }
+}
+
+/** The same check byte by byte in JavaScript, which also says where and why a text is not JSON. */
+export class JsonByteChecker {
   /** After a failed check: the offset, from the text's start, of the first byte that cannot be JSON there (its length when the text ends too soon). */
   errorAt = 0;
   private errorByte = -1;

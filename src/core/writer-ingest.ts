@@ -97,7 +97,7 @@ export class WriterIngest {
     if (run === null || run.log !== log || run.buf !== buf || run.end !== start || buf[end] !== LF) {
       return this.rowOutsideRun(stream, log, token, buf, start, end);
     }
-    // A run of this stream is open, so no batch of it is pending (endChunk sets those).
+    // A run of this stream is open, so no batch of it is pending (endRun sets those).
     if (token !== null) {
       const head = run.lastToken >= 0 ? run.lastToken : log.lastAppended;
       if (token <= head) throw tokenNotRising(stream, token, head);
@@ -112,7 +112,7 @@ export class WriterIngest {
       if (token <= head) throw tokenNotRising(stream, token, head);
     }
     // A run this line cannot extend ends first: a batch tail it holds becomes pending, which this line must join.
-    if (this.run !== null) this.endChunk();
+    if (this.run !== null) this.endRun();
     if (this.pendingBatches.has(stream) || buf[end] !== LF) {
       this.rowApart(stream, log, token, lineWithLf(buf, start, end));
       return;
@@ -153,7 +153,7 @@ export class WriterIngest {
 
   /** A POSITION: an advance without rows, stored for catch-up. */
   position(stream: string, token: number): void {
-    this.endChunk();
+    this.endRun();
     const log = this.logOf(stream);
     if (this.pendingBatches.has(stream)) {
       throw new ProtocolError('BAD_ARGUMENT', `POSITION ${stream} inside a batch: a batch ends with a numbered RDATA`);
@@ -163,12 +163,18 @@ export class WriterIngest {
     if (token > head) this.append(log, advanceEntry(token));
   }
 
+  /** The chunk is done: its run is stored, and its bytes may change from now on (the validator copies the next chunk's). */
+  endChunk(): void {
+    this.endRun();
+    this.json.forget();
+  }
+
   /**
-   * The chunk is done (or the next line cannot extend the run): stores the
+   * The chunk is done, or the next line cannot extend the run: stores the
    * run's complete groups now, so rows go out this tick; a trailing batch
    * tail waits for its numbered row. A run never outlives its chunk.
    */
-  endChunk(): void {
+  private endRun(): void {
     const run = this.run;
     if (run === null) return;
     this.run = null;
@@ -198,7 +204,7 @@ export class WriterIngest {
 
   /** The connection closes: rows already validated in this chunk are kept; an unfinished batch is not. */
   close(): void {
-    this.endChunk();
+    this.endRun();
     this.pendingBatches.clear();
   }
 
@@ -214,7 +220,7 @@ export class WriterIngest {
       run.end = run.committedEnd;
       run.lines = run.committedLines;
     }
-    this.endChunk();
+    this.endRun();
     this.pendingBatches.delete(stream);
     const which = token === null ? `batch row of ${stream}` : `row of ${stream} at token ${token}`;
     throw new ProtocolError(
@@ -240,7 +246,7 @@ export class WriterIngest {
   /** A row that cannot extend a run (a batch spanning chunks, a CR line): stored on its own. */
   private rowApart(stream: string, log: StreamLog, token: number | null, line: Buffer): void {
     // Ending the run first: a batch tail it holds for this stream becomes pending, and this line joins it.
-    this.endChunk();
+    this.endRun();
     const batch = this.pendingBatches.get(stream) ?? { parts: [], lines: 0 };
     batch.parts.push(line);
     batch.lines++;

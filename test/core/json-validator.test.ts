@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { JsonValidator, MAX_JSON_DEPTH } from '../../src/core/json-validator.js';
+import { WasmJsonScanner } from '../../src/core/json-scanner-wasm.js';
+import { JsonByteChecker, JsonValidator, MAX_JSON_DEPTH } from '../../src/core/json-validator.js';
 
 /** Why `buf[start, end)` is not JSON, or null when it is. */
 function jsonError(buf: Buffer, start = 0, end = buf.length, validator = new JsonValidator()): string | null {
@@ -23,6 +24,18 @@ function valid(text: string): boolean {
   return validator.valid(buf, 0, buf.length);
 }
 
+interface Checker {
+  valid(buf: Buffer, start: number, end: number): boolean;
+  forget?(): void;
+}
+
+/** The validator, and each of the two checkers it combines alone (it would hide a scanner that refuses too much): all answer as JSON.parse does. */
+const CHECKERS: [string, Checker][] = [
+  ['validator', validator],
+  ['WebAssembly scanner', new WasmJsonScanner(MAX_JSON_DEPTH)],
+  ['byte checker', new JsonByteChecker()],
+];
+
 const VALID = [
   '0', '-0', '1', '-1', '10', '123456789012345678901234567890', '1.5', '-0.0', '0e0', '0E+1', '1e-7', '2.5E10', '1.0e+308',
   '""', '"a"', '" "', '"\\""', '"\\\\"', '"\\/"', '"\\b\\f\\n\\r\\t"', '"\\u0000"', '"\\uD83D\\uDE00"', '"\\uabcdEF01"',
@@ -39,16 +52,20 @@ const INVALID = [
   '{a:1}', '{"a" 1}', '{"a":1 "b":2}', '{1:2}', '{"a":1]', '[1}', '[1] x', '{"a":1}}', '[true false]', '\x00', '[\x01]',
 ];
 
-test('accepts every JSON text of the table and refuses every other', () => {
-  for (const text of VALID) {
-    assert.equal(parses(text), true, `JSON.parse agrees ${JSON.stringify(text)} is valid`);
-    assert.equal(valid(text), true, `valid: ${JSON.stringify(text)}`);
-  }
-  for (const text of INVALID) {
-    assert.equal(parses(text), false, `JSON.parse agrees ${JSON.stringify(text)} is invalid`);
-    assert.equal(valid(text), false, `invalid: ${JSON.stringify(text)}`);
-  }
-});
+for (const [name, checker] of CHECKERS) {
+  test(`${name}: accepts every JSON text of the table and refuses every other`, () => {
+    for (const text of VALID) {
+      assert.equal(parses(text), true, `JSON.parse agrees ${JSON.stringify(text)} is valid`);
+      const buf = Buffer.from(text);
+      assert.equal(checker.valid(buf, 0, buf.length), true, `valid: ${JSON.stringify(text)}`);
+    }
+    for (const text of INVALID) {
+      assert.equal(parses(text), false, `JSON.parse agrees ${JSON.stringify(text)} is invalid`);
+      const buf = Buffer.from(text);
+      assert.equal(checker.valid(buf, 0, buf.length), false, `invalid: ${JSON.stringify(text)}`);
+    }
+  });
+}
 
 test('checks only the range it is given, wherever it lies in the buffer', () => {
   const buf = Buffer.from('RDATA events 5 ["a",1]\nRDATA events 6 ["b"\n');
@@ -75,15 +92,19 @@ test('says what it found and where, counting bytes from the start of the row', (
 
 test('finds a quote, backslash or control character at any place in a long string, at any alignment', () => {
   const memory = Buffer.alloc(64);
-  for (const special of ['"', '\\', '\x00', '\x1f', '\t']) {
-    for (let at = 0; at < 24; at++) {
-      const body = 'x'.repeat(at) + special + 'y'.repeat(24 - at);
-      const text = `["${body}"]`;
-      for (let shift = 0; shift < 4; shift++) {
-        memory.write(text, shift);
-        const ok = validator.valid(memory, shift, shift + Buffer.byteLength(text));
-        assert.equal(ok, parses(text), `${JSON.stringify(text)} at offset ${shift}`);
-        if (!ok) assert.equal(validator.errorAt, special === '"' || special === '\\' ? at + 3 : at + 2, JSON.stringify(text));
+  for (const [name, checker] of CHECKERS) {
+    for (const special of ['"', '\\', '\x00', '\x1f', '\t', '\x7f', 'é']) {
+      for (let at = 0; at < 40; at++) {
+        const body = 'x'.repeat(at) + special + 'y'.repeat(40 - at);
+        const text = `["${body}"]`;
+        for (let shift = 0; shift < 4; shift++) {
+          // The same buffer, new bytes: forget() says so.
+          memory.write(text, shift);
+          checker.forget?.();
+          const ok = checker.valid(memory, shift, shift + Buffer.byteLength(text));
+          assert.equal(ok, parses(text), `${name}: ${JSON.stringify(text)} at offset ${shift}`);
+          if (!ok && checker === validator) assert.equal(validator.errorAt, special === '"' || special === '\\' ? at + 3 : at + 2, JSON.stringify(text));
+        }
       }
     }
   }
@@ -101,6 +122,14 @@ test('refuses nesting past its depth limit and accepts it up to the limit', () =
   assert.equal(jsonError(Buffer.from('[[[1]]]'), 0, 7, small), 'nested deeper than 2 arrays and objects at byte 2');
   // A failure does not leak into the next check.
   assert.equal(valid('[1]'), true);
+  for (const [name, checker] of CHECKERS) {
+    const [at, over] = [Buffer.from(atLimit), Buffer.from(past)];
+    assert.equal(checker.valid(at, 0, at.length), true, `${name} at the limit`);
+    assert.equal(checker.valid(over, 0, over.length), false, `${name} past the limit`);
+  }
+  const smallScanner = new WasmJsonScanner(2);
+  assert.equal(smallScanner.valid(Buffer.from('[{"a":1}]'), 0, 9), true);
+  assert.equal(smallScanner.valid(Buffer.from('[[[1]]]'), 0, 7), false);
 });
 
 /** Any JSON value, including strings of control characters, escapes and astral characters. */
@@ -129,10 +158,12 @@ const mutated = fc
     return out.join('');
   });
 
+/** Every checker answers as JSON.parse does. */
 function agreesWithJsonParse(text: string): void {
   // Bytes as the scanner hands them over: valid UTF-8 (a lone surrogate became U+FFFD, as JSON.parse of the bytes would see).
   const buf = Buffer.from(text, 'utf8');
-  assert.equal(validator.valid(buf, 0, buf.length), parses(buf.toString('utf8')), `for ${JSON.stringify(text)}`);
+  const expected = parses(buf.toString('utf8'));
+  for (const [name, checker] of CHECKERS) assert.equal(checker.valid(buf, 0, buf.length), expected, `${name} for ${JSON.stringify(text)}`);
 }
 
 test('agrees with JSON.parse on every JSON value stringified', () => {
@@ -145,4 +176,25 @@ test('agrees with JSON.parse on random mutations of JSON values', () => {
 
 test('agrees with JSON.parse on short strings of JSON characters', () => {
   fc.assert(fc.property(fc.array(mutationChar, { maxLength: 12 }).map((cs) => cs.join('')), agreesWithJsonParse), { numRuns: 5000 });
+});
+
+test('agrees with JSON.parse on the rows of a buffer of many, checked in order and backwards', () => {
+  // Past the scanner's 64 KiB window, with a row longer than a window and rows that are not JSON among them.
+  const rows = fc.sample(fc.oneof(anyJson, mutated), { numRuns: 3000, seed: 15 });
+  rows.splice(1500, 0, JSON.stringify(['x'.repeat(200_000), 1]), `["${'y'.repeat(70_000)}`);
+  const lines = rows.map((r) => `RDATA events 1 ${r}\n`).join('');
+  const buf = Buffer.from(lines, 'utf8');
+  const ranges: [number, number, boolean][] = [];
+  for (let start = 0; start < buf.length; ) {
+    const end = buf.indexOf(0x0a, start);
+    const rowStart = start + 'RDATA events 1 '.length;
+    ranges.push([rowStart, end, parses(buf.toString('utf8', rowStart, end))]);
+    start = end + 1;
+  }
+  assert.equal(ranges.filter(([, , ok]) => !ok).length > 100, true, 'some rows are not JSON');
+  for (const order of [ranges, [...ranges].reverse()]) {
+    for (const [name, checker] of CHECKERS) {
+      for (const [start, end, ok] of order) assert.equal(checker.valid(buf, start, end), ok, `${name} at ${start}: ${buf.toString('utf8', start, Math.min(end, start + 80))}`);
+    }
+  }
 });

@@ -197,6 +197,19 @@ test('a row split across chunks is checked whole, and whitespace around the JSON
   assert.deepEqual(tokens(subscriber(h, 'REPLICATE events 0').t.take()), ['1', '2', 'P2']);
 });
 
+test('a chunk whose buffer is reused for the next read is checked on its new bytes', () => {
+  // A binding may hand over the same memory for each read: the validator must not answer from its copy of the last one.
+  const h = fakeHub();
+  const w = writer(h);
+  const chunk = Buffer.from('RDATA events 1 ["a"]\n');
+  w.conn.receive(chunk);
+  chunk.write('RDATA events 2 [1,,]\n');
+  w.conn.receive(chunk);
+  h.settle();
+  assert.deepEqual(w.t.take(), ["ERROR row of events at token 2 is not valid JSON: unexpected ',' at byte 3; nothing from it on was stored (events is at token 1)"]);
+  assert.equal(h.hub.stream('events')!.log.head, 1);
+});
+
 test('POSITION inside a batch is refused, and the batch is dropped', () => {
   const h = fakeHub();
   const w = writer(h);

@@ -12,27 +12,8 @@
  * row's end.
  */
 import { encodeModule, FunctionCode, OP, SIMD } from './wasm/assembler.js';
+import { BACKSLASH, CLOSE_ARRAY, COLON, COMMA, CR, DOT, LF, LOWER_A, LOWER_E, LOWER_U, MINUS, ONE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SLASH, SPACE, TAB, ZERO } from './json-bytes.js';
 
-const TAB = 0x09;
-const LF = 0x0a;
-const CR = 0x0d;
-const SPACE = 0x20;
-const QUOTE = 0x22;
-const PLUS = 0x2b;
-const COMMA = 0x2c;
-const MINUS = 0x2d;
-const DOT = 0x2e;
-const SLASH = 0x2f;
-const ZERO = 0x30;
-const ONE = 0x31;
-const COLON = 0x3a;
-const OPEN_ARRAY = 0x5b;
-const BACKSLASH = 0x5c;
-const CLOSE_ARRAY = 0x5d;
-const LOWER_A = 0x61;
-const LOWER_E = 0x65;
-const LOWER_U = 0x75;
-const OPEN_OBJECT = 0x7b;
 /** `}` is `]` + 0x20: the closer a container expects is CLOSE_ARRAY + (inObject << 5). */
 const OBJECT_CLOSER_SHIFT = 5;
 /** The words after their first letter is seen, as little-endian i32 loads: `true`, `alse`, `null`. */

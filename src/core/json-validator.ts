@@ -17,29 +17,10 @@
  * allocates nothing.
  */
 import { WasmJsonScanner } from './json-scanner-wasm.js';
+import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, CR, DOT, LF, LOWER_E, MINUS, NINE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SPACE, TAB, UPPER_E, ZERO } from './json-bytes.js';
 
 /** Containers open at once in a row, at most: far beyond any Synapse row, well inside every parser's stack. */
 export const MAX_JSON_DEPTH = 256;
-
-const TAB = 0x09;
-const LF = 0x0a;
-const CR = 0x0d;
-const SPACE = 0x20;
-const QUOTE = 0x22;
-const PLUS = 0x2b;
-const COMMA = 0x2c;
-const MINUS = 0x2d;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
-const COLON = 0x3a;
-const OPEN_ARRAY = 0x5b;
-const BACKSLASH = 0x5c;
-const CLOSE_ARRAY = 0x5d;
-const LOWER_E = 0x65;
-const UPPER_E = 0x45;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
 
 /** Bytes a string holds as they are: not a quote, a backslash or a control character. */
 const PLAIN_IN_STRING = new Uint8Array(256);

@@ -13,7 +13,7 @@ import type { WebSocketConstructor } from '../../src/browser/ws-transport.js';
 import { ReplicationClient, type RowBatch } from '../../src/index.js';
 import { startCuttableProxy } from '../support/cuttable-proxy.js';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
-import { loadRecording, synapsePublishes, todayRecordingsSkip, type Recording } from '../support/synapse-today.js';
+import { byPair, loadRecording, synapsePublishes, todayRecordingsSkip, type Recording } from '../support/synapse-today.js';
 import { LineClient, httpGet, killAllGateways, startGateway, type GatewayProcess } from './support/gateway-process.js';
 
 after(() => killAllGateways());
@@ -43,18 +43,6 @@ async function replay(gw: GatewayProcess, recording: Recording, publisher: Redis
     const { tokens } = await pairTokens(gw);
     return expected.every((x) => tokens.has(x));
   });
-}
-
-/** RDATA lines by `stream/instance`, in order. */
-function byPair(lines: readonly string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const l of lines) {
-    if (!l.startsWith('RDATA ')) continue;
-    const [, stream, instance] = l.split(' ');
-    const key = `${stream}/${instance}`;
-    out.set(key, [...(out.get(key) ?? []), l]);
-  }
-  return out;
 }
 
 /** What a client got: every delivered line, each batch as one delivery of the lines of one token. */

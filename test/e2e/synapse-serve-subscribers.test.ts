@@ -14,7 +14,7 @@ import { pack } from 'msgpackr';
 import { MSGPACK_PROTOCOL } from '../../src/bindings/ws-bridge.js';
 import { WsPeer } from '../bindings/ws-harness.js';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
-import { loadRecording, synapsePublishes, todayRecordingsSkip, type Recording } from '../support/synapse-today.js';
+import { byPair, loadRecording, synapsePublishes, todayRecordingsSkip, type Recording } from '../support/synapse-today.js';
 import { LineClient, httpGet, killAllGateways, startGateway, type GatewayProcess } from './support/gateway-process.js';
 
 after(() => killAllGateways());
@@ -76,19 +76,6 @@ async function replayInto(gw: GatewayProcess, recording: Recording, publisher: R
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
-
-/** The RDATA lines received, by `stream/instance` (today's form). */
-function byPair(lines: string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const l of lines) {
-    if (!l.startsWith('RDATA ')) continue;
-    const [, stream, instance] = l.split(' ');
-    const key = `${stream}/${instance}`;
-    out.set(key, [...(out.get(key) ?? []), l]);
-  }
-  return out;
-}
-
 
 async function waitFrames(peer: WsPeer, pred: (f: unknown[]) => boolean): Promise<void> {
   const deadline = Date.now() + 5_000;

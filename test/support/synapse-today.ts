@@ -82,3 +82,15 @@ export function publishes(r: Recording): PublishEvent[] {
 export function synapsePublishes(r: Recording): PublishEvent[] {
   return publishes(r).filter((e) => e.from.endsWith('/outbound'));
 }
+
+/** The RDATA lines received, by `stream/instance` (today's form), each pair's in order. */
+export function byPair(lines: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const l of lines) {
+    if (!l.startsWith('RDATA ')) continue;
+    const [, stream, instance] = l.split(' ');
+    const key = `${stream}/${instance}`;
+    out.set(key, [...(out.get(key) ?? []), l]);
+  }
+  return out;
+}

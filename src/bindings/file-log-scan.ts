@@ -13,6 +13,8 @@
  * reported with its offset.
  */
 
+import { startsWith } from '../core/bytes.js';
+
 const LF = 0x0a;
 const CR = 0x0d;
 const SPACE = 0x20;
@@ -157,13 +159,6 @@ function bad(reason: string): number {
   parsed.token = -1;
   parsed.reason = reason;
   return BAD;
-}
-
-function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  const n = prefix.length;
-  if (end - start < n) return false;
-  for (let i = 0; i < n; i++) if (buf[start + i] !== prefix[i]) return false;
-  return true;
 }
 
 /** Where the word at `from` ends (a space or `end`). */

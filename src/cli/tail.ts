@@ -11,7 +11,7 @@
 import { destination, pino } from 'pino';
 import { ReplicationClient } from '../client.js';
 import type { ProtocolError } from '../core/errors.js';
-import { isInstanceWord } from '../core/instance-follows.js';
+import { isInstanceWord } from '../core/synapse-name.js';
 import { PING_TIMEOUT_INTERVALS } from '../core/keep-alive.js';
 import { parseReplicateFrom } from '../core/token-text.js';
 import { clientTls, parseCommandLine, parseConnect, TLS_OPTIONS, tlsHelp, usageError } from './client-args.js';

@@ -21,12 +21,13 @@
  * first rows, if the gateway read them before the second line) and is
  * dropped; a POSITION below it is the writer's reset, and moves it down.
  */
+import { startsWith } from './bytes.js';
 import { RdataCommand } from './commands.js';
 import { parseTodayCommand, routeTodayRow, TodayRowRoute } from './dialects/synapse-today.js';
 import { internName, v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { RowCollector, type RowBatch } from './row-batch.js';
-import { SYNAPSE_NAME } from './synapse-name.js';
+import { isInstanceWord, SYNAPSE_NAME } from './synapse-name.js';
 
 /** A pair to follow: `instance` is a writer's name or '*' (every writer of the stream). */
 export interface InstanceFollow {
@@ -61,10 +62,6 @@ interface StreamState {
 }
 
 const SPACE = 0x20;
-/** Whether `name` can be the instance word of a REPLICATE line: a writer's name (the gateway's rule), or '*'. */
-export function isInstanceWord(name: string): boolean {
-  return name === '*' || SYNAPSE_NAME.test(name);
-}
 const RDATA_ = Buffer.from('RDATA ');
 const POSITION_ = Buffer.from('POSITION ');
 
@@ -179,13 +176,8 @@ export class InstanceFollows {
   private rdata(buf: Buffer, start: number, end: number): void {
     const r = this.route;
     routeTodayRow(buf, start, end, r);
-    const st = this.streams.get(r.stream)!;
-    let pair = st.pairs.get(r.instance);
-    if (pair === undefined) {
-      if (!st.every) return; // a writer not asked for: moot
-      pair = newPair('NOW');
-      st.pairs.set(r.instance, pair);
-    }
+    const pair = pairOf(this.streams.get(r.stream)!, r.instance);
+    if (pair === undefined) return;
     pair.batch.add(new RdataCommand(r.stream, r.token, buf, r.rowStart, end), buf, start, end);
     const token = r.token;
     if (token === null) {
@@ -205,13 +197,8 @@ export class InstanceFollows {
   private position(buf: Buffer, start: number, end: number): void {
     const cmd = parseTodayCommand(buf, start, end);
     if (cmd.name !== 'POSITION') throw new ProtocolError('BAD_ARGUMENT', 'expected POSITION <stream> <instance> <prev> <new>');
-    const st = this.streams.get(cmd.stream)!;
-    let pair = st.pairs.get(cmd.instance);
-    if (pair === undefined) {
-      if (!st.every) return;
-      pair = newPair('NOW');
-      st.pairs.set(cmd.instance, pair);
-    }
+    const pair = pairOf(this.streams.get(cmd.stream)!, cmd.instance);
+    if (pair === undefined) return;
     pair.batch.clear(); // a POSITION inside a batch: the batch never completes
     const before = pair.token;
     pair.token = cmd.newToken;
@@ -223,8 +210,9 @@ function newPair(from: number | 'NOW'): PairState {
   return { token: from === 'NOW' ? null : from, from, batch: new RowCollector() };
 }
 
-function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  if (end - start < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (buf[start + i] !== prefix[i]) return false;
-  return true;
+/** The pair a line of `instance` belongs to: a `*` stream takes in a writer it has not seen; otherwise undefined (not asked for). */
+function pairOf(st: StreamState, instance: string): PairState | undefined {
+  let pair = st.pairs.get(instance);
+  if (pair === undefined && st.every) st.pairs.set(instance, (pair = newPair('NOW')));
+  return pair;
 }

@@ -4,3 +4,8 @@
  * three-argument REPLICATE names them, so both hold to one rule.
  */
 export const SYNAPSE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** Whether `name` can be the instance word of a three-argument REPLICATE: a writer's name, or '*' (every writer). */
+export function isInstanceWord(name: string): boolean {
+  return name === '*' || SYNAPSE_NAME.test(name);
+}

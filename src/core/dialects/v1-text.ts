@@ -33,7 +33,7 @@ import {
 } from '../commands.js';
 import { RowRoute, type LineDialect } from '../dialect.js';
 import { ProtocolError } from '../errors.js';
-import { SYNAPSE_NAME } from '../synapse-name.js';
+import { isInstanceWord, SYNAPSE_NAME } from '../synapse-name.js';
 import { encodePosition, encodeRdata, encodeRdataRun } from './v1-row-lines.js';
 
 /** SENT_BY's answer for RDATA, looked up once: it is asked on every line. */
@@ -157,14 +157,12 @@ function parseReplicate(rest: string): Command {
     return { name, stream, token };
   }
   const instance = parts[1]!;
-  for (const [what, word] of [['stream', stream], ['instance', instance]] as const) {
-    if (what === 'instance' && word === '*') continue;
-    if (!SYNAPSE_NAME.test(word)) {
-      throw new ProtocolError(
-        'BAD_ARGUMENT',
-        `bad ${what} name ${printable(word)} in REPLICATE: expected letters, digits, '_', '.', '-' (REPLICATE <stream> <instance|*> <token|NOW>)`,
-      );
-    }
+  const bad = !SYNAPSE_NAME.test(stream) ? ['stream', stream] : !isInstanceWord(instance) ? ['instance', instance] : null;
+  if (bad !== null) {
+    throw new ProtocolError(
+      'BAD_ARGUMENT',
+      `bad ${bad[0]} name ${printable(bad[1]!)} in REPLICATE: expected letters, digits, '_', '.', '-' (REPLICATE <stream> <instance|*> <token|NOW>)`,
+    );
   }
   if (stream === 'ALL') throw new ProtocolError('BAD_ARGUMENT', 'REPLICATE ALL takes no instance: send REPLICATE ALL NOW');
   return { name, stream, instance, token };

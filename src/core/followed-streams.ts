@@ -26,22 +26,32 @@ import type { LogEntry, StreamLog } from './stream-log.js';
 import { failLive, fanOut, tooOld, type FallBehind, type Source, type Subscription, type Subscriptions } from './subscriptions.js';
 import type { Peer, SubscribeRequest } from './connection-host.js';
 
-/** One pair seen in one form: today's lines as stored, or v1 lines (the instance word dropped). */
+/** One pair seen in one form: today's lines as stored, or v1 lines (the instance word dropped); it reads the pair's current log. */
 class PairForm implements Source {
   readonly live = new Set<Subscription>();
   readonly tooOld = 'error';
   readonly present: ((chunks: Buffer[]) => Buffer[]) | undefined;
 
   constructor(
-    readonly name: string,
-    readonly instance: string,
-    public log: StreamLog,
+    private readonly pair: FollowedPair,
     readonly v1: boolean,
   ) {
     if (v1) {
-      const dropper = instanceDropper(name, instance);
-      this.present = (chunks) => chunks.map(dropper);
+      const drop = pair.dropInstance;
+      this.present = (chunks) => chunks.map(drop);
     }
+  }
+
+  get name(): string {
+    return this.pair.stream;
+  }
+
+  get instance(): string {
+    return this.pair.instance;
+  }
+
+  get log(): StreamLog {
+    return this.pair.log;
   }
 
   /** A v1 form is the stream's only one (a single writer); today's forms are one per pair. */
@@ -60,10 +70,11 @@ class PairForm implements Source {
 
 /** A (stream, instance) pair: the listener of its current log, fanning each stored entry out to both forms. */
 class FollowedPair {
+  /** Today's row lines of this pair as v1 lines, for both live entries and catch-up chunks. */
+  readonly dropInstance: (bytes: Buffer) => Buffer;
   readonly today: PairForm;
   /** Made when a v1 subscriber first asks for the stream, while it has this one writer. */
   v1: PairForm | null = null;
-  private readonly dropInstance: (bytes: Buffer) => Buffer;
 
   constructor(
     readonly stream: string,
@@ -71,21 +82,19 @@ class FollowedPair {
     public log: StreamLog,
     private readonly behind: FallBehind,
   ) {
-    this.today = new PairForm(stream, instance, log, false);
     this.dropInstance = instanceDropper(stream, instance);
+    this.today = new PairForm(this, false);
     this.listenTo(log);
   }
 
   /** The pair's next generation: its forms read `log` from now on. */
   replace(log: StreamLog): void {
     this.log = log;
-    this.today.log = log;
-    if (this.v1 !== null) this.v1.log = log;
     this.listenTo(log);
   }
 
   v1Form(): PairForm {
-    return (this.v1 ??= new PairForm(this.stream, this.instance, this.log, true));
+    return (this.v1 ??= new PairForm(this, true));
   }
 
   private listenTo(log: StreamLog): void {

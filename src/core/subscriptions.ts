@@ -209,9 +209,7 @@ export class Subscriptions implements FallBehind {
       if (source.tooOld === 'jump') return this.subscribeAtHead(peer, subs, source);
       throw source.tooOldError(token);
     }
-    const sub = new Subscription(peer, source, token);
-    subs.byKey.set(source.key, sub);
-    this.readFrom(subs, sub, cursor);
+    this.startCatchUp(subs, new Subscription(peer, source, token), cursor);
   }
 
   /** The peers holding a subscription to `source` (live or catching up). */
@@ -237,10 +235,7 @@ export class Subscriptions implements FallBehind {
       }
       peer.enqueue(source.positionLine(log.oldest), 1, 'POSITION');
       const cursor = log.cursorAfter(log.oldest);
-      if (!peer.open || cursor === null) continue;
-      const sub = new Subscription(peer, source, log.oldest);
-      subs.byKey.set(source.key, sub);
-      this.readFrom(subs, sub, cursor);
+      if (peer.open && cursor !== null) this.startCatchUp(subs, new Subscription(peer, source, log.oldest), cursor);
     }
   }
 
@@ -266,6 +261,12 @@ export class Subscriptions implements FallBehind {
   }
 
   /** Makes `sub` a catch-up reading from `cursor` (or once the log answers it), after the connection's earlier ones. */
+  /** A new subscription, the connection's one for its source, reading its log from `cursor`. */
+  private startCatchUp(subs: PeerSubscriptions, sub: Subscription, cursor: LogCursor | Promise<LogCursor | null>): void {
+    subs.byKey.set(sub.source.key, sub);
+    this.readFrom(subs, sub, cursor);
+  }
+
   private readFrom(subs: PeerSubscriptions, sub: Subscription, cursor: LogCursor | Promise<LogCursor | null>): void {
     const peer = sub.peer;
     subs.catchUps.push(sub);

@@ -25,7 +25,7 @@ import { peerAvailable, startPeer, type RunningPeer } from '../peers/peers.js';
 import { epochMs } from '../load/rows.js';
 import { formatRate, ratio } from './format.js';
 import { catchUpRetention, firstFailure, startSubscriber, startWriter, subscriberResult, usageStart, waitSubscribed, writerResult } from './load.js';
-import { startServer, type RunningServer } from './servers.js';
+import { onFreshServer, type GatewaySettings, type RunningServer } from './servers.js';
 import type { ScenarioContext, ScenarioOutput } from './types.js';
 
 const SERVER_NAME = 'w9.example.com';
@@ -98,31 +98,25 @@ function redisAsServer(redis: RunningPeer): RunningServer {
   };
 }
 
-/** A gateway following the channel, with the pair announced and known to it. */
-async function followingGateway(ctx: ScenarioContext, redis: RunningPeer, rows: number): Promise<RunningServer> {
-  const gateway = await startServer('gateway', ctx.workDir, {
-    http: true,
-    ...catchUpRetention(rows),
-    synapse: { redis: `redis://127.0.0.1:${redis.port}`, serverName: SERVER_NAME },
-  });
-  try {
-    await until(gateway, (h) => h.connected === true, 'subscribed to the Synapse channel');
-    const publisher = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
-    await publisher.connect();
-    await publisher.publish(SERVER_NAME, `POSITION ${STREAM} ${INSTANCE} 0 0`);
-    publisher.disconnect();
-    await until(gateway, (h) => pairToken(h) === 0, `the pair (${STREAM}, ${INSTANCE}) at 0`);
-    return gateway;
-  } catch (err) {
-    await gateway.stop();
-    throw err;
-  }
+/** A gateway following the channel (onFreshServer starts a fresh one for each measurement). */
+function following(redis: RunningPeer, rows: number): GatewaySettings {
+  return { http: true, ...catchUpRetention(rows), synapse: { redis: `redis://127.0.0.1:${redis.port}`, serverName: SERVER_NAME } };
 }
 
-async function measureIngest(ctx: ScenarioContext, redis: RunningPeer, channel: RunningServer, rows: number) {
-  const gateway = await followingGateway(ctx, redis, rows);
+/** Once the gateway has subscribed, announces the pair as its writer would, and waits until the gateway knows it. */
+async function announcePair(gateway: RunningServer, redis: RunningPeer): Promise<void> {
+  await until(gateway, (h) => h.connected === true, 'subscribed to the Synapse channel');
+  const publisher = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
+  await publisher.connect();
+  await publisher.publish(SERVER_NAME, `POSITION ${STREAM} ${INSTANCE} 0 0`);
+  publisher.disconnect();
+  await until(gateway, (h) => pairToken(h) === 0, `the pair (${STREAM}, ${INSTANCE}) at 0`);
+}
+
+function measureIngest(ctx: ScenarioContext, redis: RunningPeer, channel: RunningServer, rows: number) {
   const phase = ctx.progress.phase('W9 ingest from Redis pub/sub, gateway beside a bare subscriber', rows);
-  try {
+  return onFreshServer('gateway', ctx.workDir, following(redis, rows), phase, async (gateway) => {
+    await announcePair(gateway, redis);
     const bare = startSubscriber(ctx, channel, { count: 1, expect: rows, phase });
     await waitSubscribed(bare);
     const usage = usageStart(gateway.pid);
@@ -141,18 +135,13 @@ async function measureIngest(ctx: ScenarioContext, redis: RunningPeer, channel: 
     };
     phase.end(`gateway ${formatRate(result.gatewayRowsPerSec)} rows/s, bare subscriber ${formatRate(result.bareRowsPerSec)} rows/s`);
     return result;
-  } catch (err) {
-    phase.end('FAILED');
-    throw err;
-  } finally {
-    await gateway.stop();
-  }
+  });
 }
 
-async function measureDelivery(ctx: ScenarioContext, redis: RunningPeer, channel: RunningServer, rows: number, subscribers: number) {
-  const gateway = await followingGateway(ctx, redis, rows);
+function measureDelivery(ctx: ScenarioContext, redis: RunningPeer, channel: RunningServer, rows: number, subscribers: number) {
   const phase = ctx.progress.phase(`W9 S=${subscribers} TCP subscribers of the followed stream`, rows * subscribers);
-  try {
+  return onFreshServer('gateway', ctx.workDir, following(redis, rows), phase, async (gateway) => {
+    await announcePair(gateway, redis);
     const sub = startSubscriber(ctx, gateway, { count: subscribers, expect: rows, extra: ['--instance', INSTANCE, '--from', '0'], phase });
     await waitSubscribed(sub);
     const usage = usageStart(gateway.pid);
@@ -162,12 +151,7 @@ async function measureDelivery(ctx: ScenarioContext, redis: RunningPeer, channel
     await writerResult(writer);
     phase.end(`${formatRate(result.rowsPerSec)} rows/s`);
     return { rowsPerSec: result.rowsPerSec, gatewayCpuSeconds: used.cpuSeconds, gatewayPeakRssBytes: used.peakRssBytes };
-  } catch (err) {
-    phase.end('FAILED');
-    throw err;
-  } finally {
-    await gateway.stop();
-  }
+  });
 }
 
 interface SynapseHealth {

@@ -48,7 +48,6 @@ export function memoryPairLogs(options: { retentionRows: number; retentionBytes:
   };
 }
 
-
 export function filePairLogs(dir: string, options: Omit<FileLogOptions, 'startToken'>): PairLogSource {
   const root = path.join(dir, 'synapse');
   const opened: FileStreamLog[] = [];

@@ -6,6 +6,7 @@
 //     [--protocol replication|ws|ws-msgpack|nats|redis] [--stream events] [--from NOW|token]
 //     [--auth TOKEN] [--slow K --pause-ms MS] [--latency] [--timeout-s T]
 //     [--ready-file F] [--drop-row K] [--host 127.0.0.1] [--instance NAME] [--channel NAME]
+//     [--msgpack-reader decode|scan]
 //
 // Contract with the runner:
 // - Ready: once every connection is subscribed (replication: its first
@@ -30,6 +31,9 @@
 // message is decoded to values with msgpackr (msgpack-frames.ts), so the
 // decoding is part of the reader's cost; numbered RDATA frames are checked
 // by the same consecutive-token rule, `bytes` counts MessagePack bytes.
+// --msgpack-reader scan: walk each frame's bytes for its token instead
+// (FrameScanner), as the text reader scans lines, so the reader's decoding
+// is out of the figure; not with --latency (it reads no send times).
 //
 // The result line also carries startedAt and allReadyAt (epoch ms): when
 // the process started and when its last connection got its first POSITION,
@@ -46,7 +50,7 @@
 import net from 'node:net';
 import { WebSocket } from 'ws';
 import { fail, parseArgs } from './cli-args.js';
-import { FrameReader, helloFrames } from './msgpack-frames.js';
+import { FrameReader, FrameScanner, helloFrames } from './msgpack-frames.js';
 import { writeReadyFile } from '../../src/bindings/ready-file.js';
 import { parseReplicateFrom } from '../../src/core/token-text.js';
 import { RowChecker, Samples } from './row-checker.js';
@@ -55,7 +59,7 @@ import { epochMs } from './rows.js';
 const USAGE =
   'subscriber.js --port P --count S --expect N [--protocol replication|ws|ws-msgpack|nats|redis] [--stream events] ' +
   '[--from NOW|token] [--auth TOKEN] [--slow K --pause-ms MS] [--latency] [--timeout-s T] ' +
-  '[--ready-file F] [--drop-row K] [--host H] [--instance NAME] [--channel NAME]';
+  '[--ready-file F] [--drop-row K] [--host H] [--instance NAME] [--channel NAME] [--msgpack-reader decode|scan]';
 const MAX_CONNECTS_IN_FLIGHT = 256; // keeps thousands of connects within the server's accept backlog
 
 const a = parseArgs(
@@ -63,7 +67,7 @@ const a = parseArgs(
   {
     host: 'string', port: 'number', count: 'number', expect: 'number', protocol: 'string', stream: 'string',
     from: 'string', auth: 'string', slow: 'number', 'pause-ms': 'number', latency: 'flag', 'timeout-s': 'number',
-    'ready-file': 'string', 'drop-row': 'number', instance: 'string', channel: 'string',
+    'ready-file': 'string', 'drop-row': 'number', instance: 'string', channel: 'string', 'msgpack-reader': 'string',
   },
   USAGE,
 );
@@ -85,6 +89,9 @@ if (port === undefined || expect === undefined) fail('--port and --expect are re
 const PROTOCOLS = ['replication', 'ws', 'ws-msgpack', 'nats', 'redis'];
 if (!PROTOCOLS.includes(protocol)) fail(`unknown --protocol ${protocol}`, USAGE);
 if (instance !== undefined && protocol === 'ws-msgpack') fail('--instance applies to text protocols (replication, ws, nats, redis)', USAGE);
+const msgpackReader = (a['msgpack-reader'] as string | undefined) ?? 'decode';
+if (msgpackReader !== 'decode' && msgpackReader !== 'scan') fail(`--msgpack-reader is decode or scan, got ${msgpackReader}`, USAGE);
+if (msgpackReader === 'scan' && (protocol !== 'ws-msgpack' || a.latency === true)) fail('--msgpack-reader scan needs --protocol ws-msgpack and no --latency', USAGE);
 if (slowCount < 0 || slowCount > count) fail('--slow must be between 0 and --count', USAGE);
 if (slowCount > 0 && pauseMs === undefined) fail('--slow needs --pause-ms', USAGE);
 // ws and ws-msgpack are the replication protocol over the gateway's WebSocket bridge (--port: its --http port).
@@ -287,7 +294,11 @@ function open(index: number, hello: string | Buffer, controlFirstBytes: string):
   }
   if (protocol === 'ws-msgpack') {
     const ws = new WebSocket(`ws://${host}:${port}/replication`, ['replication.msgpack'], { perMessageDeflate: false });
-    const reader = new FrameReader(conn.checker, (frame) => onFrame(conn, frame), latency !== undefined && !slow);
+    const onControlFrame = (frame: unknown[]): void => onFrame(conn, frame);
+    const reader =
+      msgpackReader === 'scan'
+        ? new FrameScanner(conn.checker, onControlFrame)
+        : new FrameReader(conn.checker, onControlFrame, latency !== undefined && !slow);
     conn.socket = {
       write: (data) => ws.send(data),
       pause: () => ws.pause(),

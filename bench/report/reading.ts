@@ -5,6 +5,7 @@
 import { formatRate, formatRatio, ratio } from '../scenarios/format.js';
 import type { FanOutCell } from '../scenarios/fan-out.js';
 import type { SummaryRow } from '../scenarios/types.js';
+import type { WebSocketCell as WsCell } from '../scenarios/websocket.js';
 import type { ScenarioResultFile } from './result-file.js';
 
 const PEER_NAMES = ['naive relay', 'zero-copy relay', 'nats-server', 'redis-server'];
@@ -173,15 +174,6 @@ function whyIdle(r: ScenarioResultFile | undefined): string[] {
   ];
 }
 
-interface WsCell {
-  transport: string;
-  engine: string | null;
-  subscribers: number;
-  rowsPerSec: number | null;
-  cpuSecondsPer1M: number | null;
-  readerBusy: number | null;
-}
-
 /** W6: WebSocket against TCP, and which side (the gateway, the reader) the numbers blame. */
 function whyWebSocket(r: ScenarioResultFile | undefined): string[] {
   if (r === undefined || !r.ok || r.skippedReason !== undefined) return [];
@@ -207,6 +199,7 @@ function whyWebSocket(r: ScenarioResultFile | undefined): string[] {
 function whyMsgpack(m: WsCell, cells: WsCell[]): string {
   const t = cells.find((c) => c.transport === 'tcp' && c.subscribers === m.subscribers);
   const text = cells.find((c) => c.transport === 'ws' && c.engine === m.engine && c.subscribers === m.subscribers);
+  const scan = cells.find((c) => c.transport === 'ws-msgpack-scan' && c.engine === m.engine && c.subscribers === m.subscribers);
   const pct = (x: number | null | undefined) => `${Math.round((x ?? 0) * 100)}%`;
   const readerBound = m.readerBusy !== null && m.readerBusy >= 0.85;
   return (
@@ -214,6 +207,9 @@ function whyMsgpack(m: WsCell, cells: WsCell[]): string {
     (text !== undefined ? ` (text: ${formatRatio(ratio(text.rowsPerSec, t?.rowsPerSec))})` : '') +
     `. The reader decodes every frame to values with msgpackr and is ${pct(m.readerBusy)} busy` +
     (text !== undefined ? ` (text reader: ${pct(text.readerBusy)})` : '') +
+    (scan !== undefined
+      ? `; read by the token-only frame walker instead, the same mode delivers ${formatRatio(ratio(scan.rowsPerSec, t?.rowsPerSec))} of TCP with the reader ${pct(scan.readerBusy)} busy, so the decoding costs ${formatRatio(ratio(m.rowsPerSec, scan.rowsPerSec))} of the walker's rate`
+      : '') +
     `; the gateway spends ${m.cpuSecondsPer1M?.toFixed(3)} CPU s per million rows` +
     (text !== undefined ? ` (text: ${text.cpuSecondsPer1M?.toFixed(3)})` : '') +
     ', transcoding each chunk of RDATA lines to frames once for all binary subscribers (ws-msgpack.ts). ' +

@@ -3,7 +3,7 @@
 import { formatBytes, formatMs, formatRate, formatRatio, formatSeconds, ratio } from '../scenarios/format.js';
 import type { FanOutCell } from '../scenarios/fan-out.js';
 import type { IdleRecord } from '../scenarios/idle.js';
-import type { WebSocketCell as WsCell } from '../scenarios/websocket.js';
+import { WS_MODE_LABELS, type WebSocketCell as WsCell } from '../scenarios/websocket.js';
 import type { LatencyRecord } from '../scenarios/latency.js';
 import type { IngestFigures, StorageCatchUpData } from '../scenarios/storage.js';
 import { SYSTEM_LABELS, type SystemName } from '../scenarios/servers.js';
@@ -340,7 +340,7 @@ export function webSocketSection(r: ScenarioResultFile): string {
       ['S', 'subscribers over', 'rows/s', 'MB/s', '÷ TCP', 'gateway CPU per 1M rows', 'reader CPU ÷ delivery time', 'rows × runs'],
       cells.map((c) => [
         `S=${c.subscribers}`,
-        c.transport === 'ws' ? `WebSocket (text, ${c.engine})` : c.transport === 'ws-msgpack' ? `WebSocket (msgpack, decoded, ${c.engine})` : 'TCP',
+        c.transport === 'tcp' ? 'TCP' : `WebSocket (${WS_MODE_LABELS[c.transport]}, ${c.engine})`,
         formatRate(c.rowsPerSec),
         c.mbPerSec === null ? 'n/a' : `${c.mbPerSec.toFixed(0)} MB/s`,
         c.transport === 'tcp' ? '—' : formatRatio(ratio(c.rowsPerSec, tcp(c.subscribers)?.rowsPerSec)),

@@ -110,15 +110,16 @@ test('the tiny run checks delivery, prints the summary and writes result files w
   const engines = ENGINES.filter((e) => e.skip === false).map((e) => e.name);
   assert.deepEqual(
     w6.data.cells.map((c: { transport: string; engine: string | null }) => `${c.transport} ${c.engine}`),
-    ['tcp null', ...engines.flatMap((e) => [`ws ${e}`, `ws-msgpack ${e}`])],
+    ['tcp null', ...engines.flatMap((e) => [`ws ${e}`, `ws-msgpack ${e}`, `ws-msgpack-scan ${e}`])],
   );
   for (const c of w6.data.cells as Record<string, any>[]) assert.ok(c.rowsPerSec > 0, `W6 ${c.transport} ${c.engine} rowsPerSec`);
-  assert.deepEqual(w6.summary.map((s: { case: string }) => s.case), engines.flatMap((e) => [`S=2, text, ${e}`, `S=2, msgpack, ${e}`]));
+  assert.deepEqual(w6.summary.map((s: { case: string }) => s.case), engines.flatMap((e) => [`S=2, text, ${e}`, `S=2, msgpack, ${e}`, `S=2, msgpack token scan, ${e}`]));
   assert.deepEqual(
     w6.skipped.map((s: { system: string }) => s.system),
     ENGINES.filter((e) => e.skip !== false).map((e) => `gateway on --ws-engine ${e.name}`),
   );
   assert.match(run.stdout, /W6\s+S=2, msgpack, ws\s+WebSocket delivered rows\/s/);
+  assert.match(run.stdout, /W6\s+S=2, msgpack token scan, ws\s+WebSocket delivered rows\/s/);
 
 });
 

@@ -8,7 +8,10 @@
  *     RDATA events 61 ["$c",...        torn: no LF (a crash mid-write), cut on open
  *
  * A line that is not this stream's RDATA/POSITION, a token that does not rise
- * or a batch run cut by another group is corrupt; in the last segment, bad
+ * or a batch run cut by another group is corrupt; in a log that keeps
+ * descending rows (a followed Synapse pair's: backfill publishes a batch 7,
+ * then 6), a group below the row group just before it is not, and counts at
+ * that group's token, as the log stored it. In the last segment, bad
  * bytes with no good line after them are a torn tail (cut), anything else is
  * reported with its offset.
  */
@@ -54,8 +57,9 @@ const parsed = { token: -1, reason: '' };
 
 /**
  * Scans `buf` (a segment's bytes) from offset 0, calling `onGroup` for each
- * good group in order; tokens must rise above `afterToken`. With `isLast`,
- * a bad tail with nothing good after it is torn, not corrupt.
+ * good group in order; tokens must rise above `afterToken` (or descend, with
+ * `descending`). With `isLast`, a bad tail with nothing good after it is
+ * torn, not corrupt.
  */
 export function scanSegment(
   buf: Buffer,
@@ -63,28 +67,33 @@ export function scanSegment(
   afterToken: number,
   isLast: boolean,
   onGroup: (end: number, token: number, lines: number, rows: number) => void,
+  descending = false,
 ): ScanResult {
   let pos = 0;
   let goodEnd = 0;
   let lastToken = afterToken;
   let groupLines = 0;
   let groupRows = 0;
+  // Token of the row group just before (null after a POSITION): a descending group goes below it.
+  let runToken: number | null = null;
   while (pos < buf.length) {
     const lf = buf.indexOf(LF, pos);
     if (lf === -1) break; // a last line without LF: torn
     const kind = parseLine(buf, pos, lf, prefixes);
     const token = parsed.token;
+    const descends = descending && kind === ROW && runToken !== null && token >= 0 && token < runToken;
     let bad: string | null = null;
     if (kind === BAD) bad = parsed.reason;
     else if (kind === POSITION && groupLines > 0) bad = 'a POSITION inside a batch (batch rows without their numbered row)';
-    else if (token >= 0 && token <= lastToken) bad = `token ${token} does not rise above ${lastToken}`;
+    else if (token >= 0 && token <= lastToken && !descends) bad = `token ${token} does not rise above ${lastToken}`;
     if (bad !== null) return badAt(buf, prefixes, isLast, goodEnd, lastToken, pos, bad);
     groupLines++;
     if (kind === ROW) groupRows++;
     pos = lf + 1;
     if (token >= 0) {
-      onGroup(pos, token, groupLines, groupRows);
-      lastToken = token;
+      onGroup(pos, descends ? lastToken : token, groupLines, groupRows);
+      if (!descends) lastToken = token;
+      runToken = kind === ROW ? token : null;
       goodEnd = pos;
       groupLines = 0;
       groupRows = 0;

@@ -35,6 +35,13 @@ export interface FileLogOptions {
   memoryBytes?: number;
   /** As MemoryLogOptions.startToken: for a stream with no segment yet. */
   startToken?: number;
+  /**
+   * The log holds descending rows (a followed Synapse pair's: backfill
+   * publishes a batch 7, then 6, and 6 is appended after 7 at 7's token),
+   * so reading a segment back accepts a row group below the row group
+   * before it; a declared stream's log refuses it as corrupt.
+   */
+  descendingRows?: boolean;
   /** Told of what the log did that an operator should know (a torn tail cut, a disk error). */
   events?: Partial<FileLogEvents>;
 }
@@ -374,7 +381,7 @@ export class FileStreamLog implements StreamLog {
           cursor.offset = end;
           cursor.skippedLines = linesBefore;
         }
-      });
+      }, this.descending());
       cursor.after = null;
     }
     const ahead: ReadAhead = { buf, from: first.start, records, next: 0 };
@@ -543,9 +550,15 @@ export class FileStreamLog implements StreamLog {
     later?.reject(new Error(`not stored: an earlier append to ${file} failed (${reason.message})`));
   }
 
-  /** The segment for the next write: the current one, or a new one once it is full. */
+  /**
+   * The segment for the next write: the current one, or a new one once it is
+   * full. A descending row (its token not above the head) stays in the
+   * segment of the row it follows: a segment is named after the token it
+   * starts after, so a new one begins only past a rising token.
+   */
   private segmentFor(firstEntry: LogEntry): [Segment, number] {
-    if (this.current !== null && this.fd !== null && this.current.size < this.segmentBytes) return [this.current, this.fd];
+    const fits = this.current !== null && (this.current.size < this.segmentBytes || firstEntry.lastToken <= this.headToken);
+    if (fits && this.fd !== null) return [this.current!, this.fd];
     this.retire();
     const startsAfter = this.anchored ? this.headToken : firstEntry.rows > 0 ? firstEntry.firstToken - 1 : firstEntry.lastToken;
     const file = path.join(this.dir, segmentName(startsAfter));
@@ -724,7 +737,7 @@ export class FileStreamLog implements StreamLog {
       const isLast = i === names.length - 1;
       const after = Math.max(startsAfter, lastToken);
       const spans = new SpanBuilder(seg, (rec) => this.addRecovered(rec));
-      const result = scanSegment(buf, this.prefixes, after, isLast, (end, token, lines, rows) => spans.group(end, token, lines, rows));
+      const result = scanSegment(buf, this.prefixes, after, isLast, (end, token, lines, rows) => spans.group(end, token, lines, rows), this.descending());
       spans.finish();
       seg.size = result.goodEnd;
       lastToken = Math.max(lastToken, result.lastToken, startsAfter);
@@ -782,6 +795,11 @@ export class FileStreamLog implements StreamLog {
     const marker = this.records.pop()!;
     marker.seg.liveRecords--;
     this.memFirst = this.records.length;
+  }
+
+  /** Whether reading back keeps descending rows (a segment never begins with one: see segmentFor). */
+  private descending(): boolean {
+    return this.options.descendingRows === true;
   }
 
   private addRecovered(rec: IndexRecord): void {

@@ -228,6 +228,29 @@ describe('file log: corrupt data in a segment', () => {
     assert.match(log.heard.corrupt[0]?.reason ?? '', /token 2 does not rise above 3/);
     await log.close();
   });
+
+  test("a log that keeps descending rows (a followed Synapse pair's) reads a row below the row just before it back at that row's token; after a POSITION it is corrupt", async () => {
+    const text = (lines: string[]): string => lines.map((l) => `${l}\n`).join('');
+    const dir = tempDir();
+    const lines = ['RDATA s w 7 ["a"]', 'RDATA s w 6 ["b"]', 'RDATA s w batch ["c"]', 'RDATA s w 5 ["d"]', 'RDATA s w 8 ["e"]', 'POSITION s w 8 9', 'RDATA s w 10 ["f"]'];
+    writeFileSync(path.join(dir, segmentName(0)), text(lines));
+    const log = await open(dir, { descendingRows: true });
+    assert.deepEqual(log.heard.corrupt, []);
+    assert.equal(log.head, 10);
+    assert.equal(await readAfter(log, 0), text(lines.filter((l) => !l.startsWith('POSITION'))));
+    // The descending rows count at 7's token: a catch-up from 7 starts after them.
+    assert.equal(await readAfter(log, 7), text(['RDATA s w 8 ["e"]', 'RDATA s w 10 ["f"]']));
+    await log.close();
+    const declared = await open(dir);
+    assert.match(declared.heard.corrupt[0]?.reason ?? '', /token 6 does not rise above 7/, 'a declared stream refuses them');
+    await declared.close();
+
+    const afterPosition = tempDir();
+    writeFileSync(path.join(afterPosition, segmentName(0)), text(['RDATA s w 7 ["a"]', 'POSITION s w 7 9', 'RDATA s w 4 ["b"]', 'RDATA s w 10 ["c"]']));
+    const refused = await open(afterPosition, { descendingRows: true });
+    assert.match(refused.heard.corrupt[0]?.reason ?? '', /token 4 does not rise above 9/);
+    await refused.close();
+  });
 });
 
 describe('file log: retention across restarts', () => {

@@ -131,6 +131,39 @@ test('a named pair re-asks from its own position on reconnect: nothing lost or d
   );
 });
 
+test("descending rows (backfill's batch 7, then 6) are delivered after the row they follow, in catch-up and live, once across a cut; the position stays at the highest", { timeout: 20_000 }, async (t) => {
+  const p = await peer(t, { lineByLine: true });
+  p.append('backfill', 'ep2', 1, ['["r1"]']);
+  p.append('backfill', 'ep2', 7, ['["r7"]']);
+  p.descend('backfill', 'ep2', 6, ['["r6a"]', '["r6b"]']);
+  p.descend('backfill', 'ep2', 5, ['["r5"]']);
+  const named = client(t, { port: p.port, instances: [{ stream: 'backfill', instance: 'ep2', from: 0 }] });
+  const every = client(t, { port: p.port, instances: [{ stream: 'backfill', instance: '*', from: 0 }] });
+  const got = [collect(named), collect(every)];
+  named.start();
+  every.start();
+  await until(() => got.every((g) => g.positions.length === 1), 5000, 'both catch-ups');
+  p.append('backfill', 'ep2', 9, ['["r9"]']);
+  p.descend('backfill', 'ep2', 8, ['["r8"]']);
+  await until(() => got.every((g) => g.deliveries.length === 6), 5000, 'the live rows');
+  // Both re-ask: the '*' client as `* 0` and the pair from 9, whose replaced catch-up resends 1 to 8 first.
+  p.cut();
+  await until(() => p.connections === 4, 5000, 'the reconnects');
+  p.append('backfill', 'ep2', 10, ['["r10"]']);
+  await until(() => got.every((g) => g.deliveries.length === 7), 5000, 'the row after the cut');
+  await new Promise((resolve) => setTimeout(resolve, 100)); // anything doubled would come now
+  for (const [i, g] of got.entries()) {
+    assert.deepEqual(
+      g.deliveries.map((d) => [d.token, d.rows]),
+      [[1, [['r1']]], [7, [['r7']]], [6, [['r6a'], ['r6b']]], [5, [['r5']]], [9, [['r9']]], [8, [['r8']]], [10, [['r10']]]],
+      i === 0 ? 'named pair' : "'*'",
+    );
+  }
+  const byLength = (asked: string[][]): string[][] => asked.sort((a, b) => a.length - b.length);
+  assert.deepEqual(byLength(replicates(p).slice(2)), [['REPLICATE backfill ep2 9'], ['REPLICATE backfill * 0', 'REPLICATE backfill ep2 9']]);
+  for (const c of [named, every]) assert.deepEqual(c.instancePositions(), { backfill: { ep2: 10 } });
+});
+
 for (const lineByLine of [false, true]) {
   test(`'*': every writer, one that appears later from its start, and each pair exactly once in order across cuts anywhere${lineByLine ? ' (the gateway reads the re-asks one by one)' : ''}`, { timeout: 60_000 }, async (t) => {
     const p = await peer(t, { lineByLine });

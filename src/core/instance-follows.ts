@@ -15,11 +15,14 @@
  * writers that appeared meanwhile from their start, and those that appear
  * later), then `REPLICATE s <instance> <position>` for each pair already
  * seen, which replaces that pair's subscription from 0 on the same
- * connection. The gateway serves each pair in rising token order (its history
- * keeps no row at or below its writer's last token), so a numbered row at or
- * below a pair's position is one already delivered (the replaced catch-up's
- * first rows, if the gateway read them before the second line) and is
- * dropped; a POSITION below it is the writer's reset, and moves it down.
+ * connection. The gateway serves each pair in rising token order but for
+ * descending rows (backfill publishes a batch 7, then 6; the history keeps
+ * 6 right after 7), so a numbered row at or below a pair's position is one
+ * already delivered (the replaced catch-up's first rows, if the gateway read
+ * them before the second line) and is dropped, unless it descends from the
+ * row delivered just before it on this connection: then it is delivered,
+ * and the position stays at the highest token. A POSITION below the
+ * position is the writer's reset, and moves it down.
  */
 import { startsWith } from './bytes.js';
 import { RdataCommand } from './commands.js';
@@ -51,6 +54,8 @@ interface PairState {
   from: number | 'NOW';
   /** `batch` rows waiting for their numbered row. */
   batch: RowCollector;
+  /** Token of the row delivered just before on this connection (null after anything else): a descending row goes below it. */
+  run: number | null;
 }
 
 interface StreamState {
@@ -132,7 +137,12 @@ export class InstanceFollows {
 
   /** The connection closed: unfinished batches were never delivered, and the resume sends them again. */
   disconnected(): void {
-    for (const st of this.streams.values()) for (const pair of st.pairs.values()) pair.batch.clear();
+    for (const st of this.streams.values()) {
+      for (const pair of st.pairs.values()) {
+        pair.batch.clear();
+        pair.run = null;
+      }
+    }
   }
 
   /** Whether `buf[start, end)` is an RDATA or POSITION line of a stream followed here. */
@@ -187,10 +197,15 @@ export class InstanceFollows {
       return;
     }
     if (pair.token !== null && token <= pair.token) {
-      pair.batch.clear(); // delivered before
-      return;
+      if (pair.run === null || token >= pair.run) {
+        pair.batch.clear(); // delivered before
+        pair.run = null;
+        return;
+      }
+    } else {
+      pair.token = token;
     }
-    pair.token = token;
+    pair.run = token;
     this.sink.rows(pair.batch.take(r.stream, token, 0, r.instance));
   }
 
@@ -200,6 +215,7 @@ export class InstanceFollows {
     const pair = pairOf(this.streams.get(cmd.stream)!, cmd.instance);
     if (pair === undefined) return;
     pair.batch.clear(); // a POSITION inside a batch: the batch never completes
+    pair.run = null;
     const before = pair.token;
     pair.token = cmd.newToken;
     this.sink.position(cmd.stream, cmd.newToken, before, cmd.instance);
@@ -207,7 +223,7 @@ export class InstanceFollows {
 }
 
 function newPair(from: number | 'NOW'): PairState {
-  return { token: from === 'NOW' ? null : from, from, batch: new RowCollector() };
+  return { token: from === 'NOW' ? null : from, from, batch: new RowCollector(), run: null };
 }
 
 /** The pair a line of `instance` belongs to: a `*` stream takes in a writer it has not seen; otherwise undefined (not asked for). */

@@ -71,6 +71,13 @@ export class TodayPeer {
     this.store(stream, instance, { token, text });
   }
 
+  /** A group below the pair's head, right after a row (backfill publishes descending): stored at the head's token, as the gateway's history keeps it. */
+  descend(stream: string, instance: string, token: number, rows: readonly string[]): void {
+    const head = this.pair(stream, instance).head;
+    const text = rows.map((row, i) => `RDATA ${stream} ${instance} ${i === rows.length - 1 ? token : 'batch'} ${row}\n`).join('');
+    this.store(stream, instance, { token: head, text });
+  }
+
   /** The pair advanced to `token` without rows (an empty entry). */
   advance(stream: string, instance: string, token: number): void {
     this.store(stream, instance, { token, text: '' });

@@ -107,7 +107,10 @@ export interface StreamLog {
   /** The one listener told of stored entries (the hub, at creation). */
   listen(listener: LogListener): void;
   /**
-   * Stores an entry (tokens above `lastAppended`, the caller checks). Returns
+   * Stores an entry (tokens above `lastAppended`, the caller checks; a
+   * followed Synapse pair's descending row is the one exception: an entry
+   * at `lastAppended` right after a row entry, which the memory log and a
+   * file log opened with `descendingRows` keep in arrival order). Returns
    * once stored, or a promise that resolves when stored; throws or rejects
    * when it could not be. The listener hears of it before the answer.
    */

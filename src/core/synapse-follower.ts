@@ -11,8 +11,10 @@
  *
  * Per pair, with S the token the follower holds:
  * - a numbered RDATA T > S is stored and S = T (tokens of one writer are not
- *   contiguous: a jump between two rows is no gap); T <= S is a late row
- *   (backfill publishes descending), kept and reported, never dropped;
+ *   contiguous: a jump between two rows is no gap); T <= S right after
+ *   stored rows of the pair, below the last of them, is a descending row
+ *   (backfill publishes a batch 7, 6), stored after them; any other T <= S is
+ *   a late row (a replay): reported, not stored;
  * - POSITION P N: P <= S <= N moves S to N; P > S is a gap (S, P], reported
  *   before S moves, unless other writers of the stream used every token in
  *   it (the writers of a stream share one sequence, and caches writers move
@@ -43,8 +45,10 @@ export interface FollowerSink {
   gap(stream: string, instance: string, afterToken: number, uptoToken: number): void;
   /** The writer went back from `fromToken` to `token` (a restarted in-memory stream): a new history after `token`. */
   reset(stream: string, instance: string, fromToken: number, token: number): void;
-  /** A group at or below the pair's position (backfill's descending rows): out of token order, kept beside the history. */
-  late(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void;
+  /** A group below the one stored just before it, with nothing of the pair between (backfill publishes descending): stored after it. */
+  descending(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void;
+  /** A group at or below the pair's position that does not descend from the rows before it: not stored. */
+  late(stream: string, instance: string, token: number): void;
   /** Any command that is not a stream's row or position (USER_SYNC, REPLICATE, ...): ephemeral, not history. */
   command(cmd: TodayCommand): void;
   /** A payload the dialect refused: logged and ignored, as Synapse does. */
@@ -96,6 +100,8 @@ class Pair {
   batch: Buffer[] = [];
   /** Groups received on this connection before its first POSITION. */
   held: HeldGroup[] = [];
+  /** Token of the group just stored when nothing of the pair came after it (a descending row may follow); else null. */
+  run: number | null = null;
 
   constructor(
     readonly stream: string,
@@ -138,6 +144,7 @@ export class SynapseFollower {
       for (const pair of byInstance.values()) {
         pair.confirmed = false;
         pair.batch = [];
+        pair.run = null;
         // Held groups of a connection that ended are kept: they were heard, and come before this connection's rows.
       }
     }
@@ -213,9 +220,15 @@ export class SynapseFollower {
 
   private store(pair: Pair, token: number, bytes: Buffer, lines: number): void {
     if (pair.position !== null && token <= pair.position) {
-      this.sink.late(pair.stream, pair.instance, token, bytes, lines);
+      if (pair.run !== null && token < pair.run) {
+        pair.run = token;
+        this.sink.descending(pair.stream, pair.instance, token, bytes, lines);
+      } else {
+        this.sink.late(pair.stream, pair.instance, token);
+      }
       return;
     }
+    pair.run = token;
     pair.position = token;
     pair.tokens.add(token);
     this.sink.group(pair.stream, pair.instance, token, bytes, lines);
@@ -231,6 +244,7 @@ export class SynapseFollower {
 
   private position(cmd: TodayPosition): void {
     const pair = this.pair(cmd.stream, cmd.instance);
+    pair.run = null;
     if (!pair.confirmed) {
       this.confirm(pair, cmd.prevToken);
     } else if (pair.position !== null) {
@@ -247,6 +261,7 @@ export class SynapseFollower {
    */
   private confirm(pair: Pair, prevToken: number | null): void {
     pair.confirmed = true;
+    pair.run = null;
     const held = pair.held;
     pair.held = [];
     const firstHeld = held.length > 0 ? held[0]!.token : null;

@@ -6,6 +6,8 @@
  *     RDATA events event_persister1 batch ["ev",[...]]    one entry: the batch and
  *     RDATA events event_persister1 1034 ["state",[...]]  its numbered row
  *     (advance to 1035)                                   a POSITION: no line
+ *     RDATA backfill event_persister2 7 [...]             a backfill batch, published
+ *     RDATA backfill event_persister2 6 [...]             descending: 6 stored after 7, at 7
  *
  * It is the follower's sink (src/core/synapse-follower.ts). A gap it cannot
  * fill restarts the pair's log at the gap's end, so a catch-up across it is
@@ -52,7 +54,7 @@ export function filePairLogs(dir: string, options: Omit<FileLogOptions, 'startTo
   const root = path.join(dir, 'synapse');
   const opened: FileStreamLog[] = [];
   const open = async (stream: string, instance: string, generation: number, startToken?: number): Promise<FileStreamLog> => {
-    const log = await FileStreamLog.open(stream, path.join(root, stream, instance, String(generation)), options);
+    const log = await FileStreamLog.open(stream, path.join(root, stream, instance, String(generation)), { ...options, descendingRows: true });
     opened.push(log);
     // restartAt writes the start down (an empty segment named after it); a startToken option would be forgotten by a restart with no rows yet.
     if (startToken !== undefined && startToken > log.head) log.restartAt(startToken);
@@ -94,7 +96,10 @@ export interface RecordedGap {
   at: number;
 }
 
-type PairOp = { kind: 'append'; entry: LogEntry } | { kind: 'fill'; afterToken: number; uptoToken: number };
+type PairOp =
+  | { kind: 'append'; entry: LogEntry; run: boolean }
+  | { kind: 'descending'; token: number; bytes: Buffer; lines: number }
+  | { kind: 'fill'; afterToken: number; uptoToken: number };
 
 /** One page of an instance's rows of a stream in (fromToken, uptoToken], from its HTTP replication endpoint. */
 export type FetchUpdates = (stream: string, fromToken: number, uptoToken: number) => Promise<StreamUpdates>;
@@ -108,10 +113,18 @@ export class PairHistory {
   readonly waiting: PairOp[] = [];
   readonly gaps: RecordedGap[] = [];
   lateRows = 0;
+  descendingRows = 0;
   appendErrors = 0;
   gapsFilled = 0;
   /** A gap is being filled over HTTP: what comes after it waits. */
   filling = false;
+  /**
+   * Token of the live group appended last, when nothing else was appended
+   * after it: a descending row is stored after it, at its token. Null after
+   * anything else (an advance, a fill's rows, a restart), so a row the fill
+   * already stored is never stored twice.
+   */
+  runHead: number | null = null;
 
   constructor(
     readonly stream: string,
@@ -121,7 +134,11 @@ export class PairHistory {
 }
 
 export interface SynapseHistoryStats {
+  /** Rows stored, descending ones included. */
   rows: number;
+  /** Rows stored after a higher token of their writer (backfill's descending batches). */
+  descendingRows: number;
+  /** Rows at or below their writer's position that were not stored (a replay of what the history holds). */
   lateRows: number;
   refusedLines: number;
   gapsOpen: number;
@@ -136,6 +153,7 @@ export class SynapseHistory implements FollowerSink {
   /** By stream, then writer instance. */
   private readonly pairs = new Map<string, Map<string, PairHistory>>();
   private rows = 0;
+  private descendingRows = 0;
   private lateRows = 0;
   private refusedLines = 0;
   private readonly commandCounts: Record<string, number> = {};
@@ -190,7 +208,7 @@ export class SynapseHistory implements FollowerSink {
       gapsOpen += p.gaps.length;
       gapsFilled += p.gapsFilled;
     }
-    return { rows: this.rows, lateRows: this.lateRows, refusedLines: this.refusedLines, gapsOpen, gapsFilled, commands: { ...this.commandCounts } };
+    return { rows: this.rows, descendingRows: this.descendingRows, lateRows: this.lateRows, refusedLines: this.refusedLines, gapsOpen, gapsFilled, commands: { ...this.commandCounts } };
   }
 
   close(): Promise<void> {
@@ -215,13 +233,13 @@ export class SynapseHistory implements FollowerSink {
     this.rows += lines;
     const entry = { firstToken: token, lastToken: token, bytes, lines, rows: lines };
     // The usual case, per row: the log is there and nothing waits before this entry.
-    if (pair.log !== null && !pair.filling) this.append(pair, pair.log, entry);
-    else this.apply(pair, { kind: 'append', entry });
+    if (pair.log !== null && !pair.filling) this.append(pair, pair.log, entry, true);
+    else this.apply(pair, { kind: 'append', entry, run: true });
   }
 
   advanced(stream: string, instance: string, token: number): void {
     const pair = this.pair(stream, instance);
-    if (pair !== undefined) this.apply(pair, { kind: 'append', entry: advanceEntry(token) });
+    if (pair !== undefined) this.apply(pair, { kind: 'append', entry: advanceEntry(token), run: false });
   }
 
   gap(stream: string, instance: string, afterToken: number, uptoToken: number): void {
@@ -235,17 +253,21 @@ export class SynapseHistory implements FollowerSink {
     pair.generation++;
     this.logger.warn({ stream, instance, fromToken, token, generation: pair.generation }, 'a Synapse writer restarted its stream from a lower token: a new generation of the pair begins');
     pair.log = null;
+    pair.runHead = null;
     pair.filling = false;
     pair.waiting.length = 0;
     pair.gaps.length = 0;
     this.openLog(pair, token);
   }
 
+  descending(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void {
+    const pair = this.pair(stream, instance);
+    if (pair !== undefined) this.apply(pair, { kind: 'descending', token, bytes, lines });
+  }
+
   late(stream: string, instance: string, token: number): void {
     const pair = this.pair(stream, instance);
-    this.lateRows++;
-    if (pair !== undefined) pair.lateRows++;
-    this.logger.info({ stream, instance, token }, 'a Synapse row at or below its writer\'s position (backfill publishes descending): not in the token-ordered history');
+    if (pair !== undefined) this.notStored(pair, token);
   }
 
   command(cmd: TodayCommand): void {
@@ -293,18 +315,44 @@ export class SynapseHistory implements FollowerSink {
       else void this.fill(pair, log, fetch, op.afterToken, op.uptoToken);
       return;
     }
-    this.append(pair, log, op.entry);
+    if (op.kind === 'descending') this.appendDescending(pair, log, op.token, op.bytes, op.lines);
+    else this.append(pair, log, op.entry, op.run);
   }
 
-  private append(pair: PairHistory, log: StreamLog, entry: LogEntry): void {
+  /** `run`: the entry is a live group, which a descending row may follow. */
+  private append(pair: PairHistory, log: StreamLog, entry: LogEntry, run: boolean): void {
+    pair.runHead = null;
     // The follower's tokens rise per pair; a log restarted at a gap's end, or filled past it, can already be there.
     if (entry.lastToken <= log.lastAppended) return;
+    if (this.store(pair, log, entry) && run) pair.runHead = entry.lastToken;
+  }
+
+  /** A descending row goes right after the group it descends from, at that group's token (the log's order is arrival order). */
+  private appendDescending(pair: PairHistory, log: StreamLog, token: number, bytes: Buffer, lines: number): void {
+    const head = pair.runHead;
+    if (head === null || head !== log.lastAppended) return this.notStored(pair, token);
+    if (!this.store(pair, log, { firstToken: head, lastToken: head, bytes, lines, rows: lines })) return;
+    this.rows += lines;
+    this.descendingRows += lines;
+    pair.descendingRows += lines;
+  }
+
+  /** Whether the log took the entry (a later failure is reported when it comes). */
+  private store(pair: PairHistory, log: StreamLog, entry: LogEntry): boolean {
     try {
       const stored = log.append(entry);
       if (isPending(stored)) stored.catch((err: unknown) => this.appendFailed(pair, err));
+      return true;
     } catch (err) {
       this.appendFailed(pair, err);
+      return false;
     }
+  }
+
+  private notStored(pair: PairHistory, token: number): void {
+    this.lateRows++;
+    pair.lateRows++;
+    this.logger.info({ stream: pair.stream, instance: pair.instance, token }, "a Synapse row at or below its writer's position, not descending from the rows just before it (a replay): not stored");
   }
 
   /** The rows of (afterToken, uptoToken] from the instance's endpoint, page by page, stored before anything that came after. */
@@ -320,13 +368,13 @@ export class SynapseHistory implements FollowerSink {
         for (const g of updateGroups(pair.stream, pair.instance, page.updates)) {
           if (g.token > uptoToken) break;
           this.rows += g.lines;
-          this.append(pair, log, { firstToken: g.token, lastToken: g.token, bytes: g.bytes, lines: g.lines, rows: g.lines });
+          this.append(pair, log, { firstToken: g.token, lastToken: g.token, bytes: g.bytes, lines: g.lines, rows: g.lines }, false);
         }
         if (!page.limited) break;
         if (page.uptoToken <= from || ++pages >= MAX_FILL_PAGES) throw new Error(`the endpoint's pages stopped advancing at ${page.uptoToken}`);
         from = page.uptoToken;
       }
-      this.append(pair, log, advanceEntry(uptoToken));
+      this.append(pair, log, advanceEntry(uptoToken), false);
       pair.gapsFilled++;
       this.logger.info({ stream: pair.stream, instance: pair.instance, afterToken, uptoToken }, 'filled a gap in a Synapse stream from its writer\'s replication endpoint');
     } catch (err) {
@@ -347,6 +395,7 @@ export class SynapseHistory implements FollowerSink {
       { stream: pair.stream, instance: pair.instance, afterToken, uptoToken, why },
       'gap in a Synapse stream: rows in this range were published while the gateway did not hear them; catch-up from before it is refused as too old',
     );
+    pair.runHead = null;
     if (uptoToken > log.lastAppended) log.restartAt(uptoToken);
   }
 

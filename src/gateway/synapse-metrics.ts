@@ -46,6 +46,7 @@ export function registerSynapseMetrics(synapse: SynapseFollow, registry: Registr
   scrapedCounter(registry, 'synapse_gaps_filled_total', "Gaps filled from the writer's HTTP replication endpoint (--synapse-replication-url)", () => synapse.history.stats().gapsFilled);
   scrapedCounter(registry, 'synapse_connects_total', 'Subscriptions to the Synapse channel made (each one sends REPLICATE once)', () => synapse.link.health().connects);
   scrapedCounter(registry, 'synapse_rows_total', 'Rows of the followed Synapse stored in the history', () => synapse.history.stats().rows);
-  scrapedCounter(registry, 'synapse_late_rows_total', "Rows at or below their writer's position (backfill publishes descending): served to no one, logged", () => synapse.history.stats().lateRows);
+  scrapedCounter(registry, 'synapse_descending_rows_total', "Rows stored below the token of the row just before them (backfill publishes a batch descending): kept after it, served in arrival order", () => synapse.history.stats().descendingRows);
+  scrapedCounter(registry, 'synapse_late_rows_total', "Rows at or below their writer's position that do not descend from the row just before them (a replay): not stored, logged", () => synapse.history.stats().lateRows);
   scrapedCounter(registry, 'synapse_refused_lines_total', "Lines on the Synapse channel that are not today's dialect (ignored, logged)", () => synapse.history.stats().refusedLines);
 }

@@ -16,7 +16,8 @@ interface Group {
 interface PairLog {
   started: number[];
   groups: Group[];
-  late: Group[];
+  descending: Group[];
+  late: number[];
   gaps: [number, number][];
   resets: [number, number][];
   advances: number[];
@@ -34,7 +35,7 @@ class RecordingSink implements FollowerSink {
     const key = `${stream}/${instance}`;
     let p = this.pairs.get(key);
     if (p === undefined) {
-      p = { started: [], groups: [], late: [], gaps: [], resets: [], advances: [] };
+      p = { started: [], groups: [], descending: [], late: [], gaps: [], resets: [], advances: [] };
       this.pairs.set(key, p);
     }
     return p;
@@ -61,10 +62,14 @@ class RecordingSink implements FollowerSink {
     this.calls.push(`reset ${stream} ${instance} ${fromToken} ${token}`);
     this.pair(stream, instance).resets.push([fromToken, token]);
   }
-  late(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void {
-    this.calls.push(`late ${stream} ${instance} ${token}`);
+  descending(stream: string, instance: string, token: number, bytes: Buffer, lines: number): void {
+    this.calls.push(`descending ${stream} ${instance} ${token}`);
     const p = this.pair(stream, instance);
-    p.late.push(toGroup(token, bytes, lines, p.resets.length));
+    p.descending.push(toGroup(token, bytes, lines, p.resets.length));
+  }
+  late(stream: string, instance: string, token: number): void {
+    this.calls.push(`late ${stream} ${instance} ${token}`);
+    this.pair(stream, instance).late.push(token);
   }
   command(cmd: TodayCommand): void {
     this.calls.push(`command ${cmd.name}`);
@@ -116,8 +121,8 @@ function assertObservedCovered(r: Recording, sink: RecordingSink): void {
     const ob = o as ObservedRdata;
     const log = sink.pairs.get(`${ob.stream}/${ob.instance}`);
     const stored = log?.groups.filter((g) => g.token === ob.token) ?? [];
-    const late = log?.late.filter((g) => g.token === ob.token) ?? [];
-    const all = [...stored, ...late].flatMap((g) => g.rows);
+    const descending = log?.descending.filter((g) => g.token === ob.token) ?? [];
+    const all = [...stored, ...descending].flatMap((g) => g.rows);
     if (all.length === 0) {
       assert.ok(inGap(log, ob.token), `${r.name}: ${ob.process}'s ${ob.via} row ${ob.stream}/${ob.instance} ${ob.token} neither stored nor in a gap`);
       continue;
@@ -176,7 +181,7 @@ describe('the Synapse follower against the recordings', { skip: todayRecordingsS
     }
   });
 
-  test('02: a batch is one group; caches come before the events of the same write; the second backfill row is kept as late', () => {
+  test('02: a batch is one group; caches come before the events of the same write; the second backfill row is kept as descending', () => {
     const { sink } = replay(loadRecording('02_live_multiwriter_events_and_caches'));
     const ep1 = sink.pairs.get('events/event_persister1')!;
     const topic = ep1.groups.find((g) => g.token === 1034)!;
@@ -187,9 +192,13 @@ describe('the Synapse follower against the recordings', { skip: todayRecordingsS
     assert.ok(ep1.advances.includes(1043));
     const bf = sink.pairs.get('backfill/event_persister2')!;
     assert.deepEqual(bf.groups.map((g) => g.token), [7]);
-    assert.deepEqual(bf.late.map((g) => [g.token, g.lines[0]]), [
+    assert.deepEqual(bf.descending.map((g) => [g.token, g.lines[0]]), [
       [6, 'RDATA backfill event_persister2 6 ["$bf1:remote.example.net","!dev:example.com","m.room.message",null,null,null]'],
     ]);
+    // Stored right after the row it descends from, before the POSITION that follows them.
+    const at = sink.calls.indexOf('group backfill event_persister2 7');
+    assert.equal(sink.calls[at + 1], 'descending backfill event_persister2 6');
+    assert.deepEqual(bf.late, []);
     const cachesAt = sink.calls.indexOf('group caches event_persister2 5121');
     const joinAt = sink.calls.findIndex((c, i) => i > cachesAt && c.startsWith('group events '));
     assert.ok(cachesAt >= 0 && joinAt > cachesAt);
@@ -203,6 +212,7 @@ describe('the Synapse follower against the recordings', { skip: todayRecordingsS
     const after = sink.calls.slice(resetAt).filter((c) => c.startsWith('group typing '));
     assert.equal(after[0], 'group typing typing_writer1 1');
     assert.deepEqual(typing.late, []);
+    assert.deepEqual(typing.descending, []);
   });
 
   test('06: the non-stream commands reach the sink as commands; USER_IP is not on the channel the follower reads', () => {
@@ -288,6 +298,38 @@ describe('the Synapse follower', () => {
     send('POSITION events ep1 11 11', 'RDATA events ep1 batch ["b"]', 'RDATA events ep1 12 ["c"]');
     assert.deepEqual(sink.calls, ['started events ep1 10', 'gap events ep1 10 11', 'group events ep1 12']);
     assert.deepEqual(sink.pairs.get('events/ep1')!.groups[0]!.rows, [['b'], ['c']]);
+  });
+
+  test('rows descending right after stored rows are kept in arrival order; a row at or below the position after anything else is late, not kept', () => {
+    const { sink, send } = follow();
+    send('POSITION backfill ep2 4 4', 'RDATA backfill ep2 7 ["a"]', 'RDATA backfill ep2 batch ["b1"]', 'RDATA backfill ep2 6 ["b2"]', 'RDATA backfill ep2 5 ["c"]');
+    // The same token again, or one above the last descending row, is a replay.
+    send('RDATA backfill ep2 5 ["c"]', 'RDATA backfill ep2 6 ["b2"]');
+    // After a POSITION nothing descends: the rows before it are history.
+    send('POSITION backfill ep2 5 7', 'RDATA backfill ep2 3 ["d"]', 'RDATA backfill ep2 8 ["e"]', 'POSITION backfill ep1 1 2', 'RDATA backfill ep2 2 ["f"]');
+    assert.deepEqual(sink.calls, [
+      'started backfill ep2 4',
+      'group backfill ep2 7',
+      'descending backfill ep2 6',
+      'descending backfill ep2 5',
+      'late backfill ep2 5',
+      'late backfill ep2 6',
+      'late backfill ep2 3',
+      'group backfill ep2 8',
+      'started backfill ep1 1',
+      'advanced backfill ep1 2',
+      // Another writer's POSITION is not this pair's: 2 still descends from 8.
+      'descending backfill ep2 2',
+    ]);
+    assert.deepEqual(sink.pairs.get('backfill/ep2')!.descending.map((g) => g.rows), [[['b1'], ['b2']], [['c']], [['f']]]);
+  });
+
+  test('a reconnect ends a descending run: a row below the position on the new subscription is late', () => {
+    const { sink, follower, send } = follow();
+    send('POSITION backfill ep2 4 4', 'RDATA backfill ep2 7 ["a"]');
+    follower.connected();
+    send('POSITION backfill ep2 7 7', 'RDATA backfill ep2 6 ["b"]');
+    assert.deepEqual(sink.calls.slice(-1), ['late backfill ep2 6']);
   });
 
   test('batches are held per (stream, instance): two writers interleaving their batches stay apart', () => {

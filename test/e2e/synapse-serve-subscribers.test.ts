@@ -19,25 +19,9 @@ import { LineClient, httpGet, killAllGateways, startGateway, type GatewayProcess
 
 after(() => killAllGateways());
 
-/**
- * The RDATA payloads the gateway keeps, by `stream/instance`, in order: every
- * one published, but a row at or below its writer's last token (backfill
- * publishes a batch descending), which a token-ordered history cannot hold.
- */
+/** The RDATA payloads the gateway keeps, by `stream/instance`, in order: every one published (backfill's descending rows too). */
 function keptRows(recording: Recording): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const last = new Map<string, number>();
-  for (const e of synapsePublishes(recording)) {
-    if (e.channel !== recording.server_name || !e.payload.startsWith('RDATA ')) continue;
-    const [, stream, instance, token] = e.payload.split(' ') as [string, string, string, string];
-    const key = `${stream}/${instance}`;
-    if (token !== 'batch') {
-      if (Number(token) <= (last.get(key) ?? -1)) continue;
-      last.set(key, Number(token));
-    }
-    out.set(key, [...(out.get(key) ?? []), e.payload]);
-  }
-  return out;
+  return byPair(synapsePublishes(recording).filter((e) => e.channel === recording.server_name).map((e) => e.payload));
 }
 
 /** The token each pair's history starts at: its first POSITION's (every pair in these recordings opens with one). */
@@ -265,28 +249,36 @@ describe('serve --synapse-redis serves its history to subscribers', { skip: redi
     }
   });
 
-  it('restarted on the file log, the gateway serves the history it read back before Synapse says anything', async () => {
-    const recording = loadRecording('03_live_other_streams');
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'rg-synapse-serve-'));
-    const args = ['--synapse-redis', `redis://127.0.0.1:${redis.port}`, '--synapse-server-name', `restart.${recording.server_name}`, '--log', `file:${dir}`];
-    const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
-    // Its own channel: the other tests' replays do not reach it.
-    const renamed = { ...recording, server_name: `restart.${recording.server_name}`, events: recording.events.map((e) => (e.kind === 'publish' && e.channel === recording.server_name ? { ...e, channel: `restart.${recording.server_name}` } : e)) };
-    let gw = await startGateway(args);
-    let client: LineClient | null = null;
-    try {
-      await replayInto(gw, renamed, publisher);
-      await gw.stop();
-      gw = await startGateway(args);
-      client = await LineClient.connect(gw.tcp);
-      client.send('REPLICATE device_lists * 0');
-      await client.waitFor((l) => l.startsWith('POSITION device_lists master '));
-      assert.deepEqual(client.lines.filter((l) => l.startsWith('RDATA ')), keptRows(recording).get('device_lists/master'));
-    } finally {
-      client?.close();
-      await gw.stop();
-      publisher.disconnect();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  for (const [name, stream] of [
+    ['03_live_other_streams', 'device_lists'],
+    ['02_live_multiwriter_events_and_caches', 'backfill'],
+  ] as const) {
+    it(`restarted on the file log, the gateway serves the history it read back before Synapse says anything (${stream}${stream === 'backfill' ? ", its descending row in place" : ''})`, async () => {
+      const recording = loadRecording(name);
+      const channel = `restart.${recording.server_name}`;
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'rg-synapse-serve-'));
+      const args = ['--synapse-redis', `redis://127.0.0.1:${redis.port}`, '--synapse-server-name', channel, '--log', `file:${dir}`];
+      const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
+      // Its own channel: the other tests' replays do not reach it.
+      const renamed = { ...recording, server_name: channel, events: recording.events.map((e) => (e.kind === 'publish' && e.channel === recording.server_name ? { ...e, channel } : e)) };
+      const instances = new Set(synapsePublishes(recording).map((e) => e.payload.split(' ')).filter((w) => (w[0] === 'RDATA' || w[0] === 'POSITION') && w[1] === stream).map((w) => w[2]));
+      let gw = await startGateway(args);
+      let client: LineClient | null = null;
+      try {
+        await replayInto(gw, renamed, publisher);
+        await gw.stop();
+        gw = await startGateway(args);
+        client = await LineClient.connect(gw.tcp);
+        client.send(`REPLICATE ${stream} * 0`);
+        await client.waitForCount((l) => l.startsWith(`POSITION ${stream} `), instances.size, 10_000);
+        const got = byPair(client.lines);
+        for (const [pair, rows] of keptRows(recording)) if (pair.startsWith(`${stream}/`)) assert.deepEqual(got.get(pair), rows, pair);
+      } finally {
+        client?.close();
+        await gw.stop();
+        publisher.disconnect();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -21,7 +21,7 @@
  */
 import { MAX_TOKEN } from '../commands.js';
 import { ProtocolError } from '../errors.js';
-import { internName, parseTokenBytes, printable } from './v1-text.js';
+import { indexOfSpace, internName, isBatchWord, parseTokenBytes, printable } from './v1-text.js';
 
 export type TodayCommandName =
   | 'RDATA'
@@ -310,15 +310,6 @@ export function encodeTodayPosition(stream: string, instance: string, prevToken:
 }
 
 // ---------------------------------------------------------------- words
-
-function indexOfSpace(buf: Buffer, start: number, end: number): number {
-  for (let i = start; i < end; i++) if (buf[i] === SPACE) return i;
-  return end;
-}
-
-function isBatchWord(buf: Buffer, start: number, end: number): boolean {
-  return end - start === 5 && buf.toString('latin1', start, end) === 'batch';
-}
 
 /** Splits off n-1 words; the last keeps the rest. Every word non-empty and printable. */
 function words(name: TodayCommandName, rest: string, n: number): string[] {

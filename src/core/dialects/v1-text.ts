@@ -252,7 +252,8 @@ export function internName(buf: Buffer, start: number, end: number): string {
   return text;
 }
 
-function isBatchWord(buf: Buffer, start: number, end: number): boolean {
+/** Whether `buf[start, end)` is the word `batch` (a row of a batch in place of its token): both dialects' rows. */
+export function isBatchWord(buf: Buffer, start: number, end: number): boolean {
   return (
     end - start === 5 &&
     buf[start] === 0x62 &&
@@ -284,7 +285,8 @@ function parseToken(name: CommandName, text: string, alternative = ''): number {
   throw badToken(name, text, alternative);
 }
 
-function indexOfSpace(buf: Buffer, start: number, end: number): number {
+/** Where the word at `start` ends: the next space, or `end`. */
+export function indexOfSpace(buf: Buffer, start: number, end: number): number {
   for (let i = start; i < end; i++) if (buf[i] === SPACE) return i;
   return end;
 }

@@ -101,7 +101,7 @@ export class TcpListener {
       end: () => socket.end(),
       destroy: () => socket.destroy(),
     };
-    const conn = this.hub.accept(transport, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
+    const conn = this.hub.accept(transport, this.tls ? 'tls' : 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
     const read = this.turns.meter(socket);
     socket.on('data', (chunk: Buffer) => {
       conn.receive(chunk);

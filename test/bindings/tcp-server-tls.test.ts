@@ -73,6 +73,8 @@ describe('TCP listener with TLS', () => {
       [2, [{ n: 2 }, { n: 3 }]],
     ]);
     assert.equal(server.head('events'), 2);
+    // Connections over TLS are told apart from plain TCP in /connections, the metrics and the logs.
+    assert.deepEqual(server.connections().map((c) => c.transportKind), ['tls', 'tls']);
   });
 
   it('a client that does not trust the certificate never connects, and says why', { timeout: 10_000 }, async (t) => {

@@ -163,6 +163,64 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
     }
   });
 
+  test('with USER_IP: its payloads go to onUserIp and the main channel\'s to the follower, LF added; answered PINGs keep the subscription', async () => {
+    const serverName = 'userip.example.com';
+    const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
+    const lines: string[] = [];
+    const userIp: string[] = [];
+    const link = new SynapseRedisLink({
+      spec: parseSynapseRedisUrl(`redis://127.0.0.1:${redis.port}`)!,
+      serverName,
+      userIp: true,
+      logger: quiet,
+      onConnect: () => {},
+      onLine: (line) => lines.push(line.toString('utf8')),
+      onUserIp: (line) => userIp.push(line.toString('utf8')),
+      healthIntervalMs: 20,
+      healthTimeoutMs: 100,
+    });
+    try {
+      await link.start();
+      await publisher.publish(`${serverName}/USER_IP`, 'USER_IP @a:example.com ["tok","::1","ua","DEV",1]');
+      await publisher.publish(serverName, 'RDATA typing typing_writer1 5 ["!r:example.com",[]]');
+      await until('both lines', () => lines.includes('RDATA typing typing_writer1 5 ["!r:example.com",[]]\n'));
+      assert.deepEqual(userIp, ['USER_IP @a:example.com ["tok","::1","ua","DEV",1]\n']);
+      // Several PING rounds, each of which would drop the subscription if its pong went unheard.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal(link.health().connects, 1);
+      assert.equal(link.health().connected, true);
+    } finally {
+      await link.stop();
+      publisher.disconnect();
+    }
+  });
+
+  test('an ACL user with its password subscribes; a wrong password is refused at start, with what to do', async () => {
+    const serverName = 'acl.example.com';
+    const admin = new Redis({ host: '127.0.0.1', port: redis.port });
+    await admin.acl('SETUSER', 'follower', 'on', '>s3cret', '&*', '+@all');
+    const linkAs = (password: string) =>
+      new SynapseRedisLink({
+        spec: parseSynapseRedisUrl(`redis://follower:${password}@127.0.0.1:${redis.port}`)!,
+        serverName,
+        userIp: false,
+        logger: quiet,
+        onConnect: () => {},
+        onLine: () => {},
+      });
+    const good = linkAs('s3cret');
+    try {
+      await good.start();
+      const clients = (await admin.client('LIST')) as string;
+      assert.match(clients, /name=replication-gateway-follower [^\n]*user=follower/);
+      await assert.rejects(linkAs('wrong').start(), /could not connect to Synapse's Redis at .*WRONGPASS.*give the password/);
+    } finally {
+      await good.stop();
+      await admin.acl('DELUSER', 'follower');
+      admin.disconnect();
+    }
+  });
+
   test("the subscription cut while typing_writer1 wrote 115 rows: the gap is filled from its HTTP endpoint in two pages (07's answers), before the live row after it", async () => {
     const serverName = 'fill.example.com';
     const exchanges = loadRecording('07_sync_worker_reconnect_gap_fill').events.filter((e): e is HttpEvent => e.kind === 'http');

@@ -45,6 +45,9 @@ const MAX_PARTS = 16;
 /** Longer than Redis's own proto-max-bulk-len default (512 MB) is not a reply. */
 const MAX_LENGTH = 512 * 1024 * 1024;
 
+/** Bytes of a new chunk first joined to a reply begun before it: a push's headers and more. */
+const JOIN_BYTES = 256;
+
 /** The reply runs past the chunk: no offset, and no length a header holds (a null bulk's is -1). */
 const INCOMPLETE = -Infinity;
 
@@ -63,28 +66,56 @@ export class RespReader {
 
   /** Reads the replies `chunk` completes; throws on bytes that are not RESP2 (the connection is then unusable). */
   feed(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.restBytes > 0) {
-      this.rest.push(chunk);
-      this.restBytes += chunk.length;
-      if (this.restBytes < this.need) return;
-      buf = Buffer.concat(this.rest, this.restBytes);
-      this.rest = [];
-      this.restBytes = 0;
-    }
-    let at = 0;
-    while (at < buf.length) {
+    let at = this.restBytes > 0 ? this.completeRest(chunk) : 0;
+    if (at === INCOMPLETE) return;
+    while (at < chunk.length) {
       this.need = 0;
-      const end = this.parse(buf, at);
+      const end = this.parse(chunk, at);
       if (end === INCOMPLETE) {
-        this.rest = [buf.subarray(at)];
-        this.restBytes = buf.length - at;
-        this.need = Math.max(this.need, this.restBytes + 1);
+        this.keep(chunk.subarray(at));
         return;
       }
       this.onReply(this.reply);
       at = end;
     }
+  }
+
+  /**
+   * The reply begun in earlier chunks, joined with as few of `chunk`'s bytes
+   * as it needs (joining the whole chunk would copy every byte once more):
+   * where `chunk`'s own replies start, or INCOMPLETE.
+   */
+  private completeRest(chunk: Buffer): number {
+    const before = this.restBytes;
+    let take = Math.min(chunk.length, Math.max(this.need - before, JOIN_BYTES));
+    for (;;) {
+      if (before + chunk.length < this.need) {
+        this.keep(chunk);
+        return INCOMPLETE;
+      }
+      const joined = Buffer.concat([...this.rest, chunk.subarray(0, take)], before + take);
+      this.need = 0;
+      const end = this.parse(joined, 0);
+      if (end !== INCOMPLETE) {
+        this.reset();
+        this.onReply(this.reply);
+        return end - before;
+      }
+      if (take === chunk.length) {
+        this.rest = [];
+        this.restBytes = 0;
+        this.keep(joined);
+        return INCOMPLETE;
+      }
+      take = Math.min(chunk.length, Math.max(this.need - before, 2 * take));
+    }
+  }
+
+  /** The start of a reply the bytes so far do not complete. */
+  private keep(part: Buffer): void {
+    this.rest.push(part);
+    this.restBytes += part.length;
+    this.need = Math.max(this.need, this.restBytes + 1);
   }
 
   /** Forgets a partial reply (a new connection starts clean). */

@@ -176,8 +176,8 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
       onConnect: () => {},
       onLine: (line) => lines.push(line.toString('utf8')),
       onUserIp: (line) => userIp.push(line.toString('utf8')),
-      healthIntervalMs: 20,
-      healthTimeoutMs: 100,
+      healthIntervalMs: 50,
+      healthTimeoutMs: 500,
     });
     try {
       await link.start();
@@ -185,8 +185,8 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
       await publisher.publish(serverName, 'RDATA typing typing_writer1 5 ["!r:example.com",[]]');
       await until('both lines', () => lines.includes('RDATA typing typing_writer1 5 ["!r:example.com",[]]\n'));
       assert.deepEqual(userIp, ['USER_IP @a:example.com ["tok","::1","ua","DEV",1]\n']);
-      // Several PING rounds, each of which would drop the subscription if its pong went unheard.
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      // PING rounds for longer than the timeout: an unheard pong would have dropped the subscription.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
       assert.equal(link.health().connects, 1);
       assert.equal(link.health().connected, true);
     } finally {

@@ -76,8 +76,11 @@ export class SynapseRedisLink {
   private steps: string[] = [];
   /** A message came in the chunk being read. */
   private heard = false;
-  /** The first connection's outcome, for start(). */
-  private firstSettled: ((err: Error | null) => void) | null = null;
+  /** Tells start() how the first connection went: null once subscribed, else why not. */
+  private firstSettled: ((why: string | null) => void) | null = null;
+  /** What ended the subscriber's last connection; the publisher's last error. */
+  private subscriberProblem: string | null = null;
+  private publisherProblem: string | null = null;
   private subscribed = false;
   private lastMessageAt: number | null = null;
   private connects = 0;
@@ -111,6 +114,7 @@ export class SynapseRedisLink {
     });
     this.publisher.on('error', (err: Error) => {
       this.problem = err.message;
+      this.publisherProblem = err.message;
     });
   }
 
@@ -118,22 +122,23 @@ export class SynapseRedisLink {
   async start(): Promise<void> {
     this.healthTimer = setInterval(() => this.checkHealth(), this.options.healthIntervalMs ?? 5_000);
     this.healthTimer.unref();
-    const first = new Promise<void>((resolve, reject) => {
-      this.firstSettled = (err) => {
+    const subscribed = new Promise<string | null>((resolve) => {
+      this.firstSettled = (why) => {
         this.firstSettled = null;
-        if (err === null) resolve();
-        else reject(err);
+        resolve(why);
       };
     });
     this.connect();
-    try {
-      await Promise.all([first, this.publisher.connect()]);
-    } catch (err) {
-      const reason = this.problem ?? (err as Error).message;
-      await this.stop();
-      const hint = /NOAUTH|WRONGPASS|invalid password|AUTH/i.test(reason) ? 'give the password in the --synapse-redis URL or RG_SYNAPSE_REDIS_PASSWORD' : "is this Synapse's Redis? check --synapse-redis";
-      throw new Error(`could not connect to Synapse's Redis at ${this.where}: ${reason} (${hint})`);
-    }
+    // Both connect at once; the subscriber's refusal (WRONGPASS, NOAUTH) is the one told, whichever fails first.
+    const published = this.publisher.connect().then(
+      () => null,
+      (err: Error) => this.publisherProblem ?? err.message,
+    );
+    const reason = (await subscribed) ?? (await published);
+    if (reason === null) return;
+    await this.stop();
+    const hint = /NOAUTH|WRONGPASS|invalid password|AUTH/i.test(reason) ? 'give the password in the --synapse-redis URL or RG_SYNAPSE_REDIS_PASSWORD' : "is this Synapse's Redis? check --synapse-redis";
+    throw new Error(`could not connect to Synapse's Redis at ${this.where}: ${reason} (${hint})`);
   }
 
   health(): SynapseLinkHealth {
@@ -166,6 +171,7 @@ export class SynapseRedisLink {
     this.socket = socket;
     this.reader.reset();
     this.steps = [];
+    this.subscriberProblem = null;
     socket.setNoDelay(true);
     // Until subscribed; a subscribed connection is quiet when Synapse is, and PINGs check it then.
     const timeoutMs = this.options.healthTimeoutMs ?? 10_000;
@@ -197,9 +203,7 @@ export class SynapseRedisLink {
         this.lastMessageAt = Date.now();
       }
     });
-    socket.on('error', (err: Error) => {
-      this.problem = err.message;
-    });
+    socket.on('error', (err: Error) => this.subscriberFailed(err.message));
     socket.on('close', () => this.closed(socket));
   }
 
@@ -212,7 +216,7 @@ export class SynapseRedisLink {
     if (r.type === 0x2d) {
       // A refused name matters to no one but an operator reading CLIENT LIST.
       if (step === 'CLIENT SETNAME') return;
-      this.problem = `${step ?? 'Redis'} failed: ${r.text(0)}`;
+      this.subscriberFailed(`${step ?? 'Redis'} failed: ${r.text(0)}`);
       this.socket?.destroy();
       return;
     }
@@ -244,9 +248,15 @@ export class SynapseRedisLink {
     this.subscribed = true;
     this.connects++;
     this.problem = null;
+    this.subscriberProblem = null;
     this.firstSettled?.(null);
     this.options.logger.info({ redis: this.where, channels: this.channels }, 'subscribed to the Synapse channel; asking every process for its positions');
     void this.replicate();
+  }
+
+  private subscriberFailed(why: string): void {
+    this.problem = why;
+    this.subscriberProblem = why;
   }
 
   private closed(socket: net.Socket): void {
@@ -256,7 +266,7 @@ export class SynapseRedisLink {
     this.subscribed = false;
     this.pingSentAt = null;
     if (this.firstSettled !== null) {
-      this.firstSettled(new Error(this.problem ?? 'the connection closed before the subscription'));
+      this.firstSettled(this.subscriberProblem ?? 'the connection closed before the subscription');
       return;
     }
     if (this.stopped) return;
@@ -289,7 +299,7 @@ export class SynapseRedisLink {
     if (!this.subscribed) return;
     const now = Date.now();
     if (this.pingSentAt !== null && now - this.pingSentAt > (this.options.healthTimeoutMs ?? 10_000)) {
-      this.problem = 'the Synapse Redis did not answer PING in time';
+      this.subscriberFailed('the Synapse Redis did not answer PING in time');
       this.options.logger.warn({ redis: this.where }, 'the Synapse Redis did not answer PING: reconnecting');
       this.pingSentAt = null;
       this.socket?.destroy();

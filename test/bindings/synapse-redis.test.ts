@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { SynapseRedisLink } from '../../src/bindings/synapse-redis.js';
@@ -247,6 +248,24 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
       publisher.disconnect();
       await endpoint.close();
     }
+  });
+});
+
+describe('no Redis there', () => {
+  test('start rejects with what to check', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const link = new SynapseRedisLink({
+      spec: parseSynapseRedisUrl(`redis://127.0.0.1:${port}`)!,
+      serverName: 'none.example.com',
+      userIp: false,
+      logger: quiet,
+      onConnect: () => {},
+      onLine: () => {},
+    });
+    await assert.rejects(link.start(), /could not connect to Synapse's Redis at redis:\/\/127\.0\.0\.1:\d+\/0: .*ECONNREFUSED.*check --synapse-redis/);
   });
 });
 

@@ -251,6 +251,32 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
   });
 });
 
+describe('a Redis on a unix socket', { skip: redisSkip() }, () => {
+  test('unix:/PATH subscribes there and hears the channel', async () => {
+    const server = await startRedis({ unixSocket: true });
+    const publisher = new Redis({ path: server.socketPath! });
+    const lines: string[] = [];
+    const link = new SynapseRedisLink({
+      spec: parseSynapseRedisUrl(`unix:${server.socketPath!}`)!,
+      serverName: 'unix.example.com',
+      userIp: false,
+      logger: quiet,
+      onConnect: () => {},
+      onLine: (line) => lines.push(line.toString('utf8')),
+    });
+    try {
+      await link.start();
+      await publisher.publish('unix.example.com', 'POSITION typing typing_writer1 1 1');
+      // Our own `REPLICATE ` comes back on the channel too.
+      await until('the line', () => lines.includes('POSITION typing typing_writer1 1 1\n'));
+    } finally {
+      await link.stop();
+      publisher.disconnect();
+      await server.close();
+    }
+  });
+});
+
 describe('no Redis there', () => {
   test('start rejects with what to check', async () => {
     const probe = net.createServer();

@@ -57,6 +57,11 @@ const SUBSCRIBE = Buffer.from('subscribe');
 const PONG = Buffer.from('pong');
 const PING_COMMAND = command(['PING']);
 
+/** Both connections name the host for SNI (tls.connect sends none unless told), never an IP address. */
+function tlsOptions(host: string): tls.ConnectionOptions {
+  return net.isIP(host) === 0 ? { servername: host } : {};
+}
+
 /** A command as RESP2 writes it: an array of bulk strings. */
 function command(words: string[]): Buffer {
   return Buffer.from(`*${words.length}\r\n` + words.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join(''), 'utf8');
@@ -101,7 +106,7 @@ export class SynapseRedisLink {
     this.reader = new RespReader((reply) => this.reply(reply));
     this.publisher = new Redis({
       ...('path' in spec.address ? { path: spec.address.path } : { host: spec.address.host, port: spec.address.port }),
-      ...(spec.tls ? { tls: {} } : {}),
+      ...(spec.tls && !('path' in spec.address) ? { tls: tlsOptions(spec.address.host) } : {}),
       ...(spec.username !== null ? { username: spec.username } : {}),
       ...(spec.password !== null ? { password: spec.password } : {}),
       db: spec.db,
@@ -166,7 +171,7 @@ export class SynapseRedisLink {
       'path' in address
         ? net.connect({ path: address.path })
         : spec.tls
-          ? tls.connect({ host: address.host, port: address.port, ...(net.isIP(address.host) === 0 ? { servername: address.host } : {}) })
+          ? tls.connect({ host: address.host, port: address.port, ...tlsOptions(address.host) })
           : net.connect({ host: address.host, port: address.port });
     this.socket = socket;
     this.reader.reset();

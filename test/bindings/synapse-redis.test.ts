@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { SynapseRedisLink } from '../../src/bindings/synapse-redis.js';
@@ -162,6 +163,64 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
     }
   });
 
+  test('with USER_IP: its payloads go to onUserIp and the main channel\'s to the follower, LF added; answered PINGs keep the subscription', async () => {
+    const serverName = 'userip.example.com';
+    const publisher = new Redis({ host: '127.0.0.1', port: redis.port });
+    const lines: string[] = [];
+    const userIp: string[] = [];
+    const link = new SynapseRedisLink({
+      spec: parseSynapseRedisUrl(`redis://127.0.0.1:${redis.port}`)!,
+      serverName,
+      userIp: true,
+      logger: quiet,
+      onConnect: () => {},
+      onLine: (line) => lines.push(line.toString('utf8')),
+      onUserIp: (line) => userIp.push(line.toString('utf8')),
+      healthIntervalMs: 50,
+      healthTimeoutMs: 500,
+    });
+    try {
+      await link.start();
+      await publisher.publish(`${serverName}/USER_IP`, 'USER_IP @a:example.com ["tok","::1","ua","DEV",1]');
+      await publisher.publish(serverName, 'RDATA typing typing_writer1 5 ["!r:example.com",[]]');
+      await until('both lines', () => lines.includes('RDATA typing typing_writer1 5 ["!r:example.com",[]]\n'));
+      assert.deepEqual(userIp, ['USER_IP @a:example.com ["tok","::1","ua","DEV",1]\n']);
+      // PING rounds for longer than the timeout: an unheard pong would have dropped the subscription.
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      assert.equal(link.health().connects, 1);
+      assert.equal(link.health().connected, true);
+    } finally {
+      await link.stop();
+      publisher.disconnect();
+    }
+  });
+
+  test('an ACL user with its password subscribes; a wrong password is refused at start, with what to do', async () => {
+    const serverName = 'acl.example.com';
+    const admin = new Redis({ host: '127.0.0.1', port: redis.port });
+    await admin.acl('SETUSER', 'follower', 'on', '>s3cret', '&*', '+@all');
+    const linkAs = (password: string) =>
+      new SynapseRedisLink({
+        spec: parseSynapseRedisUrl(`redis://follower:${password}@127.0.0.1:${redis.port}`)!,
+        serverName,
+        userIp: false,
+        logger: quiet,
+        onConnect: () => {},
+        onLine: () => {},
+      });
+    const good = linkAs('s3cret');
+    try {
+      await good.start();
+      const clients = (await admin.client('LIST')) as string;
+      assert.match(clients, /name=replication-gateway-follower [^\n]*user=follower/);
+      await assert.rejects(linkAs('wrong').start(), /could not connect to Synapse's Redis at .*WRONGPASS.*give the password/);
+    } finally {
+      await good.stop();
+      await admin.acl('DELUSER', 'follower');
+      admin.disconnect();
+    }
+  });
+
   test("the subscription cut while typing_writer1 wrote 115 rows: the gap is filled from its HTTP endpoint in two pages (07's answers), before the live row after it", async () => {
     const serverName = 'fill.example.com';
     const exchanges = loadRecording('07_sync_worker_reconnect_gap_fill').events.filter((e): e is HttpEvent => e.kind === 'http');
@@ -188,6 +247,50 @@ describe('following a Synapse deployment on a real redis-server', { skip: redisS
       publisher.disconnect();
       await endpoint.close();
     }
+  });
+});
+
+describe('a Redis on a unix socket', { skip: redisSkip() }, () => {
+  test('unix:/PATH subscribes there and hears the channel', async () => {
+    const server = await startRedis({ unixSocket: true });
+    const publisher = new Redis({ path: server.socketPath! });
+    const lines: string[] = [];
+    const link = new SynapseRedisLink({
+      spec: parseSynapseRedisUrl(`unix:${server.socketPath!}`)!,
+      serverName: 'unix.example.com',
+      userIp: false,
+      logger: quiet,
+      onConnect: () => {},
+      onLine: (line) => lines.push(line.toString('utf8')),
+    });
+    try {
+      await link.start();
+      await publisher.publish('unix.example.com', 'POSITION typing typing_writer1 1 1');
+      // Our own `REPLICATE ` comes back on the channel too.
+      await until('the line', () => lines.includes('POSITION typing typing_writer1 1 1\n'));
+    } finally {
+      await link.stop();
+      publisher.disconnect();
+      await server.close();
+    }
+  });
+});
+
+describe('no Redis there', () => {
+  test('start rejects with what to check', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const link = new SynapseRedisLink({
+      spec: parseSynapseRedisUrl(`redis://127.0.0.1:${port}`)!,
+      serverName: 'none.example.com',
+      userIp: false,
+      logger: quiet,
+      onConnect: () => {},
+      onLine: () => {},
+    });
+    await assert.rejects(link.start(), /could not connect to Synapse's Redis at redis:\/\/127\.0\.0\.1:\d+\/0: .*ECONNREFUSED.*check --synapse-redis/);
   });
 });
 

@@ -14,7 +14,8 @@ import { Redis } from 'ioredis';
 import { docExamples } from '../support/doc-examples.js';
 import { redisSkip, startRedis, type RedisServer } from '../support/redis-server.js';
 import { loadRecording, synapsePublishes, todayRecordingsSkip } from '../support/synapse-today.js';
-import { httpGet, killAllGateways, parseMetrics, startGateway, type GatewayProcess } from './support/gateway-process.js';
+import { makeTestPki } from '../support/test-pki.js';
+import { LineClient, httpGet, killAllGateways, parseMetrics, runGateway, startGateway, type GatewayProcess } from './support/gateway-process.js';
 
 after(() => killAllGateways());
 
@@ -127,8 +128,37 @@ describe('serve --synapse-redis', { skip: redisSkip() || todayRecordingsSkip() }
     }
   });
 
+  it("follows over rediss:// (TLS), trusting a private CA through NODE_EXTRA_CA_CERTS; without it the gateway does not start, and says why", async () => {
+    const pki = await makeTestPki();
+    const secure = await startRedis({ tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca } });
+    const publisher = new Redis({ host: '127.0.0.1', port: secure.port });
+    const url = `rediss://127.0.0.1:${secure.tlsPort}`;
+    let gw: GatewayProcess | null = null;
+    let client: LineClient | null = null;
+    try {
+      gw = await startGateway(['--synapse-redis', url, '--synapse-server-name', 'tls.example.com'], { env: { NODE_EXTRA_CA_CERTS: pki.ca } });
+      await until('the subscription over TLS', () => synapseHealth(gw!), (s) => s.connected);
+      await publisher.publish('tls.example.com', 'POSITION events ep1 1 1');
+      const row = 'RDATA events ep1 2 ["$over-tls:example.com"]';
+      await publisher.publish('tls.example.com', row);
+      client = await LineClient.connect(gw.tcp);
+      client.send('REPLICATE events ep1 0');
+      await client.waitFor((l) => l === 'POSITION events ep1 2 2');
+      assert.deepEqual(client.lines.filter((l) => l.startsWith('RDATA ')), [row]);
+
+      const untrusted = await runGateway(['--synapse-redis', url, '--synapse-server-name', 'tls.example.com', '--listen', '127.0.0.1:0', '--http', 'off']);
+      assert.notEqual(untrusted.code, 0);
+      assert.match(untrusted.stdout + untrusted.stderr, /could not connect to Synapse's Redis at .*certificate/);
+    } finally {
+      client?.close();
+      await gw?.stop();
+      publisher.disconnect();
+      await secure.close();
+      await pki.remove();
+    }
+  });
+
   it('refuses --synapse-redis without --synapse-server-name, saying what goes with it', async () => {
-    const { runGateway } = await import('./support/gateway-process.js');
     const out = await runGateway(['--synapse-redis', 'redis://127.0.0.1:1', '--listen', '127.0.0.1:0', '--http', 'off']);
     assert.equal(out.code, 2);
     assert.match(out.stderr, /--synapse-redis and --synapse-server-name go together/);

@@ -40,6 +40,8 @@ export interface RedisServer {
   readonly port: number;
   /** Its unix socket, when asked for. */
   readonly socketPath: string | null;
+  /** Its TLS port, when asked for (`tls` option). */
+  readonly tlsPort: number | null;
   /** Stops the server (SIGTERM, then SIGKILL) and waits for its exit; without persistence every key is gone. */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
@@ -61,12 +63,13 @@ async function freePort(): Promise<number> {
 }
 
 /** Spawns redis-server on `port`; resolves once it accepts connections, rejects when it exits first (a port taken). */
-function spawnRedis(port: number, dir: string, persistent: boolean, socketPath: string | null): Promise<ChildProcess> {
+function spawnRedis(port: number, dir: string, persistent: boolean, socketPath: string | null, tls: RedisTls | null): Promise<ChildProcess> {
   const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const socket = socketPath === null ? [] : ['--unixsocket', socketPath, '--unixsocketperm', '700'];
+  const overTls = tls === null ? [] : ['--tls-port', String(tls.port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no'];
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...socket, '--dir', dir, '--protected-mode', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...socket, ...overTls, '--dir', dir, '--protected-mode', 'no'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.add(child);
@@ -113,6 +116,15 @@ export interface RedisServerOptions {
   persistent?: boolean;
   /** Listen on a unix socket in its directory too. */
   unixSocket?: boolean;
+  /** Listen for TLS too, with this certificate (PEM files; clients are not asked for one). */
+  tls?: { cert: string; key: string; ca: string };
+}
+
+interface RedisTls {
+  port: number;
+  cert: string;
+  key: string;
+  ca: string;
 }
 
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
@@ -121,10 +133,12 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   const socketPath = options.unixSocket ? path.join(dir, 'redis.sock') : null;
   let child: ChildProcess | null = null;
   let port = 0;
+  let tls: RedisTls | null = null;
   for (let attempt = 1; child === null; attempt++) {
     port = await freePort();
+    tls = options.tls === undefined ? null : { ...options.tls, port: await freePort() };
     try {
-      child = await spawnRedis(port, dir, persistent, socketPath);
+      child = await spawnRedis(port, dir, persistent, socketPath, tls);
     } catch (err) {
       // Another process took the port between the probe and the bind: pick again.
       if (!(err as { inUse?: boolean }).inUse || attempt >= PORT_ATTEMPTS) throw err;
@@ -133,6 +147,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   const server: RedisServer = {
     port,
     socketPath,
+    tlsPort: tls?.port ?? null,
     async stop() {
       if (child !== null) await stopChild(child);
       child = null;
@@ -142,7 +157,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       // The old socket may linger for a moment: retry the same port briefly.
       for (let attempt = 1; ; attempt++) {
         try {
-          child = await spawnRedis(port, dir, persistent, socketPath);
+          child = await spawnRedis(port, dir, persistent, socketPath, tls);
           return;
         } catch (err) {
           if (!(err as { inUse?: boolean }).inUse || attempt >= 20) throw err;

@@ -15,7 +15,7 @@
  */
 import { authFailed } from '../core/access-refusal.js';
 import type { ServerView } from '../core/server-view.js';
-import type { ConnectionInfo, DisconnectReason } from '../core/hub-types.js';
+import type { ConnectionInfo, DisconnectReason, SubscriptionState } from '../core/hub-types.js';
 import { VERSION } from '../version.js';
 
 export const DEFAULT_STATUS_INTERVAL_MS = 1000;
@@ -80,7 +80,7 @@ export interface ConnectionStatus {
   remote: string;
   role: string;
   connectedAt: number;
-  streams: { stream: string; catchingUp: boolean; lastToken: number; lag: number; lagSeconds: number | null }[];
+  streams: (SubscriptionState & { lag: number; lagSeconds: number | null })[];
   queuedCommands: number;
   queuedBytes: number;
   /** The largest head - lastToken over its streams. */
@@ -213,8 +213,9 @@ export class StatusFeed {
         .filter((s) => scope === null || scope.has(s.stream))
         .map((s) => ({
           ...s,
-          lag: Math.max(0, (heads.get(s.stream) ?? s.lastToken) - s.lastToken),
-          lagSeconds: behind === null ? null : behind(s.stream, s.lastToken, now).seconds,
+          // Heads and the timeline are the declared streams'; a followed pair's lag is not tracked.
+          lag: s.instance === null ? Math.max(0, (heads.get(s.stream) ?? s.lastToken) - s.lastToken) : 0,
+          lagSeconds: behind === null || s.instance !== null ? null : behind(s.stream, s.lastToken, now).seconds,
         }));
       if (scope !== null && subs.length === 0) continue;
       all.push({

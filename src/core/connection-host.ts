@@ -10,7 +10,7 @@ import type { KeepAliveTimings } from './keep-alive.js';
 import type { PartialLineBudget } from './partial-line-budget.js';
 import type { StreamLog } from './stream-log.js';
 import type { CredentialSet } from './credentials.js';
-import type { ConnectionInfo, DisconnectReason, HubEvents } from './hub-types.js';
+import type { ConnectionInfo, DisconnectReason, HubEvents, SubscriptionState } from './hub-types.js';
 
 /**
  * What every connection of a hub is held to; frozen, so nothing rewrites it under a connection.
@@ -86,7 +86,7 @@ export interface ConnectionHost {
   subscribeAll(peer: Peer, readable: ReadonlySet<string> | null): void;
   /** Reads catch-ups from the logs while the peer takes bytes. */
   catchUp(peer: Peer): void;
-  subscriptionsOf(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[];
+  subscriptionsOf(peer: Peer): SubscriptionState[];
   /** The log a writer may append to, or a ProtocolError thrown (unknown stream). */
   logOf(stream: string): StreamLog;
   /** A connection became a writer: it hears subscribers' commands from now on. */

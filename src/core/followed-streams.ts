@@ -23,6 +23,7 @@ import { encodeTodayPosition } from './dialects/synapse-today.js';
 import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import type { LogEntry, StreamLog } from './stream-log.js';
+import { pairKey } from './synapse-name.js';
 import { failLive, fanOut, tooOld, type FallBehind, type Source, type Subscription, type Subscriptions } from './subscriptions.js';
 import type { Peer, SubscribeRequest } from './connection-host.js';
 
@@ -56,7 +57,7 @@ class PairForm implements Source {
 
   /** A v1 form is the stream's only one (a single writer); today's forms are one per pair. */
   get key(): string {
-    return this.v1 ? this.name : `${this.name}/${this.instance}`;
+    return this.v1 ? this.name : pairKey(this.name, this.instance);
   }
 
   positionLine(token: number): Buffer {

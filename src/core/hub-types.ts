@@ -2,6 +2,7 @@
 import type { ClientActionCommand } from './commands.js';
 import type { Credential } from './credentials.js';
 import type { StreamLog } from './stream-log.js';
+import { pairKey } from './synapse-name.js';
 
 /** Synapse 2017's streams: the default set a gateway serves. */
 export const SYNAPSE_STREAMS: readonly string[] = [
@@ -73,7 +74,22 @@ export interface ConnectionInfo {
   readonly bytesIn: number;
   readonly bytesOut: number;
   /** Streams subscribed, and whether each is still catching up. */
-  subscriptions(): { stream: string; catchingUp: boolean; lastToken: number }[];
+  subscriptions(): SubscriptionState[];
+}
+
+/** One subscription of a connection, as /connections, the status page, the metrics and the congestion log show it. */
+export interface SubscriptionState {
+  /** The stream's name (what read lists name). */
+  readonly stream: string;
+  /** The writer instance of a followed Synapse pair; null for a declared stream. */
+  readonly instance: string | null;
+  readonly catchingUp: boolean;
+  readonly lastToken: number;
+}
+
+/** A subscription's name among a connection's others: the stream's, or its pair's (`events/event_persister1`). */
+export function subscriptionKey(sub: { readonly stream: string; readonly instance: string | null }): string {
+  return sub.instance === null ? sub.stream : pairKey(sub.stream, sub.instance);
 }
 
 export interface SlowConsumerDetails {

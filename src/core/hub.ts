@@ -26,7 +26,7 @@ import type { Transport } from './transport.js';
 import { ServerConnection } from './server-connection.js';
 import type { ConnectionHost, ConnectionLimits, MasterLink, Peer, SubscribeRequest } from './connection-host.js';
 import type { ServerView } from './server-view.js';
-import type { HubEvents, HubOptions, StreamConfig } from './hub-types.js';
+import type { HubEvents, HubOptions, StreamConfig, SubscriptionState } from './hub-types.js';
 
 export { StreamState } from './subscriptions.js';
 
@@ -232,7 +232,7 @@ export class ReplicationHub implements ConnectionHost, ServerView {
     this.subscriptions.subscribeAll(peer, readable);
   }
 
-  subscriptionsOf(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[] {
+  subscriptionsOf(peer: Peer): SubscriptionState[] {
     return this.subscriptions.of(peer);
   }
 

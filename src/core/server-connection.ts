@@ -25,7 +25,7 @@ import { SyncingUsers } from './syncing-users.js';
 import { UnfinishedLine } from './unfinished-line.js';
 import type { Transport } from './transport.js';
 import type { ConnectionHost, Peer } from './connection-host.js';
-import { DEFAULT_CATCH_UP_CHUNK_BYTES, type ConnectionRole, type DisconnectReason } from './hub-types.js';
+import { DEFAULT_CATCH_UP_CHUNK_BYTES, subscriptionKey, type ConnectionRole, type DisconnectReason, type SubscriptionState } from './hub-types.js';
 
 type State = 'open' | 'closing' | 'closed';
 
@@ -97,7 +97,7 @@ export class ServerConnection implements Peer, LineSink {
     return this.queue.bytes;
   }
 
-  subscriptions(): { stream: string; catchingUp: boolean; lastToken: number }[] {
+  subscriptions(): SubscriptionState[] {
     return this.host.subscriptionsOf(this);
   }
 
@@ -306,7 +306,8 @@ export class ServerConnection implements Peer, LineSink {
   // ------------------------------------------------------------ closing
 
   private cutSlowConsumer(limit: 'commands' | 'bytes' | 'stall'): void {
-    const behind = this.host.subscriptionsOf(this).find((sub) => sub.catchingUp)?.stream;
+    const catchingUp = this.host.subscriptionsOf(this).find((sub) => sub.catchingUp);
+    const behind = catchingUp === undefined ? undefined : subscriptionKey(catchingUp);
     this.host.events.slowConsumer?.(this, {
       queuedCommands: this.queue.commands,
       queuedBytes: this.queue.bytes,

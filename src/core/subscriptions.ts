@@ -23,7 +23,7 @@ import { v1Text } from './dialects/v1-text.js';
 import { ProtocolError } from './errors.js';
 import { isPending, type LogCursor, type LogEntry, type LogListener, type LogRead, type StreamLog } from './stream-log.js';
 import type { Peer, SubscribeRequest } from './connection-host.js';
-import type { HubEvents } from './hub-types.js';
+import type { HubEvents, SubscriptionState } from './hub-types.js';
 
 /** Where a live subscription goes when its connection cannot take an entry: back to the log. */
 export interface FallBehind {
@@ -38,6 +38,8 @@ export interface FallBehind {
 export interface Source {
   /** The stream's name: what read lists allow and too-old ERRORs name. */
   readonly name: string;
+  /** A followed Synapse pair's writer instance; null for a declared stream. */
+  readonly instance: string | null;
   /** A connection holds one subscription per key (a declared stream's is its name). */
   readonly key: string;
   /** Where it reads; a followed pair's reset moves its sources to the new generation's log. */
@@ -83,6 +85,7 @@ export function failLive(source: Source, afterToken: number): void {
 export class StreamState implements LogListener, Source {
   /** Subscriptions at the head of this stream, receiving rows as they are stored. */
   readonly live = new Set<Subscription>();
+  readonly instance = null;
   rowsWritten = 0;
 
   constructor(
@@ -300,11 +303,12 @@ export class Subscriptions implements FallBehind {
     }
   }
 
-  of(peer: Peer): { stream: string; catchingUp: boolean; lastToken: number }[] {
+  of(peer: Peer): SubscriptionState[] {
     const subs = this.peers.get(peer);
     if (subs === undefined) return [];
     return [...subs.byKey.values()].map((s) => ({
-      stream: s.source.key,
+      stream: s.source.name,
+      instance: s.source.instance,
       catchingUp: !s.source.live.has(s),
       lastToken: s.lastToken,
     }));

@@ -9,3 +9,8 @@ export const SYNAPSE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 export function isInstanceWord(name: string): boolean {
   return name === '*' || SYNAPSE_NAME.test(name);
 }
+
+/** How one (stream, writer instance) pair is named where a stream's name alone is not enough: `events/event_persister1`. */
+export function pairKey(stream: string, instance: string): string {
+  return `${stream}/${instance}`;
+}

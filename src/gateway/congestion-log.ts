@@ -3,7 +3,7 @@
  * who was cut, on which stream, how much was queued and how far it had got.
  * Bounded: the oldest is forgotten past the capacity.
  */
-import type { ConnectionInfo, SlowConsumerDetails } from '../core/hub-types.js';
+import { subscriptionKey, type ConnectionInfo, type SlowConsumerDetails } from '../core/hub-types.js';
 
 export interface CongestionCut {
   /** When (ms since the epoch). */
@@ -34,7 +34,7 @@ export class CongestionLog {
   /** Records a cut (call it before the connection forgets its subscriptions) and returns the record. */
   record(conn: ConnectionInfo, details: SlowConsumerDetails, now: number): CongestionCut {
     const lastTokens: Record<string, number> = {};
-    for (const sub of conn.subscriptions()) lastTokens[sub.stream] = sub.lastToken;
+    for (const sub of conn.subscriptions()) lastTokens[subscriptionKey(sub)] = sub.lastToken;
     const stream = details.stream ?? null;
     const cut: CongestionCut = {
       at: now,

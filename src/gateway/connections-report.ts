@@ -6,7 +6,7 @@
  * /healthz.
  */
 import type { ConnectionInfo, ConnectionRole } from '../core/hub-types.js';
-import type { StreamTimeline } from './stream-timeline.js';
+import type { Behind, StreamTimeline } from './stream-timeline.js';
 import type { SynapseHealth } from './synapse-follow.js';
 
 export const CONNECTIONS_DEFAULT_LIMIT = 100;
@@ -22,6 +22,8 @@ export interface ConnectionsQuery {
 
 export interface SubscriptionLag {
   stream: string;
+  /** The writer instance of a followed Synapse pair; null for a declared stream. */
+  instance: string | null;
   /** The last token sent on the stream. */
   token: number;
   catchingUp: boolean;
@@ -63,12 +65,15 @@ export class ConnectionsQueryError extends Error {
   readonly code = 'BAD_CONNECTIONS_QUERY';
 }
 
+const UNTRACKED: Behind = { rows: 0, seconds: 0 };
+
 /** How far each subscription of `conn` is behind its stream's head. Writers follow nothing: none. */
 export function subscriptionLags(conn: ConnectionInfo, timeline: StreamTimeline, now: number): SubscriptionLag[] {
   if (conn.role === 'writer') return [];
   return conn.subscriptions().map((sub) => {
-    const behind = timeline.behind(sub.stream, sub.lastToken, now);
-    return { stream: sub.stream, token: sub.lastToken, catchingUp: sub.catchingUp, lagRows: behind.rows, lagSeconds: behind.seconds };
+    // The timeline follows declared streams; a followed pair's lag is not tracked.
+    const behind = sub.instance === null ? timeline.behind(sub.stream, sub.lastToken, now) : UNTRACKED;
+    return { stream: sub.stream, instance: sub.instance, token: sub.lastToken, catchingUp: sub.catchingUp, lagRows: behind.rows, lagSeconds: behind.seconds };
   });
 }
 

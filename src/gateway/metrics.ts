@@ -5,7 +5,7 @@
  * in docs/operations.md.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ConnectionInfo, DisconnectReason, SlowConsumerDetails } from '../core/hub-types.js';
+import { subscriptionKey, type ConnectionInfo, type DisconnectReason, type SlowConsumerDetails } from '../core/hub-types.js';
 import type { ServerView } from '../core/server-view.js';
 import type { ReplicationRelay } from '../relay.js';
 import type { LogStore } from './log-store.js';
@@ -312,7 +312,7 @@ export class GatewayMetrics {
     const out: SubscriberLag[] = [];
     for (const c of server.connections()) {
       for (const sub of subscriptionLags(c, timeline, now)) {
-        out.push({ labels: { connection: String(c.id), name: c.name ?? '', stream: sub.stream }, rows: sub.lagRows, seconds: sub.lagSeconds });
+        out.push({ labels: { connection: String(c.id), name: c.name ?? '', stream: subscriptionKey(sub) }, rows: sub.lagRows, seconds: sub.lagSeconds });
       }
     }
     if (out.length > MAX_SUBSCRIBER_SERIES) {
@@ -408,6 +408,11 @@ function registerStoreMetrics(store: LogStore, registry: Registry): void {
 function subscriptionsPerStream(server: ServerView, counts: (sub: { catchingUp: boolean }) => boolean): Map<string, number> {
   const n = new Map<string, number>();
   for (const s of streamsOf(server)) n.set(s.name, 0);
-  for (const c of server.connections()) for (const sub of c.subscriptions()) if (counts(sub)) n.set(sub.stream, (n.get(sub.stream) ?? 0) + 1);
+  for (const c of server.connections()) {
+    for (const sub of c.subscriptions()) {
+      const key = subscriptionKey(sub);
+      if (counts(sub)) n.set(key, (n.get(key) ?? 0) + 1);
+    }
+  }
   return n;
 }

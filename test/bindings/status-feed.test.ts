@@ -1,8 +1,11 @@
 // The status feed's numbers, on a real server's hub with a fake clock: rows/s
 // over a window (a burst does not read as 0 a second later), the sparkline's
-// history, uptime, version and the queue limits.
+// history, uptime, version and the queue limits; and what a page scoped by a
+// read list is shown of a followed Synapse pair's subscribers.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, it } from 'node:test';
+import { MemoryStreamLog } from '../../src/core/stream-log.js';
 import { RATE_HISTORY, RATE_WINDOW_MS, StatusFeed } from '../../src/bindings/status-feed.js';
 import { ReplicationServer, hubOf } from '../../src/server.js';
 import { VERSION } from '../../src/version.js';
@@ -44,5 +47,29 @@ describe('StatusFeed', () => {
     assert.equal(snap.uptimeSeconds, (now - 1_000_000) / 1000);
     assert.deepEqual(snap.limits, { maxQueueCommands: 123, maxQueueBytes: 4567 });
     assert.deepEqual(snap.cuts, []);
+  });
+
+  it("shows a page whose read list names a followed stream the subscribers of that stream's pairs, with their instance", async (t) => {
+    const server = new ReplicationServer({ streams: [] });
+    t.after(() => server.close());
+    const log = new MemoryStreamLog({ startToken: 1040 });
+    hubOf(server).followed().pairLog('events', 'event_persister1', log);
+    log.append({ firstToken: 1041, lastToken: 1041, bytes: Buffer.from('RDATA events event_persister1 1041 ["$a"]\n'), lines: 1, rows: 1 });
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+    const socket = net.connect(port, '127.0.0.1');
+    t.after(() => socket.destroy());
+    socket.on('data', () => {});
+    socket.write('REPLICATE events event_persister1 1040\n');
+    const deadline = Date.now() + 5000;
+    while (!server.connections().some((c) => c.subscriptions().length > 0)) {
+      assert.ok(Date.now() < deadline, 'the subscription within 5 s');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const feed = new StatusFeed(hubOf(server), { intervalMs: 1000 });
+    t.after(() => feed.close());
+    const shown = (scope: ReadonlySet<string> | null) => feed.snapshot(scope).connections.listed.flatMap((c) => c.streams.map((x) => [x.stream, x.instance, x.lastToken]));
+    assert.deepEqual(shown(new Set(['events'])), [['events', 'event_persister1', 1041]]);
+    assert.deepEqual(shown(null), [['events', 'event_persister1', 1041]]);
+    assert.deepEqual(shown(new Set(['typing'])), [], 'not to a page that may not read it');
   });
 });

@@ -63,7 +63,7 @@ test('REPLICATE <stream> <instance> <token>: the stored lines after it byte for 
   // 0: from the start of the gateway's history.
   const all = subscriber(h, 'REPLICATE events event_persister1 0');
   assert.equal(all.t.take().length, 6);
-  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events/event_persister1', catchingUp: false, lastToken: 1043 }]);
+  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', instance: 'event_persister1', catchingUp: false, lastToken: 1043 }]);
 });
 
 test('REPLICATE <stream> * <token>: every writer instance from that token, and an instance that appears later from its start', () => {

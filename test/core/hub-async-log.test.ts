@@ -91,7 +91,7 @@ test('catch-up waits for the log: cursor and reads answered later, rows stored m
   const sub = connect(h, 'PING 1\n');
   send(h, sub.conn, 'REPLICATE events 10\n');
   assert.deepEqual(sub.t.take(), []);
-  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 10 }]);
+  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: true, lastToken: 10 }]);
   for (let i = 0; i < 4; i++) {
     logs.get('events')!.answer();
     await turn();
@@ -110,7 +110,7 @@ test('catch-up waits for the log: cursor and reads answered later, rows stored m
   for (let t = 11; t <= 44; t++) expected.push(`RDATA ${t}`);
   expected.push('POSITION 44', 'RDATA 50');
   assert.deepEqual(got, expected);
-  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', catchingUp: false, lastToken: 50 }]);
+  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: false, lastToken: 50 }]);
 });
 
 test('entries the log stores from elsewhere (another gateway on a shared log) feed the same fan-out', async () => {
@@ -158,7 +158,7 @@ test('a live subscriber that falls behind on a log that answers later reads on f
     await answer(h, logs);
   }
   assert.equal(sub.conn.queuedCommands, 100);
-  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 101 }]);
+  assert.deepEqual(sub.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: true, lastToken: 101 }]);
   sub.t.accepting = true;
   sub.conn.drained();
   for (let i = 0; i < 4; i++) {

@@ -254,7 +254,7 @@ test('catch-up is read from the log as the transport drains, then POSITION and l
   for (let t = 51; t < next; t++) expected.push(String(t));
   expected.splice(head - 50, 0, `P${head}`);
   assert.deepEqual(got, expected);
-  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', catchingUp: false, lastToken: next - 1 }]);
+  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: false, lastToken: next - 1 }]);
 });
 
 test('the server PINGs after pingIntervalMs of silence, and never times out a peer that has not PINGed', () => {
@@ -310,7 +310,7 @@ test('a subscriber whose socket is full falls behind to the log at the queue com
   // One row was written before the socket said it was full; 100 were queued, and nothing after them.
   assert.equal(Math.max(...queued), 100);
   assert.equal(slow.conn.queuedCommands, 100);
-  assert.deepEqual(slow.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 101 }]);
+  assert.deepEqual(slow.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: true, lastToken: 101 }]);
   assert.equal(h.events.filter((e) => e[0] === 'slowConsumer').length, 0);
   assert.equal(fine.t.take().length, 300, 'the other subscriber got every row');
 
@@ -321,7 +321,7 @@ test('a subscriber whose socket is full falls behind to the log at the queue com
   assert.deepEqual(tokens(slow.t.take()), [...all, 'P300']);
   send(h, w.conn, rows('events', [301]));
   assert.deepEqual(tokens(slow.t.take()), ['301'], 'live again');
-  assert.deepEqual(slow.conn.subscriptions(), [{ stream: 'events', catchingUp: false, lastToken: 301 }]);
+  assert.deepEqual(slow.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: false, lastToken: 301 }]);
 });
 
 test('the byte limit makes a subscriber fall behind the same way, and a row larger than the queue goes straight to a socket that takes it', () => {
@@ -338,7 +338,7 @@ test('the byte limit makes a subscriber fall behind the same way, and a row larg
   send(h, w.conn, rows('events', [4]));
   assert.ok(s.conn.open);
   assert.equal(s.conn.queuedCommands, 0, 'row 2 went to the socket, which then said it was full; rows 3 and 4 wait in the log');
-  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', catchingUp: true, lastToken: 2 }]);
+  assert.deepEqual(s.conn.subscriptions(), [{ stream: 'events', instance: null, catchingUp: true, lastToken: 2 }]);
   s.t.accepting = true;
   s.conn.drained();
   h.settle();

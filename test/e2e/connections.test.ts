@@ -15,7 +15,7 @@ interface Report {
   transport: string;
   role: string;
   connectedSince: string;
-  streams: { stream: string; token: number; catchingUp: boolean; lagRows: number; lagSeconds: number }[];
+  streams: { stream: string; instance: string | null; token: number; catchingUp: boolean; lagRows: number; lagSeconds: number }[];
   lagRows: number;
   queuedCommands: number;
   queuedBytes: number;
@@ -79,7 +79,7 @@ describeEachEngine('GET /connections', ({ engine }) => {
     assert.equal(sub!.name, 'worker1');
     assert.equal(sub!.address, `127.0.0.1:${worker.socket.localPort}`);
     assert.deepEqual([sub!.transport, sub!.role], ['tcp', 'anonymous']);
-    assert.deepEqual(sub!.streams, [{ stream: 'events', token: 3, catchingUp: false, lagRows: 0, lagSeconds: 0 }]);
+    assert.deepEqual(sub!.streams, [{ stream: 'events', instance: null, token: 3, catchingUp: false, lagRows: 0, lagSeconds: 0 }]);
     assert.equal(sub!.bytesIn, Buffer.byteLength(sent));
     // Everything it received by then; a PING may come after (one every 5 s).
     assert.ok(sub!.bytesOut >= receivedBefore && sub!.bytesOut <= receivedBefore + received, `${sub!.bytesOut} vs ${receivedBefore}+${received}`);

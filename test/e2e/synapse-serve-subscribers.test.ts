@@ -123,10 +123,10 @@ describe('serve --synapse-redis serves its history to subscribers', { skip: redi
         assert.deepEqual(c.lines.filter((l) => l === next || l === advance), [next, advance]);
       }
 
-      // /connections and the lag metrics name a pair's subscription stream/instance.
+      // /connections names a pair's subscription by stream and instance, the lag metrics as stream/instance.
       const connections = await httpGet(gw.http!, '/connections');
       assert.equal(connections.status, 200);
-      assert.match(connections.body, /"stream":"events\/event_persister1"/);
+      assert.match(connections.body, /"stream":"events","instance":"event_persister1"/);
       assert.match((await httpGet(gw.http!, '/metrics')).body, /stream="events\/event_persister1"/);
 
       const v1 = await LineClient.connect(gw.tcp);

@@ -18,7 +18,7 @@ function conn(id: number, role: ConnectionRole, subs: { stream: string; lastToke
     queuedBytes,
     bytesIn: 10 * id,
     bytesOut: 100 * id,
-    subscriptions: () => subs.map((s) => ({ stream: s.stream, lastToken: s.lastToken, catchingUp: s.catchingUp ?? false })),
+    subscriptions: () => subs.map((s) => ({ stream: s.stream, instance: null, lastToken: s.lastToken, catchingUp: s.catchingUp ?? false })),
   };
 }
 
@@ -64,8 +64,8 @@ describe('connectionsPage', () => {
       connectedSince: new Date(1_000).toISOString(),
       connectedSeconds: 5,
       streams: [
-        { stream: 'events', token: 1, catchingUp: true, lagRows: 2, lagSeconds: 3 },
-        { stream: 'typing', token: 7, catchingUp: false, lagRows: 0, lagSeconds: 0 },
+        { stream: 'events', instance: null, token: 1, catchingUp: true, lagRows: 2, lagSeconds: 3 },
+        { stream: 'typing', instance: null, token: 7, catchingUp: false, lagRows: 0, lagSeconds: 0 },
       ],
       lagRows: 2,
       lagSeconds: 3,

@@ -112,9 +112,6 @@ export class PairHistory {
   log: StreamLog | null = null;
   readonly waiting: PairOp[] = [];
   readonly gaps: RecordedGap[] = [];
-  lateRows = 0;
-  descendingRows = 0;
-  appendErrors = 0;
   gapsFilled = 0;
   /** A gap is being filled over HTTP: what comes after it waits. */
   filling = false;
@@ -334,7 +331,6 @@ export class SynapseHistory implements FollowerSink {
     if (!this.store(pair, log, { firstToken: head, lastToken: head, bytes, lines, rows: lines })) return;
     this.rows += lines;
     this.descendingRows += lines;
-    pair.descendingRows += lines;
   }
 
   /** Whether the log took the entry (a later failure is reported when it comes). */
@@ -351,7 +347,6 @@ export class SynapseHistory implements FollowerSink {
 
   private notStored(pair: PairHistory, token: number): void {
     this.lateRows++;
-    pair.lateRows++;
     this.logger.info({ stream: pair.stream, instance: pair.instance, token }, "a Synapse row at or below its writer's position, not descending from the rows just before it (a replay): not stored");
   }
 
@@ -400,7 +395,6 @@ export class SynapseHistory implements FollowerSink {
   }
 
   private appendFailed(pair: PairHistory, err: unknown): void {
-    pair.appendErrors++;
     this.logger.error({ stream: pair.stream, instance: pair.instance, err: (err as Error).message }, 'could not store rows of a Synapse stream');
   }
 }

@@ -14,6 +14,7 @@
  * Only what such a connection is sent is read: simple strings, errors,
  * integers, bulk strings, and flat arrays of those.
  */
+import { startsWith } from '../core/bytes.js';
 
 /** One reply, valid only during the call that hands it over: `buf` is the chunk, the parts are ranges of it. */
 export class RespReply {
@@ -28,9 +29,8 @@ export class RespReply {
   /** Whether part `i` holds exactly `ascii`'s bytes. */
   is(i: number, ascii: Buffer): boolean {
     const start = this.starts[i]!;
-    if (this.ends[i]! - start !== ascii.length) return false;
-    for (let k = 0; k < ascii.length; k++) if (this.buf[start + k] !== ascii[k]) return false;
-    return true;
+    const end = this.ends[i]!;
+    return end - start === ascii.length && startsWith(this.buf, start, end, ascii);
   }
 
   text(i: number): string {

@@ -114,7 +114,7 @@ export class SynapseRedisLink {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: options.healthTimeoutMs ?? 10_000,
-      retryStrategy: () => this.backoff.next({ now: Date.now(), openedAtMs: null, serverSeen: false, refused: false }),
+      retryStrategy: () => this.retryDelay(),
       connectionName: 'replication-gateway-replicate',
     });
     this.publisher.on('error', (err: Error) => {
@@ -275,11 +275,16 @@ export class SynapseRedisLink {
       return;
     }
     if (this.stopped) return;
-    const delay = this.backoff.next({ now: Date.now(), openedAtMs: null, serverSeen: false, refused: false });
+    const delay = this.retryDelay();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.stopped) this.connect();
     }, delay);
+  }
+
+  /** The wait before the next connection attempt, the subscriber's or the publisher's (one back-off for both). */
+  private retryDelay(): number {
+    return this.backoff.next({ now: Date.now(), openedAtMs: null, serverSeen: false, refused: false });
   }
 
   /** `REPLICATE ` once the publisher is up (it can come back after the subscriber, as Synapse's own does). */

@@ -410,8 +410,9 @@ function subscriptionsPerStream(server: ServerView, counts: (sub: { catchingUp: 
   for (const s of streamsOf(server)) n.set(s.name, 0);
   for (const c of server.connections()) {
     for (const sub of c.subscriptions()) {
+      if (!counts(sub)) continue;
       const key = subscriptionKey(sub);
-      if (counts(sub)) n.set(key, (n.get(key) ?? 0) + 1);
+      n.set(key, (n.get(key) ?? 0) + 1);
     }
   }
   return n;

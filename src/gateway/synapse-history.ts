@@ -263,8 +263,7 @@ export class SynapseHistory implements FollowerSink {
   }
 
   late(stream: string, instance: string, token: number): void {
-    const pair = this.pair(stream, instance);
-    if (pair !== undefined) this.notStored(pair, token);
+    this.notStored(stream, instance, token);
   }
 
   command(cmd: TodayCommand): void {
@@ -327,7 +326,7 @@ export class SynapseHistory implements FollowerSink {
   /** A descending row goes right after the group it descends from, at that group's token (the log's order is arrival order). */
   private appendDescending(pair: PairHistory, log: StreamLog, token: number, bytes: Buffer, lines: number): void {
     const head = pair.runHead;
-    if (head === null || head !== log.lastAppended) return this.notStored(pair, token);
+    if (head === null || head !== log.lastAppended) return this.notStored(pair.stream, pair.instance, token);
     if (!this.store(pair, log, { firstToken: head, lastToken: head, bytes, lines, rows: lines })) return;
     this.rows += lines;
     this.descendingRows += lines;
@@ -345,9 +344,9 @@ export class SynapseHistory implements FollowerSink {
     }
   }
 
-  private notStored(pair: PairHistory, token: number): void {
+  private notStored(stream: string, instance: string, token: number): void {
     this.lateRows++;
-    this.logger.info({ stream: pair.stream, instance: pair.instance, token }, "a Synapse row at or below its writer's position, not descending from the rows just before it (a replay): not stored");
+    this.logger.info({ stream, instance, token }, "a Synapse row at or below its writer's position, not descending from the rows just before it (a replay): not stored");
   }
 
   /** The rows of (afterToken, uptoToken] from the instance's endpoint, page by page, stored before anything that came after. */

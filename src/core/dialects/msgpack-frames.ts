@@ -11,7 +11,9 @@
  * A message holds frames one after another, no length prefix and no outer
  * array (msgpackr's `unpackMultiple` reads them); a batch and its numbered
  * row travel in one message. Plain MessagePack: msgpackr records only where
- * a client negotiated them.
+ * a client negotiated them. Row frames are written here from the line's
+ * bytes, the row's JSON transcoded in one walk (json-msgpack.ts), with no
+ * parsed value in between; other commands are few and go through msgpackr.
  *
  * The logs and the server connection speak v1 text (dialect.ts), so this
  * dialect is a translation: the lines a connection sends become frames
@@ -22,10 +24,12 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { GENERATION_NONE, RdataCommand, parseJson, type Command, type PositionCommand } from '../commands.js';
-import type { WireDialect } from '../dialect.js';
+import { RowRoute, type WireDialect } from '../dialect.js';
 import { ProtocolError } from '../errors.js';
+import { JsonTranscodeError, JsonTranscoder, transcodeRoom } from '../json-msgpack.js';
 import { LineScanner } from '../line-scanner.js';
-import { v1Text } from './v1-text.js';
+import { writeNumber, writeStrHeader } from '../msgpack-write.js';
+import { indexOfSpace, v1Text } from './v1-text.js';
 
 const LF = 0x0a;
 /** Commands whose last argument is JSON: sent and taken as a value. */
@@ -49,7 +53,14 @@ export class MsgpackFrames implements WireDialect {
   }
 
   encodeRow(stream: string, token: number | null, rowJson: Buffer | string): Buffer {
-    return this.packOwn(rowFrame(stream, token, parseJson(rowJson.toString(), 'RDATA')));
+    const name = Buffer.from(stream, 'utf8');
+    const json = typeof rowJson === 'string' ? Buffer.from(rowJson, 'utf8') : rowJson;
+    const room = rowFrameRoom(name.length, json.length);
+    const out = room <= scratch.length ? scratch : Buffer.allocUnsafeSlow(room);
+    if (out.length <= KEEP_SCRATCH_BYTES) scratch = out;
+    const end = writeRowFrame(new JsonTranscoder(), out, 0, name, 0, name.length, token, json, 0, json.length);
+    // A copy the caller may keep: the scratch is written again by the next call.
+    return Buffer.from(out.subarray(0, end));
   }
 
   encodeRows(stream: string, token: number, rowJsons: readonly string[]): Buffer {
@@ -118,15 +129,17 @@ export class MsgpackFrames implements WireDialect {
 /**
  * Frames of whole LF-terminated RDATA lines (fan-out's chunks), or why they
  * are not such lines. Pure: the encoder pool runs it on a worker for large
- * chunks. With `records` (clients that negotiated msgpackr records) each
- * message carries its own record definitions (msgpackr `sequential`), so any
+ * chunks. Plain frames are written straight from the lines' bytes, each row's
+ * JSON transcoded in one walk (json-msgpack.ts). With `records` (clients that
+ * negotiated msgpackr records) rows are parsed and packed by msgpackr, each
+ * message carrying its own record definitions (msgpackr `sequential`), so any
  * message decodes on its own, whoever joined when.
  */
 export function rowsFromLines(lines: Buffer, records: boolean): Buffer | FramingFailure {
   // A Packr per call: with records, definitions must start afresh in each message.
-  const packr = records ? new Packr({ useRecords: true, sequential: true }) : new Packr({ useRecords: false });
-  // MessagePack of a row is rarely larger than its JSON; grown if it is.
-  let out = Buffer.allocUnsafeSlow(lines.length + 64);
+  const packr = records ? new Packr({ useRecords: true, sequential: true }) : null;
+  const json = new JsonTranscoder();
+  let out = scratch;
   let used = 0;
   let lineNo = 0;
   let failure: FramingFailure | null = null;
@@ -135,19 +148,36 @@ export function rowsFromLines(lines: Buffer, records: boolean): Buffer | Framing
       onLine(buf, start, end) {
         if (failure !== null) return;
         try {
-          const cmd = v1Text.decode(buf, start, end, 'server');
-          if (!(cmd instanceof RdataCommand)) {
-            failure = { error: `line ${lineNo}: expected RDATA, got ${cmd.name}`, line: lineNo };
-            return;
+          if (!v1Text.isRow(buf, start, end)) {
+            // Not a row by its first bytes: the parser names what it is, or why it is no command.
+            const cmd = v1Text.decode(buf, start, end, 'server');
+            if (cmd.name !== 'RDATA') {
+              failure = { error: `line ${lineNo}: expected RDATA, got ${cmd.name}`, line: lineNo };
+              return;
+            }
           }
-          // A view of msgpackr's slab, copied into `out` before the next pack reuses it.
-          const frame = packr.pack(rowFrame(cmd.stream, cmd.token, cmd.row()));
-          if (used + frame.length > out.length) {
-            const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + frame.length));
+          v1Text.routeRow(buf, start, end, route);
+          const streamStart = start + 6;
+          const streamEnd = indexOfSpace(buf, streamStart, end);
+          const room = rowFrameRoom(streamEnd - streamStart, end - route.rowStart);
+          if (used + room > out.length) {
+            const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + room));
             out.copy(bigger, 0, 0, used);
             out = bigger;
           }
-          used += frame.copy(out, used);
+          if (packr === null) {
+            used = writeRowFrame(json, out, used, buf, streamStart, streamEnd, route.token, buf, route.rowStart, end);
+          } else {
+            const row = parseJson(buf.toString('utf8', route.rowStart, end), 'RDATA');
+            // A view of msgpackr's slab, copied into `out` before the next pack reuses it.
+            const frame = packr.pack(rowFrame(route.stream, route.token, row));
+            if (used + frame.length > out.length) {
+              const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + frame.length));
+              out.copy(bigger, 0, 0, used);
+              out = bigger;
+            }
+            used += frame.copy(out, used);
+          }
           lineNo++;
         } catch (err) {
           failure = { error: `line ${lineNo}: ${(err as Error).message}`, line: lineNo };
@@ -161,22 +191,80 @@ export function rowsFromLines(lines: Buffer, records: boolean): Buffer | Framing
     { maxLineBytes: Math.max(lines.length, 1), validateUtf8: false },
   );
   scanner.push(lines);
+  // A scratch grown for a large chunk is kept only up to a bound.
+  if (out.length <= KEEP_SCRATCH_BYTES) scratch = out;
   if (failure !== null) return failure;
   if (scanner.pendingBytes > 0) return { error: `line ${lineNo}: not terminated by LF`, line: lineNo };
-  if (used === out.length) return out;
   // Exact size, in a buffer of its own: the message is shared by many subscribers and may be kept for a while.
   const exact = Buffer.allocUnsafeSlow(used);
   out.copy(exact, 0, 0, used);
   return exact;
 }
 
+/**
+ * Where rowsFromLines and encodeRow write frames before copying them out at
+ * their exact size: reused, since writing is synchronous (a worker has its own).
+ */
+let scratch = Buffer.allocUnsafeSlow(256 * 1024);
+const KEEP_SCRATCH_BYTES = 8 * 1024 * 1024;
+/** rowsFromLines' route of the line at hand: filled in place, no command per row. */
+const route = new RowRoute();
+
 export function isFramingFailure(value: unknown): value is FramingFailure {
   return typeof value === 'object' && value !== null && !(value instanceof ArrayBuffer) && 'line' in value;
 }
 
-/** The one shape of a row frame. */
+/**
+ * The one shape of a row frame, `["RDATA", stream, token|"batch", row]`: as
+ * a value for msgpackr (records), and as bytes by writeRowFrame.
+ */
 function rowFrame(stream: string, token: number | null, row: unknown): unknown[] {
   return ['RDATA', stream, token ?? 'batch', row];
+}
+
+/** fixarray(4), fixstr "RDATA": how every row frame starts. */
+const ROW_FRAME_HEAD = Buffer.from([0x94, 0xa5, 0x52, 0x44, 0x41, 0x54, 0x41]);
+/** fixstr "batch", in place of a batch row's token. */
+const BATCH_WORD = Buffer.from([0xa5, 0x62, 0x61, 0x74, 0x63, 0x68]);
+
+/** Bytes writeRowFrame may need for a stream name and a row JSON of these sizes. */
+function rowFrameRoom(streamBytes: number, rowJsonBytes: number): number {
+  // head, the stream's str header, a float64 token at most, then the row.
+  return ROW_FRAME_HEAD.length + 5 + streamBytes + 9 + transcodeRoom(rowJsonBytes);
+}
+
+/**
+ * rowFrame as bytes, at `out[o]`, from the stream name's UTF-8
+ * `name[nameStart, nameEnd)` and the row's JSON `json[jsonStart, jsonEnd)`;
+ * returns where the frame ends. Throws ProtocolError BAD_JSON for a row that
+ * is not JSON.
+ */
+function writeRowFrame(
+  transcoder: JsonTranscoder,
+  out: Buffer,
+  o: number,
+  name: Buffer,
+  nameStart: number,
+  nameEnd: number,
+  token: number | null,
+  json: Buffer,
+  jsonStart: number,
+  jsonEnd: number,
+): number {
+  for (let k = 0; k < ROW_FRAME_HEAD.length; k++) out[o++] = ROW_FRAME_HEAD[k]!;
+  o = writeStrHeader(out, o, nameEnd - nameStart);
+  for (let k = nameStart; k < nameEnd; k++) out[o++] = name[k]!;
+  if (token === null) {
+    for (let k = 0; k < BATCH_WORD.length; k++) out[o++] = BATCH_WORD[k]!;
+  } else {
+    o = writeNumber(out, o, token);
+  }
+  try {
+    return transcoder.transcode(json, jsonStart, jsonEnd, out, o);
+  } catch (err) {
+    if (err instanceof JsonTranscodeError) throw new ProtocolError('BAD_JSON', `bad JSON in RDATA: ${err.message}`);
+    throw err;
+  }
 }
 
 /** A command's frame (rows and positions have theirs above): its arguments in wire order, JSON decoded. */

@@ -87,8 +87,9 @@ let members = new Int32Array(64);
 let isMap = new Uint8Array(64);
 /** Where the last string or number read ended in the source (helpers return the output position). */
 let readEnd = 0;
-/** Where the text being read starts: errors give offsets from it. */
+/** Where the text being read starts (errors give offsets from it) and ends. */
 let textStart = 0;
+let textEnd = 0;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -128,6 +129,7 @@ export class JsonTranscoder {
 
   private walk(src: Buffer, start: number, end: number, out: Buffer, at: number): number {
     textStart = start;
+    textEnd = end;
     let i = start;
     let o = at;
     let depth = 0;
@@ -486,5 +488,6 @@ function cut(i: number): JsonTranscodeError {
 }
 
 function unexpected(src: Buffer, i: number): JsonTranscodeError {
+  if (i >= textEnd) return cut(i);
   return new JsonTranscodeError(`unexpected byte 0x${src[i]!.toString(16).padStart(2, '0')} in JSON at byte ${i - textStart}`, i - textStart);
 }

@@ -213,14 +213,16 @@ test('-0 decodes as -0 (msgpackr pack of JSON.parse would write 0)', () => {
 
 test('what is not JSON\'s shape is refused with JsonTranscodeError, never read past the text', () => {
   const bad = ['', ' ', '[', '[1,', '[1,]', '{"a"', '{"a":}', '{"a" 1}', '{a:1}', '[1 2]', '[1]]', 'tru', 'nul', 'fals', 'falsy', '"abc', '"\\u12"', '"\\x"', '"\\', '-', '1.', '1e', '1e+', '.5', '{"a":1,}', '[}', '{]', '1 2'];
-  for (const text of bad) {
+  for (const text of [...bad, '"\\u', '"\\u00', '"\\ud800\\u', '{"a":tr', '[1e']) {
     assert.throws(() => transcode(text), (err: unknown) => err instanceof JsonTranscodeError, JSON.stringify(text));
+    const alone = Buffer.from(text);
+    assert.throws(() => new JsonTranscoder().transcode(alone, 0, alone.length, Buffer.alloc(transcodeRoom(alone.length)), 0), JsonTranscodeError, `${JSON.stringify(text)} alone`);
   }
 });
 
 test('property: a text cut short is refused exactly when JSON.parse refuses it', () => {
   fc.assert(
-    fc.property(fc.jsonValue({ maxDepth: 4 }), fc.nat(), (value, at) => {
+    fc.property(fc.jsonValue({ maxDepth: 4 }), fc.nat(), fc.boolean(), (value, at, bytesAfter) => {
       const text = JSON.stringify(value);
       fc.pre(noProto(text));
       const cut = Buffer.from(text).subarray(0, at % (Buffer.byteLength(text) + 1)).toString('latin1');
@@ -234,7 +236,9 @@ test('property: a text cut short is refused exactly when JSON.parse refuses it',
       let transcodes = true;
       try {
         const json = Buffer.from(cut, 'latin1');
-        new JsonTranscoder().transcode(Buffer.concat([json, Buffer.from('"]}')]), 0, json.length, Buffer.alloc(transcodeRoom(json.length)), 0);
+        // With bytes after the text that would end it, or none (the text is the whole buffer).
+        const src = bytesAfter ? Buffer.concat([json, Buffer.from('"]}')]) : json;
+        new JsonTranscoder().transcode(src, 0, json.length, Buffer.alloc(transcodeRoom(json.length)), 0);
       } catch (err) {
         assert.ok(err instanceof JsonTranscodeError);
         transcodes = false;

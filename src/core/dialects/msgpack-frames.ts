@@ -143,6 +143,13 @@ export function rowsFromLines(lines: Buffer, records: boolean): Buffer | Framing
   let used = 0;
   let lineNo = 0;
   let failure: FramingFailure | null = null;
+  /** Grows `out` to hold `bytes` more. */
+  const room = (bytes: number): void => {
+    if (used + bytes <= out.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + bytes));
+    out.copy(bigger, 0, 0, used);
+    out = bigger;
+  };
   const scanner = new LineScanner(
     {
       onLine(buf, start, end) {
@@ -157,25 +164,16 @@ export function rowsFromLines(lines: Buffer, records: boolean): Buffer | Framing
             }
           }
           v1Text.routeRow(buf, start, end, route);
-          const streamStart = start + 6;
-          const streamEnd = indexOfSpace(buf, streamStart, end);
-          const room = rowFrameRoom(streamEnd - streamStart, end - route.rowStart);
-          if (used + room > out.length) {
-            const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + room));
-            out.copy(bigger, 0, 0, used);
-            out = bigger;
-          }
           if (packr === null) {
+            const streamStart = start + 6;
+            const streamEnd = indexOfSpace(buf, streamStart, end);
+            room(rowFrameRoom(streamEnd - streamStart, end - route.rowStart));
             used = writeRowFrame(json, out, used, buf, streamStart, streamEnd, route.token, buf, route.rowStart, end);
           } else {
             const row = parseJson(buf.toString('utf8', route.rowStart, end), 'RDATA');
             // A view of msgpackr's slab, copied into `out` before the next pack reuses it.
             const frame = packr.pack(rowFrame(route.stream, route.token, row));
-            if (used + frame.length > out.length) {
-              const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, used + frame.length));
-              out.copy(bigger, 0, 0, used);
-              out = bigger;
-            }
+            room(frame.length);
             used += frame.copy(out, used);
           }
           lineNo++;

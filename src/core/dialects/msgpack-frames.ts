@@ -29,7 +29,7 @@ import { ProtocolError } from '../errors.js';
 import { JsonTranscodeError, JsonTranscoder, transcodeRoom } from '../json-msgpack.js';
 import { LineScanner } from '../line-scanner.js';
 import { writeNumber, writeStrHeader } from '../msgpack-write.js';
-import { indexOfSpace, v1Text } from './v1-text.js';
+import { indexOfSpace, RDATA_STREAM_AT, v1Text } from './v1-text.js';
 
 const LF = 0x0a;
 /** Commands whose last argument is JSON: sent and taken as a value. */
@@ -165,7 +165,7 @@ export function rowsFromLines(lines: Buffer, records: boolean): Buffer | Framing
           }
           v1Text.routeRow(buf, start, end, route);
           if (packr === null) {
-            const streamStart = start + 6;
+            const streamStart = start + RDATA_STREAM_AT;
             const streamEnd = indexOfSpace(buf, streamStart, end);
             room(rowFrameRoom(streamEnd - streamStart, end - route.rowStart));
             used = writeRowFrame(json, out, used, buf, streamStart, streamEnd, route.token, buf, route.rowStart, end);

@@ -21,7 +21,7 @@
  */
 import { MAX_TOKEN } from '../commands.js';
 import { ProtocolError } from '../errors.js';
-import { indexOfSpace, internName, isBatchWord, parseTokenBytes, printable } from './v1-text.js';
+import { indexOfSpace, internName, isBatchWord, parseTokenBytes, printable, RDATA_STREAM_AT } from './v1-text.js';
 
 export type TodayCommandName =
   | 'RDATA'
@@ -144,7 +144,7 @@ export function isTodayRow(buf: Buffer, start: number, end: number): boolean {
  * isTodayRow said is a row) into `route`: the follower's hot path.
  */
 export function routeTodayRow(buf: Buffer, start: number, end: number, route: TodayRowRoute): void {
-  const streamStart = start + 6;
+  const streamStart = start + RDATA_STREAM_AT;
   const streamEnd = indexOfSpace(buf, streamStart, end);
   const instanceStart = streamEnd + 1;
   const instanceEnd = instanceStart < end ? indexOfSpace(buf, instanceStart, end) : end;

@@ -192,6 +192,9 @@ function isRow(buf: Buffer, start: number, end: number): boolean {
   );
 }
 
+/** Where an RDATA line's stream name starts, after `RDATA `: in every dialect's row. */
+export const RDATA_STREAM_AT = 'RDATA '.length;
+
 /**
  * The words of an RDATA line from `start` (the line's start),
  * `RDATA <stream> <token|batch> <row_json>`, into `route`. Kept apart from
@@ -199,7 +202,7 @@ function isRow(buf: Buffer, start: number, end: number): boolean {
  * cost ~20 ns more a line).
  */
 function routeRow(buf: Buffer, start: number, end: number, route: RowRoute): void {
-  const wordsStart = start + 6;
+  const wordsStart = start + RDATA_STREAM_AT;
   const streamEnd = indexOfSpace(buf, wordsStart, end);
   const tokenStart = streamEnd + 1;
   const tokenEnd = tokenStart < end ? indexOfSpace(buf, tokenStart, end) : end;

@@ -48,6 +48,8 @@ export function transcodeRoom(jsonBytes: number): number {
   return jsonBytes * TRANSCODE_BYTES_PER_BYTE + TRANSCODE_SLACK_BYTES;
 }
 
+// json-bytes.ts names these bytes too; imported there, this walk measured ~15% slower (rowsFromLines, W1 rows:
+// 491 against 424 ns a row), so the module keeps its own.
 const TAB = 0x09;
 const LF = 0x0a;
 const CR = 0x0d;

@@ -12,20 +12,7 @@ export function writeStrHeader(out: Uint8Array, o: number, n: number): number {
     out[o] = 0xa0 | n;
     return o + 1;
   }
-  if (n < 0x100) {
-    out[o] = 0xd9;
-    out[o + 1] = n;
-    return o + 2;
-  }
-  if (n < 0x10000) {
-    out[o] = 0xda;
-    out[o + 1] = n >>> 8;
-    out[o + 2] = n & 0xff;
-    return o + 3;
-  }
-  out[o] = 0xdb;
-  writeUint32(out, o + 1, n);
-  return o + 5;
+  return writeSized(out, o, n, 0xd9);
 }
 
 /** A number as MessagePack at `out[o]`: the smallest int form in [-2^31, 2^32) (never -0), float64 otherwise. */
@@ -35,20 +22,7 @@ export function writeNumber(out: Uint8Array, o: number, v: number): number {
       out[o] = v;
       return o + 1;
     }
-    if (v < 0x100) {
-      out[o] = 0xcc;
-      out[o + 1] = v;
-      return o + 2;
-    }
-    if (v < 0x10000) {
-      out[o] = 0xcd;
-      out[o + 1] = v >>> 8;
-      out[o + 2] = v & 0xff;
-      return o + 3;
-    }
-    out[o] = 0xce;
-    writeUint32(out, o + 1, v);
-    return o + 5;
+    return writeSized(out, o, v, 0xcc);
   }
   if (v >> 0 === v && v < 0) {
     if (v >= -32) {
@@ -81,6 +55,28 @@ export function writeNumber(out: Uint8Array, o: number, v: number): number {
 const FLOAT = new Float64Array(1);
 const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * `n` (< 2^32) in the smallest of 1, 2 or 4 big-endian bytes after its tag:
+ * `tag8`, then the next two tags for 16 and 32 bits, as str 8/16/32 and
+ * uint 8/16/32 are numbered.
+ */
+function writeSized(out: Uint8Array, o: number, n: number, tag8: number): number {
+  if (n < 0x100) {
+    out[o] = tag8;
+    out[o + 1] = n;
+    return o + 2;
+  }
+  if (n < 0x10000) {
+    out[o] = tag8 + 1;
+    out[o + 1] = n >>> 8;
+    out[o + 2] = n & 0xff;
+    return o + 3;
+  }
+  out[o] = tag8 + 2;
+  writeUint32(out, o + 1, n);
+  return o + 5;
+}
 
 export function writeUint32(out: Uint8Array, o: number, v: number): void {
   out[o] = v >>> 24;

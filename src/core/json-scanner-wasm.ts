@@ -10,6 +10,10 @@
  * caller's bytes, copied in once per 64 KiB (a chunk's rows are checked
  * against one copy), then 16 bytes of slack a vector load may read past the
  * row's end.
+ *
+ * While a row is checked, the byte at its end is a NUL (put back after): a
+ * NUL ends every run the scan makes (not space, digit, letter or structure;
+ * a control character in a string), so no step tests for the row's end.
  */
 import { encodeModule, FunctionCode, OP, SIMD } from './wasm/assembler.js';
 import { BACKSLASH, CLOSE_ARRAY, COLON, COMMA, CR, DOT, LF, LOWER_A, LOWER_E, LOWER_U, MINUS, ONE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SLASH, SPACE, TAB, ZERO } from './json-bytes.js';
@@ -21,8 +25,8 @@ const TRUE_WORD = 0x65757274;
 const ALSE_WORD = 0x65736c61;
 const NULL_WORD = 0x6c6c756e;
 const VECTOR_BYTES = 16;
-/** Function indexes: `valid` is 0. */
-const SKIP_NUMBER = 1;
+/** Put at the row's end while it is scanned. */
+const SENTINEL = 0;
 
 /** i += n */
 function advance(f: FunctionCode, n: number, local = 'i'): void {
@@ -33,7 +37,6 @@ function advance(f: FunctionCode, n: number, local = 'i'): void {
 function skipSpace(f: FunctionCode): void {
   f.block('space', () =>
     f.loop('spaceNext', () => {
-      f.get('i').get('end').op(OP.i32GeU).brIf('space');
       f.get('i').memory(OP.i32Load8U, 0).tee('s').i32(SPACE).op(OP.i32GtU).brIf('space');
       f.get('s').i32(SPACE).op(OP.i32Eq);
       f.get('s').i32(TAB).op(OP.i32Eq).op(OP.i32Or);
@@ -46,9 +49,9 @@ function skipSpace(f: FunctionCode): void {
   );
 }
 
-/** Refuses unless `i < end` and the byte at i is `byte` (reading at `end` is inside the slack). */
+/** Refuses unless the byte at i is `byte` (at `end` it is the sentinel). */
 function expect(f: FunctionCode, byte: number): void {
-  f.get('i').get('end').op(OP.i32GeU).get('i').memory(OP.i32Load8U, 0).i32(byte).op(OP.i32Ne).op(OP.i32Or).if(() => f.returns(0));
+  f.get('i').memory(OP.i32Load8U, 0).i32(byte).op(OP.i32Ne).if(() => f.returns(0));
 }
 
 /** A key's string and colon, up to its value. */
@@ -62,9 +65,12 @@ function skipKey(f: FunctionCode): void {
   skipSpace(f);
 }
 
-/** Whether `[i, end)` is one JSON text; the stack of open containers is memory from 0, at most `maxDepth` deep. */
+/**
+ * Whether `[i, end)` is one JSON text, the sentinel at `end`; the stack of
+ * open containers is memory from 0, at most `maxDepth` deep.
+ */
 function validFunction(): FunctionCode {
-  const f = new FunctionCode(['i', 'end', 'maxDepth'], ['depth', 's', 'inObject', 'c', 'mask', 'v'], 1);
+  const f = new FunctionCode(['i', 'end', 'maxDepth'], ['depth', 's', 'inObject', 'c', 'from', 'mask', 'v'], 1);
   const cases = ['string', 'array', 'object', 'number', 'true', 'false', 'null', 'bad'];
   const targets: string[] = new Array<string>(256).fill('bad');
   targets[QUOTE] = 'string';
@@ -75,8 +81,8 @@ function validFunction(): FunctionCode {
   targets[0x74] = 'true';
   targets[0x66] = 'false';
   targets[0x6e] = 'null';
+  // A word cut short by the row's end has the sentinel in its load.
   const word = (letters: number, value: number, offset: number) => {
-    f.get('end').get('i').op(OP.i32Sub).i32(letters).op(OP.i32LtU).if(() => f.returns(0));
     f.get('i').memory(OP.i32Load, 0, offset).i32(value).op(OP.i32Ne).if(() => f.returns(0));
     advance(f, letters);
     f.br('after');
@@ -85,12 +91,13 @@ function validFunction(): FunctionCode {
     f.get('depth').get('maxDepth').op(OP.i32Eq).if(() => f.returns(0));
     advance(f, 1);
     skipSpace(f);
-    f.get('i').get('end').op(OP.i32LtU).get('i').memory(OP.i32Load8U, 0).i32(closer).op(OP.i32Eq).op(OP.i32And).if(() => {
+    f.get('i').memory(OP.i32Load8U, 0).i32(closer).op(OP.i32Eq).if(() => {
       advance(f, 1);
       f.br('after');
     });
     f.get('depth').i32(inObject).memory(OP.i32Store8, 0);
     advance(f, 1, 'depth');
+    f.i32(inObject).set('inObject');
     if (inObject) skipKey(f);
     f.br('value');
   };
@@ -103,7 +110,7 @@ function validFunction(): FunctionCode {
     array: () => open(CLOSE_ARRAY, 0),
     object: () => open(CLOSE_ARRAY + (1 << OBJECT_CLOSER_SHIFT), 1),
     number: () => {
-      f.get('i').get('end').call(SKIP_NUMBER).tee('i').i32(0).op(OP.i32LtS).if(() => f.returns(0));
+      skipNumber(f);
       f.br('after');
     },
     true: () => word(4, TRUE_WORD, 0),
@@ -124,16 +131,11 @@ function validFunction(): FunctionCode {
   skipSpace(f);
   f.loop('value', () => {
     // A value starts at i.
-    f.block('after', () => {
-      f.get('i').get('end').op(OP.i32GeU).if(() => f.returns(0));
-      nest(cases.length - 1);
-    });
+    f.block('after', () => nest(cases.length - 1));
     // A value ended before i: what may follow depends on the container it is in.
     f.loop('close', () => {
       skipSpace(f);
       f.get('depth').op(OP.i32Eqz).if(() => f.get('i').get('end').op(OP.i32Eq).op(OP.return));
-      f.get('i').get('end').op(OP.i32GeU).if(() => f.returns(0));
-      f.get('depth').i32(1).op(OP.i32Sub).memory(OP.i32Load8U, 0).set('inObject');
       f.get('i').memory(OP.i32Load8U, 0).tee('c').i32(COMMA).op(OP.i32Eq).if(() => {
         advance(f, 1);
         skipSpace(f);
@@ -141,7 +143,8 @@ function validFunction(): FunctionCode {
         f.br('value');
       });
       f.get('c').i32(CLOSE_ARRAY).get('inObject').i32(OBJECT_CLOSER_SHIFT).op(OP.i32Shl).op(OP.i32Add).op(OP.i32Ne).if(() => f.returns(0));
-      f.get('depth').i32(1).op(OP.i32Sub).set('depth');
+      f.get('depth').i32(1).op(OP.i32Sub).tee('depth');
+      f.if(() => f.get('depth').i32(1).op(OP.i32Sub).memory(OP.i32Load8U, 0).set('inObject'));
       advance(f, 1);
       f.br('close');
     });
@@ -152,8 +155,10 @@ function validFunction(): FunctionCode {
 
 /**
  * A string from just past its opening quote to just past the closing one, or
- * the row refused; inline in `valid` (measured: ~10% faster than a call).
- * Bytes from 0x80 are UTF-8 the line scanner checked. Locals mask, c, v.
+ * the row refused; inline in the scan (measured: ~10% faster than a call).
+ * Bytes from 0x80 are UTF-8 the line scanner checked; the sentinel at the
+ * row's end is a control character, so the scan stops there at the latest.
+ * Locals mask, c, v.
  */
 function skipString(f: FunctionCode): void {
   const refuse = () => f.returns(0);
@@ -163,25 +168,19 @@ function skipString(f: FunctionCode): void {
       f.get('v').i32(QUOTE).simd(SIMD.i8x16Splat).simd(SIMD.i8x16Eq);
       f.get('v').i32(BACKSLASH).simd(SIMD.i8x16Splat).simd(SIMD.i8x16Eq).simd(SIMD.v128Or);
       f.get('v').i32(SPACE).simd(SIMD.i8x16Splat).simd(SIMD.i8x16LtU).simd(SIMD.v128Or);
-      f.simd(SIMD.i8x16Bitmask).set('mask');
-      // Fewer than 16 bytes left: a bit at `end` stops the scan there.
-      f.get('end').get('i').op(OP.i32Sub).tee('c').i32(VECTOR_BYTES).op(OP.i32LtU).if(() => {
-        f.get('mask').i32(1).get('c').op(OP.i32Shl).op(OP.i32Or).set('mask');
-      });
-      f.get('mask').op(OP.i32Eqz).if(() => {
+      f.simd(SIMD.i8x16Bitmask).tee('mask');
+      f.op(OP.i32Eqz).if(() => {
         advance(f, VECTOR_BYTES);
         f.br('scan');
       });
-      f.get('i').get('mask').op(OP.i32Ctz).op(OP.i32Add).tee('i').get('end').op(OP.i32GeU).if(refuse);
-      f.get('i').memory(OP.i32Load8U, 0).tee('c').i32(QUOTE).op(OP.i32Eq).if(() => {
+      f.get('i').get('mask').op(OP.i32Ctz).op(OP.i32Add).tee('i').memory(OP.i32Load8U, 0).tee('c').i32(QUOTE).op(OP.i32Eq).if(() => {
         advance(f, 1);
         f.br('stringEnd');
       });
       f.get('c').i32(BACKSLASH).op(OP.i32Ne).if(refuse);
       advance(f, 1);
-      f.get('i').get('end').op(OP.i32GeU).if(refuse);
       f.get('i').memory(OP.i32Load8U, 0).tee('c').i32(LOWER_U).op(OP.i32Eq).if(() => {
-        f.get('end').get('i').op(OP.i32Sub).i32(4).op(OP.i32LeU).if(refuse);
+        // The sentinel is not a hex digit: a `\u` cut short by the row's end is refused.
         for (let k = 1; k <= 4; k++) {
           // A hex digit: 0-9, or a-f once lowercased.
           f.get('i').memory(OP.i32Load8U, 0, k).tee('c').i32(ZERO).op(OP.i32Sub).i32(10).op(OP.i32LtU);
@@ -207,7 +206,6 @@ function skipString(f: FunctionCode): void {
 function skipDigits(f: FunctionCode): void {
   f.block('digits', () =>
     f.loop('digitNext', () => {
-      f.get('i').get('end').op(OP.i32GeU).brIf('digits');
       f.get('i').memory(OP.i32Load8U, 0).i32(ZERO).op(OP.i32Sub).i32(10).op(OP.i32GeU).brIf('digits');
       advance(f, 1);
       f.br('digitNext');
@@ -215,16 +213,16 @@ function skipDigits(f: FunctionCode): void {
   );
 }
 
-/** `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` from i (< end), to its end or -1. */
-function skipNumberFunction(): FunctionCode {
-  const f = new FunctionCode(['i', 'end'], ['c', 'from'], 1);
-  const refuse = () => f.returns(-1);
+/**
+ * `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` from i to its end,
+ * or the row refused (the sentinel ends it); inline in the scan. Locals c, from.
+ */
+function skipNumber(f: FunctionCode): void {
+  const refuse = () => f.returns(0);
   const atByte = (test: () => void, then: () => void) => {
-    f.get('i').get('end').op(OP.i32LtU).if(() => {
-      f.get('i').memory(OP.i32Load8U, 0);
-      test();
-      f.if(then);
-    });
+    f.get('i').memory(OP.i32Load8U, 0);
+    test();
+    f.if(then);
   };
   const someDigits = () => {
     f.get('i').set('from');
@@ -232,7 +230,6 @@ function skipNumberFunction(): FunctionCode {
     f.get('i').get('from').op(OP.i32Eq).if(refuse);
   };
   f.get('i').memory(OP.i32Load8U, 0).i32(MINUS).op(OP.i32Eq).if(() => advance(f, 1));
-  f.get('i').get('end').op(OP.i32GeU).if(refuse);
   f.get('i').memory(OP.i32Load8U, 0).tee('c').i32(ZERO).op(OP.i32Eq).if(
     () => advance(f, 1),
     () => {
@@ -259,8 +256,6 @@ function skipNumberFunction(): FunctionCode {
       someDigits();
     },
   );
-  f.get('i');
-  return f;
 }
 
 /** The part of the WebAssembly JavaScript API used here: Node has it, lib ES2022 does not type it. */
@@ -282,7 +277,6 @@ function jsonScannerModule(): object {
     encodeModule(
       [
         { name: 'valid', code: validFunction() },
-        { name: 'skipNumber', code: skipNumberFunction() },
       ],
       2,
       new Set(['v']),
@@ -323,7 +317,12 @@ export class WasmJsonScanner {
   valid(buf: Buffer, start: number, end: number): boolean {
     if (buf !== this.held || start < this.heldStart || end > this.heldEnd) this.hold(buf, start, end);
     const shift = this.windowAt - this.heldStart;
-    return this.check(start + shift, end + shift, this.maxDepth) === 1;
+    const at = end + shift;
+    const held = this.bytes[at]!;
+    this.bytes[at] = SENTINEL;
+    const answer = this.check(start + shift, at, this.maxDepth);
+    this.bytes[at] = held;
+    return answer === 1;
   }
 
   /** The bytes checked so far may change: the next check copies again. */

@@ -79,6 +79,21 @@ test('checks only the range it is given, wherever it lies in the buffer', () => 
   assert.equal(validator.error, 'unexpected end of the row at byte 4');
 });
 
+test('a row cut short is refused whatever follows its end, and checking it leaves the bytes as they were', () => {
+  // The scanner marks a row's end inside its copy of the buffer: every prefix of a valid row, the rest of the
+  // text still after it, answers as JSON.parse does on the prefix, and the whole row checked next (no forget())
+  // is still valid.
+  for (const [name, checker] of CHECKERS) {
+    for (const text of [...VALID, '{"a":"\\u0041","b":[1.5e3,true,false,null]}']) {
+      const buf = Buffer.from(text);
+      for (let cut = 0; cut < buf.length; cut++) {
+        assert.equal(checker.valid(buf, 0, cut), parses(buf.toString('utf8', 0, cut)), `${name}: ${JSON.stringify(buf.toString('utf8', 0, cut))}`);
+        assert.equal(checker.valid(buf, 0, buf.length), true, `${name}: ${JSON.stringify(text)} after its first ${cut} bytes`);
+      }
+    }
+  }
+});
+
 test('says what it found and where, counting bytes from the start of the row', () => {
   assert.equal(jsonError(Buffer.from('not-json')), "unexpected 'o' at byte 1");
   assert.equal(jsonError(Buffer.from('x')), "unexpected 'x' at byte 0");

@@ -125,6 +125,26 @@ test('finds a quote, backslash or control character at any place in a long strin
   }
 });
 
+test('finds where a run of digits ends at any length and alignment, whatever byte ends it', () => {
+  // '/' and ':' are the bytes either side of the digits; the row's end is one more ending.
+  const memory = Buffer.alloc(96);
+  for (const [name, checker] of CHECKERS) {
+    for (let digits = 1; digits <= 34; digits++) {
+      const run = '1234567890'.repeat(4).slice(0, digits);
+      for (const follower of [']', ',1]', '.5]', 'e7]', '/]', ':]', 'x]', ' ]', '\x00]', '']) {
+        for (const text of [`[9${run}${follower}`, `[0.${run}${follower}`, `[1E-${run}${follower}`]) {
+          for (let shift = 0; shift < 3; shift++) {
+            memory.write(text, shift);
+            checker.forget?.();
+            const ok = checker.valid(memory, shift, shift + text.length);
+            assert.equal(ok, parses(text), `${name}: ${JSON.stringify(text)} at offset ${shift}`);
+          }
+        }
+      }
+    }
+  }
+});
+
 test('refuses nesting past its depth limit and accepts it up to the limit', () => {
   const atLimit = '['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH);
   assert.equal(valid(atLimit), true);

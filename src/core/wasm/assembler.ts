@@ -44,6 +44,7 @@ export const OP = {
   i32Sub: 0x6b,
   i32And: 0x71,
   i32Or: 0x72,
+  i32Xor: 0x73,
   i32Shl: 0x74,
 } as const;
 
@@ -56,6 +57,7 @@ export const SIMD = {
   i8x16LtU: 0x26,
   v128Or: 0x50,
   i8x16Bitmask: 0x64,
+  i8x16Sub: 0x71,
 } as const;
 
 const SECTION = { type: 1, function: 3, memory: 5, export: 7, code: 10 } as const;

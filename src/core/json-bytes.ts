@@ -25,3 +25,5 @@ export const LOWER_E = 0x65;
 export const LOWER_U = 0x75;
 export const OPEN_OBJECT = 0x7b;
 export const CLOSE_OBJECT = 0x7d;
+/** Whitespace between tokens (RFC 8259 section 2). */
+export const JSON_SPACE = [SPACE, TAB, LF, CR] as const;

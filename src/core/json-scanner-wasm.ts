@@ -16,7 +16,7 @@
  * a control character in a string), so no step tests for the row's end.
  */
 import { encodeModule, FunctionCode, OP, SIMD } from './wasm/assembler.js';
-import { BACKSLASH, CLOSE_ARRAY, COLON, COMMA, CR, DOT, LF, LOWER_A, LOWER_E, LOWER_U, MINUS, ONE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SLASH, SPACE, TAB, ZERO } from './json-bytes.js';
+import { BACKSLASH, CLOSE_ARRAY, COLON, COMMA, DOT, JSON_SPACE, LOWER_A, LOWER_E, LOWER_U, MINUS, ONE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SLASH, SPACE, ZERO } from './json-bytes.js';
 
 /** `}` is `]` + 0x20: the closer a container expects is CLOSE_ARRAY + (inObject << 5). */
 const OBJECT_CLOSER_SHIFT = 5;
@@ -35,10 +35,10 @@ function advance(f: FunctionCode, n: number, local = 'i'): void {
 
 /** Whether the byte in `local` is space, tab, LF or CR: an i32 on the stack. */
 function isSpace(f: FunctionCode, local: string): void {
-  f.get(local).i32(SPACE).op(OP.i32Eq);
-  f.get(local).i32(TAB).op(OP.i32Eq).op(OP.i32Or);
-  f.get(local).i32(LF).op(OP.i32Eq).op(OP.i32Or);
-  f.get(local).i32(CR).op(OP.i32Eq).op(OP.i32Or);
+  JSON_SPACE.forEach((b, k) => {
+    f.get(local).i32(b).op(OP.i32Eq);
+    if (k > 0) f.op(OP.i32Or);
+  });
 }
 
 /** Space, tab, LF and CR from `i`; uses local `s`. */
@@ -89,7 +89,7 @@ function validFunction(): FunctionCode {
   targets[0x74] = 'true';
   targets[0x66] = 'false';
   targets[0x6e] = 'null';
-  for (const b of [SPACE, TAB, LF, CR]) targets[b] = 'space';
+  for (const b of JSON_SPACE) targets[b] = 'space';
   // A word cut short by the row's end has the sentinel in its load.
   const word = (letters: number, value: number, offset: number) => {
     f.get('i').memory(OP.i32Load, 0, offset).i32(value).op(OP.i32Ne).if(() => f.returns(0));

@@ -188,6 +188,71 @@ test("a batch with a row that is not JSON is stored in none of its rows, in one 
   assert.equal(h.hub.stream('caches')!.log.head, 1);
 });
 
+test('a row that is not JSON is the one named, and nothing after it in its chunk takes effect: a FEDERATION_ACK, a POSITION, a later token, a line not UTF-8', () => {
+  const h = fakeHub();
+  const bad = "ERROR row of events at token 2 is not valid JSON: unexpected 'o' at byte 1; nothing from it on was stored (events is at token 1)";
+  const w = writer(h);
+  send(h, w.conn, rows('events', [1]) + 'RDATA events 2 nope\nFEDERATION_ACK 7\nPOSITION events 50\n');
+  assert.deepEqual(w.t.take(), [bad]);
+  assert.deepEqual(h.events.filter((e) => e[0] === 'clientCommand'), [], 'the FEDERATION_ACK after the bad row did not take effect');
+  assert.equal(h.hub.stream('events')!.log.head, 1, 'nor the POSITION');
+  const ack = writer(h);
+  send(h, ack.conn, 'FEDERATION_ACK 7\n');
+  assert.equal(h.events.filter((e) => e[0] === 'clientCommand').length, 1, 'a FEDERATION_ACK from a writer does take effect');
+  const w2 = writer(h);
+  send(h, w2.conn, 'RDATA events 2 nope\nRDATA events 1 [1]\n');
+  assert.deepEqual(w2.t.take(), [bad], 'the bad row is named, not the token after it');
+  const w3 = writer(h);
+  w3.conn.receive(Buffer.concat([Buffer.from('RDATA events 2 nope\nNAME '), Buffer.from([0xff]), Buffer.from('\n')]));
+  h.settle();
+  assert.deepEqual(w3.t.take(), [bad], 'the bad row is named, not the line after it that is not UTF-8');
+  const w4 = writer(h);
+  send(h, w4.conn, 'RDATA events 2 [2]\nRDATA events 2 [9]\n');
+  assert.deepEqual(w4.t.take(), ["ERROR token 2 for events is not above the stream's head 2"], 'a row refused for its token, in a run');
+  assert.equal(h.hub.stream('events')!.log.head, 2);
+  const w5 = writer(h);
+  send(h, w5.conn, 'RDATA events 3 [3]\nRDATA events 3 nope\n');
+  assert.deepEqual(
+    w5.t.take(),
+    ["ERROR row of events at token 3 is not valid JSON: unexpected 'o' at byte 1; nothing from it on was stored (events is at token 3)"],
+    'a row whose token does not rise and that is not JSON: its JSON is named, as it is checked first',
+  );
+});
+
+test('a chunk of 12,000 rows, more bytes than the validator copies at once (64 KiB), keeps exactly the rows before a bad one', () => {
+  const h = fakeHub();
+  const live = subscriber(h, 'REPLICATE events NOW');
+  live.t.take();
+  const w = writer(h);
+  let text = '';
+  for (let t = 1; t <= 12_000; t++) text += t === 11_000 ? 'RDATA events 11000 [11000,]\n' : `RDATA events ${t} [${t}]\n`;
+  send(h, w.conn, text);
+  assert.ok(text.length > 3 * 64 * 1024);
+  assert.deepEqual(w.t.take(), ["ERROR row of events at token 11000 is not valid JSON: unexpected ']' at byte 7; nothing from it on was stored (events is at token 10999)"]);
+  const got = live.t.take();
+  assert.equal(got.length, 10_999);
+  got.forEach((line, k) => assert.equal(line, `RDATA events ${k + 1} [${k + 1}]`));
+  // The same rows, all good, in one chunk: every one stored once, in order.
+  const h2 = fakeHub();
+  const w2 = writer(h2);
+  send(h2, w2.conn, text.replace('[11000,]', '[11000]'));
+  assert.ok(w2.conn.open, w2.t.take().join('\n'));
+  assert.equal(h2.hub.stream('events')!.log.head, 12_000);
+  assert.equal(h2.hub.stream('events')!.log.retainedRows, 12_000);
+});
+
+test('a writer cut for an unfinished line (the budget) keeps the whole rows of that chunk before it, not a batch left open', () => {
+  const h = fakeHub({ maxPartialLineBytes: 1024, maxLineBytes: 4096 });
+  const live = subscriber(h, 'REPLICATE caches NOW');
+  live.t.take();
+  const w = writer(h);
+  send(h, w.conn, 'RDATA caches 1 [1]\nRDATA caches batch [2]\nRDATA caches 2 [2]\nRDATA caches batch [3]\nNAME ' + 'x'.repeat(2000));
+  assert.match(w.t.take().at(-1)!, /^ERROR unfinished lines of all connections over their budget/);
+  assert.deepEqual(live.t.take(), ['RDATA caches 1 [1]', 'RDATA caches batch [2]', 'RDATA caches 2 [2]']);
+  assert.equal(h.hub.stream('caches')!.log.head, 2);
+  assert.equal(h.hub.stream('caches')!.log.retainedRows, 3);
+});
+
 test('a row split across chunks is checked whole, and whitespace around the JSON is allowed', () => {
   const h = fakeHub();
   const w = writer(h);

@@ -17,7 +17,7 @@
  * allocates nothing.
  */
 import { WasmJsonScanner } from './json-scanner-wasm.js';
-import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, CR, DOT, LF, LOWER_E, MINUS, NINE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SPACE, TAB, UPPER_E, ZERO } from './json-bytes.js';
+import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, DOT, JSON_SPACE, LOWER_E, MINUS, NINE, OPEN_ARRAY, OPEN_OBJECT, PLUS, QUOTE, SPACE, UPPER_E, ZERO } from './json-bytes.js';
 
 /** Containers open at once in a row, at most: far beyond any Synapse row, well inside every parser's stack. */
 export const MAX_JSON_DEPTH = 256;
@@ -29,6 +29,9 @@ for (let b = SPACE; b < 256; b++) PLAIN_IN_STRING[b] = b === QUOTE || b === BACK
 /** Bytes that may follow a backslash (the `u` takes four hex digits more). */
 const ESCAPED = new Uint8Array(256);
 for (const c of '"\\/bfnrtu') ESCAPED[c.charCodeAt(0)] = 1;
+
+const IS_SPACE = new Uint8Array(256);
+for (const b of JSON_SPACE) IS_SPACE[b] = 1;
 
 const HEX = new Uint8Array(256);
 for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
@@ -174,11 +177,7 @@ export class JsonByteChecker {
 }
 
 function skipSpace(buf: Buffer, i: number, end: number): number {
-  while (i < end) {
-    const c = buf[i]!;
-    if (c !== SPACE && c !== TAB && c !== LF && c !== CR) break;
-    i++;
-  }
+  while (i < end && IS_SPACE[buf[i]!] === 1) i++;
   return i;
 }
 

@@ -52,6 +52,9 @@ export interface EdgeSocket {
   /** Closes at once, dropping anything unsent. */
   close(): void;
   ping(): unknown;
+  /** Stops reading the socket until resumeReading() (the peer meets TCP backpressure); absent where the engine cannot (uWS 20.30). */
+  pauseReading?(): void;
+  resumeReading?(): void;
 }
 
 /** What an engine tells the core about one open WebSocket. */
@@ -66,6 +69,8 @@ export interface SocketEvents {
   heard(): void;
   /** The socket is gone, whoever closed it; nothing is sent to it after this. */
   socketClosed(): void;
+  /** True where the core reads the socket's messages at its own pace (pausing it by pauseReading): the engine then does not meter them. */
+  readonly pacesReading?: boolean;
 }
 
 /** An upgrade request's headers ('' when absent) and peer. */

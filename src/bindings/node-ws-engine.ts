@@ -138,12 +138,13 @@ class NodeWsEngine implements EdgeEngine {
   }
 
   private open(ws: WebSocket, socket: Duplex, accepted: AcceptedUpgrade, bridge: EdgeBridge): void {
-    const events = bridge.link(new WsSocket(ws, socket), accepted);
-    const read = this.turns.meter(ws);
+    const edgeSocket = new WsSocket(ws, socket);
+    const events = bridge.link(edgeSocket, accepted);
+    const read = events.pacesReading === true ? null : this.turns.meter({ pause: () => edgeSocket.pauseReading(), resume: () => edgeSocket.resumeReading() });
     // binaryType is nodebuffer: every message is one Buffer.
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       events.message(data, isBinary);
-      read(data.length);
+      read?.(data.length);
     });
     ws.on('pong', () => events.heard());
     socket.on('drain', () => events.drain());
@@ -163,6 +164,14 @@ class WsSocket implements EdgeSocket {
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
   ) {}
+
+  pauseReading(): void {
+    this.ws.pause();
+  }
+
+  resumeReading(): void {
+    this.ws.resume();
+  }
 
   send(message: Uint8Array | string, isBinary: boolean): void {
     this.ws.send(message, isBinary ? BINARY_FRAME : TEXT_FRAME);

@@ -4,9 +4,10 @@
  * rows) could take ~2 MB worth of the hub's work per turn while every other
  * connection waits. A socket that has handed over READ_BYTES_PER_TURN in
  * this turn is paused until the next (setImmediate): what it sent waits in
- * its kernel buffer, and everyone else is read first. (TCP writers are not
- * metered: their rows are the work, and reading them in big gulps batches
- * the fan-out: metered, W1 at S = 1 lost a quarter to a third in A/B runs.)
+ * its kernel buffer, and everyone else is read first. (Writers, on TCP or
+ * WebSocket, are not metered: their rows are the work, and reading them in
+ * big gulps batches the fan-out: metered, W1 at S = 1 lost a quarter to a
+ * third in A/B runs.) WebSocket links meter their own lines (ws-bridge.ts).
  */
 
 /** One libuv read: a flood costs the others at most about this much parsing per turn. */

@@ -30,6 +30,7 @@ import { MsgpackCodec, type RdataTranscoder } from './ws-msgpack.js';
 import type { StatusFeed } from './status-feed.js';
 import { StatusLink } from './ws-status-link.js';
 import { SocketLink, type LinkHost } from './ws-socket-link.js';
+import { READ_BYTES_PER_TURN, ReadTurns } from './read-turns.js';
 
 export const TEXT_PROTOCOL = 'replication';
 export const MSGPACK_PROTOCOL = 'replication.msgpack';
@@ -39,6 +40,8 @@ export const STATUS_PROTOCOL = 'replication.status';
 export const DEFAULT_SEND_HIGH_WATER_BYTES = 256 * 1024;
 /** Small parts are joined into messages of up to this many bytes; larger parts go as messages of their own. */
 const JOIN_MAX_BYTES = 16 * 1024;
+/** Lines a socket that cannot be paused (uWS) may have received and not yet had read, before it is cut. */
+export const DEFAULT_MAX_UNREAD_BYTES = 16 * 1024 * 1024;
 
 export interface WsBridgeOptions {
   /** Origins allowed besides the listener's own; `*` allows any (default: none). */
@@ -54,6 +57,8 @@ export interface WsBridgeOptions {
   /** Silence (no message, no pong) after which a socket is closed (default: the hub's pingTimeoutMs). */
   pingTimeoutMs?: number;
   sendHighWaterBytes?: number;
+  /** Bytes of lines received and not yet read past which a socket that cannot be paused is cut (default 16 MiB). */
+  maxUnreadBytes?: number;
   clock?: () => number;
 }
 
@@ -63,6 +68,9 @@ export class WsBridge implements EdgeBridge, LinkHost {
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
   readonly sendHighWaterBytes: number;
+  readonly maxUnreadBytes: number;
+  /** What each socket's lines may take of one event-loop turn (read-turns.ts). */
+  readonly turns = new ReadTurns();
   readonly codec: MsgpackCodec;
   readonly clock: () => number;
   private readonly allowOrigins: readonly string[];
@@ -85,6 +93,7 @@ export class WsBridge implements EdgeBridge, LinkHost {
     this.pingIntervalMs = options.pingIntervalMs ?? hub.options.pingIntervalMs;
     this.pingTimeoutMs = options.pingTimeoutMs ?? hub.options.pingTimeoutMs;
     this.sendHighWaterBytes = options.sendHighWaterBytes ?? DEFAULT_SEND_HIGH_WATER_BYTES;
+    this.maxUnreadBytes = options.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES;
     this.allowOrigins = options.allowOrigins ?? [];
     this.authCookie = options.authCookie ?? null;
     this.codec = new MsgpackCodec(options.transcoder ?? null);
@@ -150,13 +159,31 @@ function plainReply(status: number, body: string): HttpReply {
   return { status, headers: { 'content-type': 'text/plain' }, body, headOnly: false };
 }
 
-/** One replication WebSocket: the Transport under its ServerConnection. */
+/**
+ * One replication WebSocket: the Transport under its ServerConnection.
+ *
+ * Its lines are read as a TCP socket's are (read-turns.ts): about 64 KiB a
+ * turn, a message over that in pieces of whole lines over several turns,
+ * the socket paused meanwhile where the engine can. A writer's lines are
+ * read at once, as on TCP. A socket the engine cannot pause that gets
+ * maxUnreadBytes ahead of its reading is cut.
+ */
 class WsLink extends SocketLink implements Transport {
+  readonly pacesReading = true;
   private conn: ServerConnection | null = null;
   private readonly mode: 'text' | 'msgpack';
   /** Binary mode: flushes waiting for frames from the pool, sent in order; null when none. */
   private pending: (Buffer | Promise<Buffer>)[][] | null = null;
   private endWhenSent = false;
+  /** Lines received and not yet read, oldest first: the rest of a message past this turn's share, and what came after it. */
+  private unread: Buffer[] = [];
+  private unreadBytes = 0;
+  /** This turn's share is read: the rest waits for the next turn. */
+  private turnDone = false;
+  /** This link holds the engine's reading paused (pauseReading), until what is unread is read. */
+  private holdsReading = false;
+  /** Counts what is read of this turn's share (the meter pauses, then resumes next turn). */
+  private readonly metered: (bytes: number) => void;
 
   constructor(
     private readonly bridge: WsBridge,
@@ -165,6 +192,15 @@ class WsLink extends SocketLink implements Transport {
   ) {
     super(bridge, ws);
     this.mode = accepted.mode === 'msgpack' ? 'msgpack' : 'text';
+    this.metered = bridge.turns.meter({
+      pause: () => {
+        this.turnDone = true;
+      },
+      resume: () => {
+        this.turnDone = false;
+        this.readUnread();
+      },
+    });
   }
 
   protected accept(): void {
@@ -214,7 +250,7 @@ class WsLink extends SocketLink implements Transport {
 
   message(data: Buffer, isBinary: boolean): void {
     const conn = this.conn;
-    if (this.closed || conn === null) return;
+    if (this.closed || conn === null || !conn.open) return;
     super.heard();
     const size = data.length;
     if (size > this.bridge.maxMessageBytes) {
@@ -239,7 +275,45 @@ class WsLink extends SocketLink implements Transport {
       lines.set(data);
       if (needsLf) lines[size] = 0x0a;
     }
-    conn.receive(lines);
+    if (this.unreadBytes === 0 && conn.role === 'writer') {
+      conn.receive(lines);
+      return;
+    }
+    this.unread.push(lines);
+    this.unreadBytes += lines.length;
+    if (this.unreadBytes > this.bridge.maxUnreadBytes) {
+      this.dropUnread();
+      conn.fail(new ProtocolError('SENDING_TOO_FAST', `sending faster than the gateway reads: over ${this.bridge.maxUnreadBytes} bytes received and not yet read`));
+      return;
+    }
+    this.readUnread();
+  }
+
+  /** Hands unread lines to the connection, in pieces of whole lines, until this turn's share is read. */
+  private readUnread(): void {
+    const conn = this.conn;
+    while (conn !== null && conn.open && !this.turnDone && this.unread.length > 0) {
+      const head = this.unread[0]!;
+      const writer = conn.role === 'writer';
+      const end = writer ? head.length : pieceEnd(head);
+      if (end === head.length) this.unread.shift();
+      else this.unread[0] = head.subarray(end);
+      this.unreadBytes -= end;
+      conn.receive(end === head.length ? head : head.subarray(0, end));
+      if (!writer) this.metered(end);
+    }
+    if (conn === null || !conn.open) this.dropUnread();
+    const hold = this.unread.length > 0;
+    if (hold !== this.holdsReading) {
+      this.holdsReading = hold;
+      if (hold) this.ws.pauseReading?.();
+      else this.ws.resumeReading?.();
+    }
+  }
+
+  private dropUnread(): void {
+    this.unread = [];
+    this.unreadBytes = 0;
   }
 
   override drain(): void {
@@ -257,6 +331,10 @@ class WsLink extends SocketLink implements Transport {
   override socketClosed(): void {
     super.socketClosed();
     this.pending = null;
+    // What the peer sent before it closed is read, as a TCP socket's last bytes are (nothing is sent back now).
+    this.turnDone = false;
+    for (const lines of this.unread.splice(0)) this.conn?.receive(lines);
+    this.unreadBytes = 0;
     this.conn?.transportClosed();
   }
 
@@ -315,3 +393,10 @@ class WsLink extends SocketLink implements Transport {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Where the first piece of `lines` (whole lines, ending in LF) ends: one turn's share, or one line longer than that. */
+function pieceEnd(lines: Buffer): number {
+  if (lines.length <= READ_BYTES_PER_TURN) return lines.length;
+  const lf = lines.lastIndexOf(0x0a, READ_BYTES_PER_TURN - 1);
+  return (lf === -1 ? lines.indexOf(0x0a, READ_BYTES_PER_TURN) : lf) + 1;
+}

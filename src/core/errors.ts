@@ -22,6 +22,8 @@ export type ProtocolErrorCode =
   | 'NOT_PERMITTED'
   | 'WRONG_REMOTE'
   | 'SLOW_CONSUMER'
+  /** A WebSocket the engine cannot pause sent more than the gateway had read by far. */
+  | 'SENDING_TOO_FAST'
   | 'PING_TIMEOUT'
   | 'SHUTTING_DOWN'
   | 'TOO_MANY_CONNECTIONS'

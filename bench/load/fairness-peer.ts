@@ -3,14 +3,18 @@
 // (run it through fairness-run.ts):
 //
 //   node fairness-peer.js flood PORT MS       sends PING lines as fast as the gateway takes them, for MS ms
+//   node fairness-peer.js wsflood URL MS      the same over a WebSocket, in messages of ~1 MB of PINGs; prints
+//                                             {"sentBytes":N,"cut":"ERROR ..."|null} on stdout (cut: the gateway's ERROR)
 //   node fairness-peer.js probe PORT ROWS     as a writer (AUTH w), sends ROWS rows 5 ms apart from the head, each carrying
 //                                             its send time; as a subscriber, times each row's return; prints
 //                                             {"rows":N,"p50":ms,"p99":ms,"max":ms} on stdout
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
 
-const [mode, portText, amountText] = process.argv.slice(2);
-const port = Number(portText);
+// target: a port (flood, probe) or a ws:// URL (wsflood).
+const [mode, target, amountText] = process.argv.slice(2);
+const port = Number(target);
 const amount = Number(amountText);
 
 function connect(): Promise<net.Socket> {
@@ -33,6 +37,36 @@ async function flood(ms: number): Promise<void> {
     setTimeout(more, 1);
   };
   more();
+}
+
+async function wsFlood(url: string, ms: number): Promise<void> {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  let cut: string | null = null;
+  ws.on('message', (data: Buffer) => {
+    const error = data.toString().split('\n').find((l) => l.startsWith('ERROR '));
+    cut ??= error ?? null;
+  });
+  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+  // About 1 MB a message: a message may hold up to --max-line-bytes (1 MiB) of lines.
+  const message = 'PING 1490197665618\n'.repeat(52_000);
+  const until = Date.now() + ms;
+  let sentBytes = 0;
+  const more = (): void => {
+    if (cut !== null || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() >= until) return void ws.terminate();
+    while (ws.bufferedAmount < 8 * 1024 * 1024) {
+      ws.send(message);
+      sentBytes += message.length;
+    }
+    setTimeout(more, 1);
+  };
+  more();
+  await closed;
+  process.stdout.write(`${JSON.stringify({ sentBytes, cut })}\n`);
 }
 
 async function probe(rows: number): Promise<void> {
@@ -77,5 +111,6 @@ async function probe(rows: number): Promise<void> {
 }
 
 if (mode === 'flood') await flood(amount);
+else if (mode === 'wsflood') await wsFlood(target!, amount);
 else if (mode === 'probe') await probe(amount);
-else throw new Error(`usage: fairness-peer.js flood PORT MS | probe PORT ROWS (got ${mode})`);
+else throw new Error(`usage: fairness-peer.js flood PORT MS | wsflood URL MS | probe PORT ROWS (got ${mode})`);

@@ -18,6 +18,17 @@ export function floodPings(port: number, ms: number): Promise<void> {
   return runPeer(['flood', String(port), String(ms)], ms + 15_000).then(() => undefined);
 }
 
+/** What a WebSocket flood sent, and the gateway's ERROR if it cut the flooder. */
+export interface WsFlood {
+  sentBytes: number;
+  cut: string | null;
+}
+
+/** Floods the WebSocket at `url` with ~1 MB messages of PINGs for `ms` ms (or until the gateway cuts it). */
+export async function floodWsPings(url: string, ms: number): Promise<WsFlood> {
+  return JSON.parse(await runPeer(['wsflood', url, String(ms)], ms + 15_000)) as WsFlood;
+}
+
 /** Writes `rows` rows 5 ms apart to `events` on `port` (writer token `w`) and times their return to a subscriber. */
 export async function probeLatency(port: number, rows: number): Promise<Latency> {
   return JSON.parse(await runPeer(['probe', String(port), String(rows)], 15_000 + rows * 20)) as Latency;

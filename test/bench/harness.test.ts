@@ -178,13 +178,16 @@ test('a subscriber that drops a row fails the run with a message naming the gap'
   assert.match(w1.error, /gap: rows lost/);
 });
 
-test('M7 in the quick run: the probe times every row with and without a PING flood beside it', { timeout: 90_000 }, async (t) => {
+test('M7 in the quick run: the probe times every row with and without a PING flood beside it, over TCP and over each WebSocket engine', { timeout: 90_000 }, async (t) => {
   const { run, dir } = await benchInTempDir(t, ['--quick', '--only', 'M7']);
   assert.equal(run.code, 0, `bench exited ${run.code}:\n${run.stderr}`);
   const m7 = await readJson(dir, 'M7');
   assert.equal(m7.ok, true);
   const rows = m7.rows as Record<string, any>[];
-  assert.deepEqual(rows.map((r) => r.baseline), [true, false]);
+  const engines = ENGINES.filter((e) => e.skip === false).map((e) => e.name);
+  assert.deepEqual(rows.map((r) => r.baseline), [true, false, ...engines.map(() => false)]);
+  assert.match(rows[1]!.name, /^beside one TCP connection flooding PINGs: /);
+  engines.forEach((engine, i) => assert.match(rows[2 + i]!.name, new RegExp(`^beside one WebSocket \\(${engine}\\) flooding ~1 MB messages of PINGs \\(\\d+ MB sent`)));
   for (const r of rows) assert.match(r.name, /: p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms$/);
   assert.ok(rows[1]!.ratio > 0, 'the flooded p99 is compared with the quiet one');
   assert.match(run.stdout, /M7\s+no flood \(baseline\): p50/);

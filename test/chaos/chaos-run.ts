@@ -210,7 +210,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         const longDue = faults.stallCuts === 0 && published > rows * 0.1;
         const shortDue = faults.subscriberPauses === 0 && published > rows * 0.5;
         const pauseDue: boolean = pausing === null && (longDue || shortDue);
-        const r = pauseDue ? 0.8 : rand();
+        // A writer re-run comes at least once too, with a third of the rows stored for it to find (a fast run may draw none).
+        const rerunDue = faults.writerReruns === 0 && !rerunRequested && published > rows * 0.3;
+        const r = pauseDue ? 0.8 : rerunDue ? 0.87 : rand();
         const live = subscribers.filter((s) => s.client !== null);
         if (r < 0.45) {
           // Not the paused one: a new connection would start its stall over.

@@ -254,7 +254,7 @@ class WsLink extends SocketLink implements Transport {
     super.heard();
     const size = data.length;
     if (size > this.bridge.maxMessageBytes) {
-      conn.fail(new ProtocolError('LINE_TOO_LONG', `message too long: over the limit of ${this.bridge.maxMessageBytes} bytes`));
+      this.refuseMessage(conn, new ProtocolError('LINE_TOO_LONG', `message too long: over the limit of ${this.bridge.maxMessageBytes} bytes`));
       return;
     }
     let lines: Buffer;
@@ -263,7 +263,7 @@ class WsLink extends SocketLink implements Transport {
         lines = this.bridge.codec.dialect.toLines(data);
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
-        conn.fail(err);
+        this.refuseMessage(conn, err);
         return;
       }
     } else {
@@ -316,6 +316,19 @@ class WsLink extends SocketLink implements Transport {
     this.unreadBytes = 0;
   }
 
+  /** Everything unread, at once: the socket is gone, or a bad message came after it. */
+  private readAllUnread(): void {
+    const unread = this.unread;
+    this.dropUnread();
+    for (const lines of unread) this.conn?.receive(lines);
+  }
+
+  /** A bad message: what came before it is read first, as the lines before a bad line are; then the ERROR and the close. */
+  private refuseMessage(conn: ServerConnection, err: ProtocolError): void {
+    this.readAllUnread();
+    if (conn.open) conn.fail(err);
+  }
+
   override drain(): void {
     if (this.closed || this.pending !== null || !this.belowHighWater()) return;
     this.conn?.drained();
@@ -332,9 +345,7 @@ class WsLink extends SocketLink implements Transport {
     super.socketClosed();
     this.pending = null;
     // What the peer sent before it closed is read, as a TCP socket's last bytes are (nothing is sent back now).
-    this.turnDone = false;
-    for (const lines of this.unread.splice(0)) this.conn?.receive(lines);
-    this.unreadBytes = 0;
+    this.readAllUnread();
     this.conn?.transportClosed();
   }
 

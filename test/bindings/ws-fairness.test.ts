@@ -60,6 +60,23 @@ describeEachEngine('WebSocket fairness', (edge) => {
     }
   });
 
+  it('reads what came before a bad message first, as the lines before a bad line', { timeout: 30_000 }, async () => {
+    const gw = await edge.start();
+    const heard: string[] = [];
+    gw.server.on('command', (cmd: { name: string }) => void heard.push(cmd.name));
+    try {
+      const peer = await WsPeer.open(gw.wsUrl);
+      // The FEDERATION_ACK waits a dozen turns behind the PINGs; the message after it, over the limit, comes meanwhile.
+      peer.send(`${MEGABYTE_OF_PINGS}FEDERATION_ACK 5\n`);
+      peer.send(PING.repeat(Math.ceil(gw.http.bridge.maxMessageBytes / PING.length)));
+      await peer.line(/^ERROR message too long: over the limit of \d+ bytes$/);
+      await peer.waitClosed();
+      assert.deepEqual(heard, ['FEDERATION_ACK'], 'the command before the bad message was read');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('reads a writer’s rows at once and never cuts it, however far ahead it sends', { timeout: 30_000 }, async () => {
     const gw = await edge.start({ writerToken: 'w' }, { maxUnreadBytes: 2 * 1024 * 1024 });
     try {

@@ -4,8 +4,7 @@
  * in this process; the flooder and the probe (a writer and a subscriber
  * timing each row's return) are child processes with their own clocks.
  */
-import { engineAvailability, chooseEngine } from '../../src/bindings/engine-choice.js';
-import type { WsEngineName } from '../../src/bindings/edge-engine.js';
+import { chooseEngine, enginesThatRun } from '../../src/bindings/engine-choice.js';
 import { HttpListener } from '../../src/bindings/http-app.js';
 import { ReplicationServer } from '../../src/server.js';
 import { floodPings, floodWsPings, probeLatency, type Latency } from '../load/fairness-run.js';
@@ -31,8 +30,7 @@ export async function benchPingFairness(opts: BenchOptions): Promise<BenchResult
     };
     const tcp = await probeBeside(floodPings(port, floodMs));
     const results = [row('no flood (baseline)', quiet, quiet, true), row('beside one TCP connection flooding PINGs', tcp.latency, quiet, false)];
-    const engines = Object.entries(engineAvailability()).filter(([, runs]) => runs === true).map(([name]) => name as WsEngineName);
-    for (const engine of engines) {
+    for (const engine of enginesThatRun()) {
       const http = new HttpListener(server, { engine: chooseEngine(engine), closeGraceMs: 50 });
       listeners.push(http);
       const { port: httpPort } = await http.listen('127.0.0.1', 0);

@@ -17,7 +17,7 @@
 // data.cells: [{ transport: 'tcp' | 'ws' | 'ws-msgpack' | 'ws-msgpack-scan', engine: 'uws' | 'ws' | null, subscribers, rows, runs, rowsPerSec, mbPerSec, cpuSecondsPer1M, readerBusy }]
 // ('ws' is text mode; engine is null for TCP; mbPerSec counts the bytes of each mode's own encoding)
 import type { WsEngineName } from '../../src/bindings/edge-engine.js';
-import { engineAvailability } from '../../src/bindings/engine-choice.js';
+import { engineAvailability, enginesThatRun } from '../../src/bindings/engine-choice.js';
 import { GATEWAY_FAN_OUT_FLAGS } from './fan-out.js';
 import { formatRate, median, ratio, round } from './format.js';
 import { runWriterToSubscribers } from './load.js';
@@ -73,7 +73,7 @@ export async function runWebSocket(ctx: ScenarioContext): Promise<ScenarioOutput
   const counts = ctx.sizes.fanOutSubscribers.filter((s) => s > 1);
   if (counts.length === 0) counts.push(...ctx.sizes.fanOutSubscribers);
   const availability = engineAvailability();
-  const engines = (Object.keys(availability) as WsEngineName[]).filter((e) => availability[e] === true);
+  const engines = enginesThatRun(availability);
   const skipped = (Object.keys(availability) as WsEngineName[]).flatMap((e) => {
     const why = availability[e];
     return why === true ? [] : [{ system: `gateway on --ws-engine ${e}`, reason: why }];

@@ -99,3 +99,8 @@ export function engineAvailability(): Record<WsEngineName, true | string> {
   const uws = probeUws();
   return { uws: 'module' in uws ? true : uws.unavailable, ws: true };
 }
+
+/** The engines that run here, of those an availability names. */
+export function enginesThatRun(availability = engineAvailability()): WsEngineName[] {
+  return (Object.keys(availability) as WsEngineName[]).filter((e) => availability[e] === true);
+}

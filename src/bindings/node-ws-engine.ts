@@ -138,9 +138,8 @@ class NodeWsEngine implements EdgeEngine {
   }
 
   private open(ws: WebSocket, socket: Duplex, accepted: AcceptedUpgrade, bridge: EdgeBridge): void {
-    const edgeSocket = new WsSocket(ws, socket);
-    const events = bridge.link(edgeSocket, accepted);
-    const read = events.pacesReading === true ? null : this.turns.meter({ pause: () => edgeSocket.pauseReading(), resume: () => edgeSocket.resumeReading() });
+    const events = bridge.link(new WsSocket(ws, socket), accepted);
+    const read = events.pacesReading === true ? null : this.turns.meter(ws);
     // binaryType is nodebuffer: every message is one Buffer.
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       events.message(data, isBinary);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { READ_BYTES_PER_TURN } from '../../src/bindings/read-turns.js';
 import { ReplicationServer } from '../../src/server.js';
 import { floodPings, probeLatency, type Latency } from '../../bench/load/fairness-run.js';
+import { watchTurns } from '../support/turn-watch.js';
 
 test("a PING flood from one connection is read 64 KiB a turn, and another subscriber's rows keep arriving promptly", { timeout: 30_000 }, async (t) => {
   const server = new ReplicationServer({ writerToken: 'w', streams: ['events'] });
@@ -17,20 +18,11 @@ test("a PING flood from one connection is read 64 KiB a turn, and another subscr
   const quiet = await probeLatency(port, ROWS);
   const flood = floodPings(port, 4000);
   // Every turn of this loop, how much the busiest connection was handed since the last.
-  let maxPerTurn = 0;
-  let last = 0;
-  let watching = true;
-  const watch = (): void => {
-    const busiest = Math.max(0, ...server.connections().map((c) => c.bytesIn));
-    if (busiest >= last) maxPerTurn = Math.max(maxPerTurn, busiest - last);
-    last = busiest;
-    if (watching) setImmediate(watch);
-  };
-  setImmediate(watch);
+  const turns = watchTurns(() => Math.max(0, ...server.connections().map((c) => c.bytesIn)));
   await new Promise((r) => setTimeout(r, 300));
   const flooded = await probeLatency(port, ROWS);
   await flood;
-  watching = false;
+  const { maxPerTurn, last } = turns.stop();
   const line = (l: Latency): string => `p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`;
   t.diagnostic(`row delivery without a flood: ${line(quiet)}; beside a PING flood: ${line(flooded)}; the flood read at most ${maxPerTurn} bytes in a turn`);
   assert.equal(quiet.rows, ROWS);

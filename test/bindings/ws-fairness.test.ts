@@ -8,35 +8,12 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { READ_BYTES_PER_TURN } from '../../src/bindings/read-turns.js';
+import { watchTurns } from '../support/turn-watch.js';
 import { describeEachEngine, waitUntil, WsPeer } from './ws-harness.js';
 
 const PING = 'PING 1490197665618\n';
 /** A message of about a megabyte of PINGs (under the 1 MiB line limit a message is held to). */
 const MEGABYTE_OF_PINGS = PING.repeat(Math.floor(1_000_000 / PING.length));
-
-/** Watches the busiest connection's bytesIn every turn of this loop; returns the most it grew in one turn, and how many turns it grew in. */
-function watchTurns(bytesIn: () => number): { stop(): { maxPerTurn: number; turnsGrowing: number } } {
-  let last = bytesIn();
-  let maxPerTurn = 0;
-  let turnsGrowing = 0;
-  let watching = true;
-  const watch = (): void => {
-    const now = bytesIn();
-    if (now > last) {
-      maxPerTurn = Math.max(maxPerTurn, now - last);
-      turnsGrowing++;
-    }
-    last = now;
-    if (watching) setImmediate(watch);
-  };
-  setImmediate(watch);
-  return {
-    stop() {
-      watching = false;
-      return { maxPerTurn, turnsGrowing };
-    },
-  };
-}
 
 describeEachEngine('WebSocket fairness', (edge) => {
   it('reads a megabyte-long message about 64 KiB a turn, every line in order', { timeout: 30_000 }, async () => {
